@@ -1,0 +1,126 @@
+//! Types shared by the eBPF programs and user space: ring-buffer records, probe kinds
+//! and the per-process configuration the kernel side reads.
+#![no_std]
+
+/// What a [`Record`] describes; the first field of every record.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A slice's backing array is about to grow (`runtime.growslice` and siblings).
+    /// args: old array pointer, old length, old capacity, new length, element size.
+    SliceGrow = 1,
+    /// A `range` over a map starts. args: map pointer, iterator pointer.
+    MapIterStart = 2,
+    /// One iteration step. args: map pointer, iterator pointer, map's writing flag.
+    MapIterNext = 3,
+    /// A map write starts. args: map pointer, [`MapOp`], map's writing flag.
+    MapWrite = 4,
+    /// `(*list.List).Remove(e)` starts. args: list pointer, element pointer, `e.list`.
+    ListRemoveEnter = 5,
+    /// `(*list.List).Remove(e)` finished. args: list pointer, element pointer.
+    ListRemoveExit = 6,
+}
+
+impl RecordKind {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::SliceGrow,
+            2 => Self::MapIterStart,
+            3 => Self::MapIterNext,
+            4 => Self::MapWrite,
+            5 => Self::ListRemoveEnter,
+            6 => Self::ListRemoveExit,
+            _ => return None,
+        })
+    }
+}
+
+/// The write a [`RecordKind::MapWrite`] record announces.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapOp {
+    Assign = 0,
+    Delete = 1,
+    Clear = 2,
+}
+
+/// Number of argument words in a [`Record`].
+pub const RECORD_ARGS: usize = 5;
+
+/// One fixed-size ring-buffer record. Every record starts with its kind tag.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// A [`RecordKind`] value.
+    pub kind: u32,
+    /// Index of the probe in the user-space probe table (the attach cookie).
+    pub probe: u32,
+    /// `bpf_ktime_get_ns` at the hit.
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// Goroutine id read through the `g` register; 0 on the scheduler stack.
+    pub goid: u64,
+    /// Address of the probed instruction (the call site) in the process.
+    pub pc: u64,
+    /// User stack id in the stack-trace map, or -1 when none was captured.
+    pub stack_id: i64,
+    pub args: [u64; RECORD_ARGS],
+}
+
+pub const RECORD_SIZE: usize = 88;
+const _: () = assert!(core::mem::size_of::<Record>() == RECORD_SIZE);
+const _: () = assert!(core::mem::offset_of!(Record, args) == 48);
+
+/// Which `runtime.growslice` calling convention a binary uses.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrowAbi {
+    /// Go 1.19: `growslice(et, old slice, cap)`: AX=et, BX=ptr, CX=len, DI=cap, SI=newcap.
+    Go119 = 0,
+    /// Go 1.20+: `growslice(oldPtr, newLen, oldCap, num, et)`: AX, BX, CX, DI, SI.
+    Go120 = 1,
+}
+
+/// Per-process configuration, keyed by tgid in the `PROCS` map. A hit from a
+/// process without an entry is ignored.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcConfig {
+    /// Offset of `goid` in `runtime.g`.
+    pub goid_offset: u32,
+    /// A [`GrowAbi`] value.
+    pub grow_abi: u32,
+    /// Offset of the "writing" flag in the map header; with `map_flag_mask`.
+    pub map_flag_offset: u32,
+    /// Bit(s) of the flag byte meaning "a write is in progress" (0: unknown layout).
+    pub map_flag_mask: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ProcConfig>() == 16);
+
+/// Indexes of the per-CPU counters in the `COUNTERS` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Probe hits from traced processes.
+    Hits = 0,
+    /// Records written to the ring buffer.
+    Emitted = 1,
+    /// Hits handled in the kernel without a record.
+    Filtered = 2,
+    /// Records lost because the ring buffer was full.
+    Lost = 3,
+    /// Hits whose user memory could not be read.
+    ReadErrors = 4,
+}
+
+pub const COUNTER_COUNT: u32 = 5;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain #[repr(C)] integers with no padding (checked by the size asserts).
+    unsafe impl aya::Pod for super::Record {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcConfig {}
+}

@@ -1,0 +1,179 @@
+//! Decoding of kernel ring-buffer records into typed events, by kind tag.
+#![forbid(unsafe_code)]
+
+use thiserror::Error;
+use tracer_common::{MapOp, RECORD_SIZE, Record, RecordKind};
+
+/// One decoded probe hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    pub goid: u64,
+    /// Address of the probed call site in the process.
+    pub pc: u64,
+    /// Index of the probe in the attached probe table.
+    pub probe: u32,
+    pub stack_id: Option<u32>,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// `append` outgrew the backing array `[old_ptr, old_ptr + old_cap*elem_size)`.
+    SliceGrow { old_ptr: u64, old_len: u64, old_cap: u64, new_len: u64, elem_size: u64 },
+    MapIterStart { map: u64, iter: u64 },
+    MapIterNext { map: u64, iter: u64, writing: bool },
+    MapWrite { map: u64, op: MapWriteOp, writing: bool },
+    ListRemoveEnter { list: u64, elem: u64, elem_list: u64 },
+    ListRemoveExit { list: u64, elem: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapWriteOp {
+    Assign,
+    Delete,
+    Clear,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record is {len} bytes, expected {RECORD_SIZE}")]
+    Size { len: usize },
+    #[error("unknown record kind {kind}")]
+    Kind { kind: u32 },
+    #[error("unknown map operation {op}")]
+    MapOp { op: u64 },
+}
+
+impl EventKind {
+    /// The identity of the object the event is about: a slice's backing-array end
+    /// address (sub-slices of one array share it), a map header, a `*list.List`.
+    pub fn object(&self) -> u64 {
+        match *self {
+            Self::SliceGrow { old_ptr, old_cap, elem_size, .. } => {
+                old_ptr.wrapping_add(old_cap.wrapping_mul(elem_size))
+            }
+            Self::MapIterStart { map, .. } | Self::MapIterNext { map, .. } | Self::MapWrite { map, .. } => map,
+            Self::ListRemoveEnter { list, .. } | Self::ListRemoveExit { list, .. } => list,
+        }
+    }
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Decodes one record as the kernel wrote it (little-endian `Record`).
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() != RECORD_SIZE {
+        return Err(DecodeError::Size { len: bytes.len() });
+    }
+    let rec = Record {
+        kind: le_u32(bytes, 0),
+        probe: le_u32(bytes, 4),
+        ts_ns: le_u64(bytes, 8),
+        tgid: le_u32(bytes, 16),
+        tid: le_u32(bytes, 20),
+        goid: le_u64(bytes, 24),
+        pc: le_u64(bytes, 32),
+        stack_id: le_u64(bytes, 40) as i64,
+        args: core::array::from_fn(|i| le_u64(bytes, 48 + 8 * i)),
+    };
+    from_record(&rec)
+}
+
+pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
+    let a = rec.args;
+    let kind = match RecordKind::from_u32(rec.kind).ok_or(DecodeError::Kind { kind: rec.kind })? {
+        RecordKind::SliceGrow => EventKind::SliceGrow {
+            old_ptr: a[0],
+            old_len: a[1],
+            old_cap: a[2],
+            new_len: a[3],
+            elem_size: a[4],
+        },
+        RecordKind::MapIterStart => EventKind::MapIterStart { map: a[0], iter: a[1] },
+        RecordKind::MapIterNext => EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0 },
+        RecordKind::MapWrite => EventKind::MapWrite {
+            map: a[0],
+            op: match a[1] {
+                x if x == MapOp::Assign as u64 => MapWriteOp::Assign,
+                x if x == MapOp::Delete as u64 => MapWriteOp::Delete,
+                x if x == MapOp::Clear as u64 => MapWriteOp::Clear,
+                op => return Err(DecodeError::MapOp { op }),
+            },
+            writing: a[2] != 0,
+        },
+        RecordKind::ListRemoveEnter => EventKind::ListRemoveEnter { list: a[0], elem: a[1], elem_list: a[2] },
+        RecordKind::ListRemoveExit => EventKind::ListRemoveExit { list: a[0], elem: a[1] },
+    };
+    Ok(Event {
+        ts_ns: rec.ts_ns,
+        tgid: rec.tgid,
+        tid: rec.tid,
+        goid: rec.goid,
+        pc: rec.pc,
+        probe: rec.probe,
+        stack_id: u32::try_from(rec.stack_id).ok(),
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grow_record() -> Record {
+        Record {
+            kind: RecordKind::SliceGrow as u32,
+            probe: 7,
+            ts_ns: 1,
+            tgid: 10,
+            tid: 11,
+            goid: 42,
+            pc: 0x401000,
+            stack_id: -1,
+            args: [0x1000, 4, 4, 5, 8],
+        }
+    }
+
+    fn to_bytes(r: &Record) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(r.kind.to_le_bytes());
+        v.extend(r.probe.to_le_bytes());
+        v.extend(r.ts_ns.to_le_bytes());
+        v.extend(r.tgid.to_le_bytes());
+        v.extend(r.tid.to_le_bytes());
+        v.extend(r.goid.to_le_bytes());
+        v.extend(r.pc.to_le_bytes());
+        v.extend(r.stack_id.to_le_bytes());
+        for a in r.args {
+            v.extend(a.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn decodes_slice_growth_and_its_array_end() {
+        let ev = decode(&to_bytes(&grow_record())).unwrap();
+        assert_eq!(ev.goid, 42);
+        assert_eq!(ev.stack_id, None);
+        assert_eq!(ev.kind.object(), 0x1000 + 4 * 8);
+    }
+
+    #[test]
+    fn rejects_wrong_size_and_unknown_kind() {
+        assert_eq!(decode(&[0; 10]), Err(DecodeError::Size { len: 10 }));
+        let mut r = grow_record();
+        r.kind = 99;
+        assert_eq!(decode(&to_bytes(&r)), Err(DecodeError::Kind { kind: 99 }));
+    }
+}

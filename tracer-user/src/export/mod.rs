@@ -1,0 +1,2 @@
+//! Finding sinks: JSON lines, the human table, Prometheus.
+#![forbid(unsafe_code)]

@@ -1,0 +1,6 @@
+//! ghostrace: finds shared-slice, map and list hazards in running Go programs.
+
+pub mod detect;
+pub mod events;
+pub mod export;
+pub mod gobin;
