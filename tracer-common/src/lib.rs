@@ -22,7 +22,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub fn from_u32(v: u32) -> Option<Self> {
+    pub fn from_u16(v: u16) -> Option<Self> {
         Some(match v {
             1 => Self::SliceGrow,
             2 => Self::MapIterStart,
@@ -52,7 +52,9 @@ pub const RECORD_ARGS: usize = 5;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
     /// A [`RecordKind`] value.
-    pub kind: u32,
+    pub kind: u16,
+    /// [`RECORD_SAMPLED`] and friends.
+    pub flags: u16,
     /// Index of the probe in the user-space probe table (the attach cookie).
     pub probe: u32,
     /// `bpf_ktime_get_ns` at the hit.
@@ -67,6 +69,12 @@ pub struct Record {
     pub stack_id: i64,
     pub args: [u64; RECORD_ARGS],
 }
+
+/// The record was sent because of 1-in-N sampling, not because it is a transition.
+pub const RECORD_SAMPLED: u16 = 1;
+/// The record was held back in a kernel table and sent late, as the first half of a
+/// cross-goroutine transition.
+pub const RECORD_REPLAYED: u16 = 2;
 
 pub const RECORD_SIZE: usize = 88;
 const _: () = assert!(core::mem::size_of::<Record>() == RECORD_SIZE);
@@ -95,11 +103,28 @@ pub struct ProcConfig {
     pub map_flag_offset: u32,
     /// Bit(s) of the flag byte meaning "a write is in progress" (0: unknown layout).
     pub map_flag_mask: u32,
+    /// Also send 1 in `sample_every` goroutine-local hits per probe (0: none).
+    pub sample_every: u32,
+    /// Capture a user stack for each record sent (0 or 1).
+    pub stacks: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ProcConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<ProcConfig>() == 24);
 
-/// Indexes of the per-CPU counters in the `COUNTERS` array.
+/// Probes the kernel side keeps counters for; probe ids are indexes into the
+/// user-space probe table and travel in the attach cookie.
+pub const MAX_PROBES: u32 = 16384;
+
+/// Attach cookie layout: probe id in the low 32 bits, then two auxiliary bytes
+/// (a [`MapOp`], or the list and element register numbers of an inlined Remove).
+pub const fn cookie(probe: u32, aux0: u8, aux1: u8) -> u64 {
+    probe as u64 | (aux0 as u64) << 32 | (aux1 as u64) << 40
+}
+
+/// Offset of `list` in `container/list.Element` (all Go versions, amd64 and arm64).
+pub const LIST_ELEMENT_LIST_OFFSET: u64 = 16;
+
+/// Per-probe per-CPU counters live in `PROBE_COUNTERS` at `probe * COUNTER_COUNT + counter`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {

@@ -44,7 +44,7 @@ pub enum DecodeError {
     #[error("record is {len} bytes, expected {RECORD_SIZE}")]
     Size { len: usize },
     #[error("unknown record kind {kind}")]
-    Kind { kind: u32 },
+    Kind { kind: u16 },
     #[error("unknown map operation {op}")]
     MapOp { op: u64 },
 }
@@ -63,6 +63,10 @@ impl EventKind {
     }
 }
 
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
+}
+
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -77,7 +81,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         return Err(DecodeError::Size { len: bytes.len() });
     }
     let rec = Record {
-        kind: le_u32(bytes, 0),
+        kind: le_u16(bytes, 0),
+        flags: le_u16(bytes, 2),
         probe: le_u32(bytes, 4),
         ts_ns: le_u64(bytes, 8),
         tgid: le_u32(bytes, 16),
@@ -92,7 +97,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 
 pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
     let a = rec.args;
-    let kind = match RecordKind::from_u32(rec.kind).ok_or(DecodeError::Kind { kind: rec.kind })? {
+    let kind = match RecordKind::from_u16(rec.kind).ok_or(DecodeError::Kind { kind: rec.kind })? {
         RecordKind::SliceGrow => EventKind::SliceGrow {
             old_ptr: a[0],
             old_len: a[1],
@@ -133,7 +138,8 @@ mod tests {
 
     fn grow_record() -> Record {
         Record {
-            kind: RecordKind::SliceGrow as u32,
+            kind: RecordKind::SliceGrow as u16,
+            flags: 0,
             probe: 7,
             ts_ns: 1,
             tgid: 10,
@@ -148,6 +154,7 @@ mod tests {
     fn to_bytes(r: &Record) -> Vec<u8> {
         let mut v = Vec::new();
         v.extend(r.kind.to_le_bytes());
+        v.extend(r.flags.to_le_bytes());
         v.extend(r.probe.to_le_bytes());
         v.extend(r.ts_ns.to_le_bytes());
         v.extend(r.tgid.to_le_bytes());

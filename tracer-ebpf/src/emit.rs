@@ -1,0 +1,171 @@
+//! What every probe does around its own reads: find the traced process, count the
+//! hit, and decide whether a record goes to user space.
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::BPF_F_USER_STACK,
+    helpers::{bpf_get_attach_cookie, bpf_ktime_get_ns, bpf_probe_read_user},
+    maps::LruHashMap,
+    programs::{ProbeContext, tracing::StackIdContext},
+};
+use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, RECORD_ARGS, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
+
+use crate::{
+    maps::{Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS},
+    regs,
+};
+
+/// A hit from a traced process, with what every record carries.
+pub struct Hit {
+    pub cfg: ProcConfig,
+    pub probe: u32,
+    pub aux: [u8; 2],
+    pub tgid: u32,
+    pub goid: u64,
+    /// This hit is one of the 1-in-N sampled ones.
+    pub sampled: bool,
+    rec_head: Record,
+}
+
+#[inline(always)]
+pub fn count(probe: u32, counter: Counter) -> u64 {
+    let idx = probe.wrapping_mul(COUNTER_COUNT).wrapping_add(counter as u32);
+    match PROBE_COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: a per-CPU slot is only touched by this CPU, and programs do not nest here.
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
+    }
+}
+
+/// Reads a word of the traced process's memory.
+#[inline(always)]
+pub fn read_u64(addr: u64) -> Option<u64> {
+    // SAFETY: bpf_probe_read_user checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_user(addr as *const u64) }.ok()
+}
+
+#[inline(always)]
+pub fn read_u8(addr: u64) -> Option<u8> {
+    // SAFETY: as in read_u64.
+    unsafe { bpf_probe_read_user(addr as *const u8) }.ok()
+}
+
+/// Starts handling a hit: `None` for processes nobody traces.
+#[inline(always)]
+pub fn begin(ctx: &ProbeContext) -> Option<Hit> {
+    let tgid = ctx.tgid();
+    // SAFETY: the value is copied out before any other map operation.
+    let cfg = *unsafe { PROCS.get(&tgid) }?;
+    // SAFETY: reading the attach cookie has no preconditions in a uprobe.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let probe = cookie as u32;
+    let hits = count(probe, Counter::Hits);
+    let goid = match read_u64(regs::g(ctx).wrapping_add(cfg.goid_offset as u64)) {
+        Some(goid) => goid,
+        None => {
+            count(probe, Counter::ReadErrors);
+            0
+        }
+    };
+    let sampled = cfg.sample_every != 0 && hits % cfg.sample_every as u64 == 0;
+    Some(Hit {
+        cfg,
+        probe,
+        aux: [(cookie >> 32) as u8, (cookie >> 40) as u8],
+        tgid,
+        goid,
+        sampled,
+        rec_head: Record {
+            kind: 0,
+            flags: 0,
+            probe,
+            // SAFETY: no preconditions.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            tgid,
+            tid: ctx.pid(),
+            goid,
+            pc: regs::pc(ctx),
+            stack_id: -1,
+            args: [0; RECORD_ARGS],
+        },
+    })
+}
+
+impl Hit {
+    #[inline(always)]
+    pub fn record(&self, kind: RecordKind, args: [u64; RECORD_ARGS]) -> Record {
+        let mut rec = self.rec_head;
+        rec.kind = kind as u16;
+        rec.args = args;
+        if self.sampled {
+            rec.flags |= RECORD_SAMPLED;
+        }
+        rec
+    }
+
+    #[inline(always)]
+    pub fn key(&self, kind: RecordKind, addr: u64) -> ObjectKey {
+        ObjectKey { tgid: self.tgid, kind: kind as u32, addr }
+    }
+
+    /// Sends a record (with a user stack when configured), counting a loss when the
+    /// ring buffer is full.
+    #[inline(always)]
+    pub fn send(&self, ctx: &ProbeContext, rec: &mut Record) {
+        if self.cfg.stacks != 0 && rec.flags & RECORD_REPLAYED == 0 {
+            rec.stack_id = ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64).unwrap_or(-1);
+        }
+        match RECORDS.output(rec, 0) {
+            Ok(()) => count(rec.probe, Counter::Emitted),
+            Err(_) => count(rec.probe, Counter::Lost),
+        };
+    }
+
+    /// Sends the record only if it is sampled; otherwise counts it as filtered.
+    #[inline(always)]
+    pub fn send_if_sampled(&self, ctx: &ProbeContext, rec: &mut Record) {
+        if self.sampled {
+            self.send(ctx, rec);
+        } else {
+            count(self.probe, Counter::Filtered);
+        }
+    }
+
+    /// The transition filter: `rec` is sent when the last hit on the same object came
+    /// from another goroutine (together with that held hit, if it was not sent yet),
+    /// or when `force` says the hit matters on its own. Returns whether it was sent.
+    #[inline(always)]
+    pub fn send_on_transition(
+        &self,
+        ctx: &ProbeContext,
+        table: &LruHashMap<ObjectKey, Held>,
+        key: &ObjectKey,
+        rec: &mut Record,
+        force: bool,
+    ) -> bool {
+        let mut send = force || self.sampled;
+        if let Some(prev) = table.get_ptr_mut(key) {
+            // SAFETY: the entry stays valid while this program runs (RCU); a
+            // concurrent update can only make the copy stale, never invalid.
+            let prev = unsafe { &mut *prev };
+            if prev.rec.goid != self.goid {
+                if prev.sent == 0 {
+                    let mut held = prev.rec;
+                    held.flags |= RECORD_REPLAYED;
+                    self.send(ctx, &mut held);
+                }
+                send = true;
+            }
+        }
+        if send {
+            self.send(ctx, rec);
+        } else {
+            count(self.probe, Counter::Filtered);
+        }
+        let _ = table.insert(key, &Held { rec: *rec, sent: send as u64 }, 0);
+        send
+    }
+}

@@ -1,0 +1,26 @@
+//! The first instruction of an inlined `(*list.List).Remove(e)` body.
+
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use tracer_common::{LIST_ELEMENT_LIST_OFFSET, RecordKind};
+
+use crate::{
+    emit,
+    maps::{GoroutineKey, IN_REMOVE, REMOVING},
+    regs,
+};
+
+#[uprobe(multi)]
+pub fn list_remove_enter(ctx: ProbeContext) -> u32 {
+    let Some(hit) = emit::begin(&ctx) else { return 0 };
+    // Which registers hold l and e depends on the caller's code: the plan decoded them.
+    let list = regs::by_number(&ctx, hit.aux[0]);
+    let elem = regs::by_number(&ctx, hit.aux[1]);
+    let elem_list = emit::read_u64(elem.wrapping_add(LIST_ELEMENT_LIST_OFFSET)).unwrap_or(0);
+    let mut rec = hit.record(RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0]);
+    // Remove(e) does nothing unless e.list == l: a stale or foreign element is misuse.
+    let misuse = elem_list != list;
+    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
+    let _ = REMOVING.insert(&gkey, &list, 0);
+    hit.send_on_transition(&ctx, &IN_REMOVE, &hit.key(RecordKind::ListRemoveEnter, list), &mut rec, misuse);
+    0
+}

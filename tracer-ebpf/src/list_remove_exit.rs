@@ -1,0 +1,39 @@
+//! An exit of an inlined `(*list.List).Remove(e)` body.
+
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use tracer_common::{Counter, RecordKind};
+
+use crate::{
+    emit,
+    maps::{GoroutineKey, IN_REMOVE, REMOVING},
+};
+
+#[uprobe(multi)]
+pub fn list_remove_exit(ctx: ProbeContext) -> u32 {
+    let Some(hit) = emit::begin(&ctx) else { return 0 };
+    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
+    // SAFETY: the value is copied out at once.
+    let Some(list) = (unsafe { REMOVING.get(&gkey) }).copied() else { return 0 };
+    let _ = REMOVING.remove(&gkey);
+    let key = hit.key(RecordKind::ListRemoveEnter, list);
+    // The exit matters only when the enter did: it was sent, or another goroutine
+    // entered meanwhile (so this one's enter went out with that transition).
+    let (matters, ours) = match IN_REMOVE.get_ptr(&key) {
+        // SAFETY: read-only copy of an entry that stays valid while this program runs.
+        Some(held) => unsafe {
+            let ours = (*held).rec.goid == hit.goid;
+            (!ours || (*held).sent != 0, ours)
+        },
+        None => (false, false),
+    };
+    if ours {
+        let _ = IN_REMOVE.remove(&key);
+    }
+    if matters || hit.sampled {
+        let mut rec = hit.record(RecordKind::ListRemoveExit, [list, 0, 0, 0, 0]);
+        hit.send(&ctx, &mut rec);
+    } else {
+        emit::count(hit.probe, Counter::Filtered);
+    }
+    0
+}

@@ -1,0 +1,19 @@
+//! A call into `runtime.mapiterinit` / `runtime.mapIterStart`: a `range` over a map starts.
+
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use tracer_common::RecordKind;
+
+use crate::{emit, maps::LAST_HIT, regs::arg};
+
+#[uprobe(multi)]
+pub fn map_iter_start_call(ctx: ProbeContext) -> u32 {
+    let Some(hit) = emit::begin(&ctx) else { return 0 };
+    // (t *maptype, m *map, it *iterator) in both map layouts.
+    let (map, iter) = (arg(&ctx, 1), arg(&ctx, 2));
+    if map == 0 {
+        return 0;
+    }
+    let mut rec = hit.record(RecordKind::MapIterStart, [map, iter, 0, 0, 0]);
+    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, false);
+    0
+}

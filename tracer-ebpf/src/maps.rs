@@ -1,0 +1,61 @@
+//! The maps shared by all probes.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+};
+use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig, Record};
+
+/// Records for user space. Sized again by the loader.
+#[map]
+pub static RECORDS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Traced processes by tgid; hits from any other process are ignored.
+#[map]
+pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
+
+/// `probe * COUNTER_COUNT + Counter` → count, per CPU.
+#[map]
+pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
+
+/// User stacks of the records sent (Go keeps frame pointers).
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);
+
+/// An object of one process: a slice's backing-array end, a map or a list header.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ObjectKey {
+    pub tgid: u32,
+    pub kind: u32,
+    pub addr: u64,
+}
+
+/// A record held back until a hit from another goroutine makes it interesting.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Held {
+    pub rec: Record,
+    /// The record already went to user space.
+    pub sent: u64,
+}
+
+/// Last hit per slice array and per map: only cross-goroutine transitions are sent.
+#[map]
+pub static LAST_HIT: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(65536, 0);
+
+/// Lists some goroutine is inside `Remove` on, with the entering record.
+#[map]
+pub static IN_REMOVE: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(16384, 0);
+
+/// (tgid, goid) → the list that goroutine is removing from, for the exit probe.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoroutineKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub goid: u64,
+}
+
+#[map]
+pub static REMOVING: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(16384, 0);
