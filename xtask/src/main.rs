@@ -1,1 +1,59 @@
-fn main() {}
+//! Project tasks: set-up of every tool the project needs, builds, tests and the demo.
+
+mod bootstrap;
+mod build;
+mod golang;
+mod step;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "ghostrace project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install everything the project needs (idempotent): Debian packages, bpf-linker,
+    /// Go toolchains, bpffs/tracefs mounts.
+    Bootstrap,
+    /// Bootstrap, then build the eBPF object and the `ghostrace` binary (release).
+    Build,
+    /// Bootstrap, build, and run every test tier.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Bootstrap, build, and trace the bundled demo Go service.
+    Demo,
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// Where set-up caches what it installs: git-ignored, inside the repository.
+pub fn cache() -> PathBuf {
+    root().join(".cache")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.task {
+        Task::Bootstrap => bootstrap::all(),
+        Task::Build => bootstrap::all().and_then(|()| build::release()).map(|_| ()),
+        Task::Test { args } => bootstrap::all().and_then(|()| build::test(&args)),
+        Task::Demo => bootstrap::all().and_then(|()| build::demo()),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,3 @@
+module ghostrace.test/demo
+
+go 1.19

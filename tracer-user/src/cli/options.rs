@@ -1,0 +1,71 @@
+//! Options shared by the tracing subcommands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::gobin::Scope;
+
+#[derive(Args, Clone, Debug)]
+pub struct TraceOptions {
+    /// Which call sites to probe: `default` (code outside the Go standard library),
+    /// `all`, `std`, or package glob patterns (e.g. `main`, `github.com/acme/*`).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub scope: Vec<String>,
+    /// Write per-call-site probe statistics as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stats_out: Option<PathBuf>,
+    /// Also send 1 in N goroutine-local hits per probe to user space (0: none).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub sample_every: u32,
+    /// Do not capture user stacks for records.
+    #[arg(long)]
+    pub no_stacks: bool,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    #[arg(long, default_value_t = 1 << 22, value_name = "BYTES")]
+    pub ring_bytes: u32,
+    /// Stop tracing after this long (e.g. 30s, 5m); `attach` only.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<std::time::Duration>,
+}
+
+impl TraceOptions {
+    pub fn scope(&self) -> Scope {
+        match self.scope.as_slice() {
+            [one] if one == "default" => Scope::Default,
+            [one] if one == "all" => Scope::All,
+            [one] if one == "std" => Scope::Std,
+            patterns => Scope::Patterns(patterns.to_vec()),
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap().as_secs(), 30);
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! `ghostrace run` and `ghostrace attach`.
+
+use std::{ffi::OsString, path::PathBuf, time::Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::{TraceOptions, session};
+use crate::child;
+
+/// Resolves CMD like a shell does: a path as given, a bare name through $PATH.
+fn resolve(program: &OsString) -> Result<PathBuf> {
+    let path = PathBuf::from(program);
+    if path.components().count() > 1 {
+        if !path.exists() {
+            bail!("cannot run {}: no such file", path.display());
+        }
+        return Ok(path);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&path))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("cannot run {}: not found in PATH", path.display()))
+}
+
+pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
+    let path = resolve(&command[0])?;
+    let mut session = session::prepare(&path, options)?;
+    let mut child = child::spawn_gated(&path, &command[1..])?;
+    // The child is held before exec: if attaching fails it is dropped, and the
+    // closed gate makes it exit without running.
+    let attached = session.start(child.pid(), options)?;
+    eprintln!("ghostrace: {} probes on {} ({}), pid {}", attached, path.display(), session.binary.go_version(), child.pid());
+    child.release()?;
+    let status = child.wait()?;
+    session.finish(options)?;
+    Ok(child::exit_code(status))
+}
+
+pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
+    if !child::alive(pid) {
+        bail!("no process with pid {pid}");
+    }
+    // /proc/PID/exe reaches the binary even in another mount namespace.
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    let mut session = session::prepare(&exe, options)?;
+    let attached = session.start(pid, options)?;
+    eprintln!("ghostrace: {} probes on pid {pid} ({}); Ctrl-C to stop", attached, session.binary.go_version());
+    child::stop_on_signals();
+    let started = Instant::now();
+    while !child::stop_requested() && child::alive(pid) && options.duration.is_none_or(|d| started.elapsed() < d) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    session.finish(options)?;
+    Ok(0)
+}

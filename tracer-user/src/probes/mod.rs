@@ -1,0 +1,181 @@
+//! Loading the eBPF object and attaching its programs to a binary's probe plan: the
+//! only code that touches `aya::programs`.
+
+mod config;
+mod table;
+
+use std::{num::NonZeroU32, os::fd::AsRawFd, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::{UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope}},
+};
+use thiserror::Error;
+use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig};
+
+pub use self::{config::proc_config, table::{PlacedProbe, ProbeTable}};
+use crate::gobin::ProbePlan;
+
+include!(concat!(env!("OUT_DIR"), "/ebpf_object.rs"));
+
+/// Every program in the eBPF object, by name.
+pub const PROGRAMS: &[&str] =
+    &["slice_grow_call", "map_iter_start_call", "map_iter_next_call", "map_write_call", "list_remove_enter", "list_remove_exit"];
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("this ghostrace was built without its eBPF object: build it with `cargo xtask build`")]
+    NoObject,
+    #[error("tracing needs root (or CAP_BPF and CAP_PERFMON): loading eBPF programs was refused ({0})")]
+    Permission(String),
+    #[error("cannot load the eBPF programs: {0}")]
+    Load(String),
+    #[error("cannot attach {count} {program} probes to {binary}: {reason}")]
+    Attach { program: &'static str, count: usize, binary: String, reason: String },
+    #[error("the probe table is full ({MAX_PROBES} probes)")]
+    TooManyProbes,
+    #[error("eBPF map {map}: {reason}")]
+    Map { map: &'static str, reason: String },
+}
+
+/// Probe hit counters of one probe, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProbeCounters {
+    pub hits: u64,
+    pub emitted: u64,
+    pub filtered: u64,
+    pub lost: u64,
+    pub read_errors: u64,
+}
+
+/// The loaded programs, their attachments and the maps user space reads.
+pub struct Tracer {
+    ebpf: Ebpf,
+    links: Vec<(&'static str, UProbeLinkId)>,
+    pub table: ProbeTable,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |e| ProbeError::Map { map, reason: e.to_string() }
+}
+
+impl Tracer {
+    /// Loads the programs (not yet attached anywhere).
+    pub fn load(ring_bytes: u32) -> Result<Self, ProbeError> {
+        let object = EBPF_OBJECT.ok_or(ProbeError::NoObject)?;
+        let mut ebpf = EbpfLoader::new().set_max_entries("RECORDS", ring_bytes).load(object).map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("permission") {
+                ProbeError::Permission(text)
+            } else {
+                ProbeError::Load(text)
+            }
+        })?;
+        for name in PROGRAMS {
+            let program: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or_else(|| ProbeError::Load(format!("program {name} missing from the object")))?
+                .try_into()
+                .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
+            program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
+        }
+        Ok(Self { ebpf, links: Vec::new(), table: ProbeTable::default() })
+    }
+
+    /// Attaches every probe of `plan` to `binary`, for `pid` only or for every
+    /// process of the binary (the `PROCS` map then decides who is traced).
+    pub fn attach(&mut self, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
+        let groups = self.table.add(binary, plan)?;
+        let scope = match pid.and_then(NonZeroU32::new) {
+            Some(pid) => UProbeScope::OneProcess(pid),
+            None => UProbeScope::AllProcesses,
+        };
+        let mut attached = 0;
+        for (program, points) in groups {
+            let prog: &mut UProbe = self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe");
+            let count = points.len();
+            let points = points.into_iter().map(|(offset, cookie)| UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(offset),
+                cookie: Some(cookie),
+            });
+            let link = prog.attach(points, binary, scope).map_err(|e| ProbeError::Attach {
+                program,
+                count,
+                binary: binary.display().to_string(),
+                reason: format!("{e:#}"),
+            })?;
+            self.links.push((program, link));
+            attached += count;
+        }
+        Ok(attached)
+    }
+
+    /// Detaches every probe; also done on drop.
+    pub fn detach_all(&mut self) {
+        for (program, link) in self.links.drain(..) {
+            if let Some(Ok(prog)) = self.ebpf.program_mut(program).map(<&mut UProbe>::try_from) {
+                let _ = prog.detach(link);
+            }
+        }
+    }
+
+    fn procs(&mut self) -> Result<HashMap<&mut MapData, u32, ProcConfig>, ProbeError> {
+        HashMap::try_from(self.ebpf.map_mut("PROCS").expect("PROCS map")).map_err(map_err("PROCS"))
+    }
+
+    /// Starts tracing a process.
+    pub fn add_process(&mut self, tgid: u32, config: ProcConfig) -> Result<(), ProbeError> {
+        self.procs()?.insert(tgid, config, 0).map_err(map_err("PROCS"))
+    }
+
+    /// Stops tracing a process (it exited, or was deselected).
+    pub fn remove_process(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        match self.procs()?.remove(&tgid) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err("PROCS")(e)),
+        }
+    }
+
+    /// Takes the record ring buffer out, for the reader thread.
+    pub fn take_records(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        RingBuf::try_from(self.ebpf.take_map("RECORDS").expect("RECORDS map")).map_err(map_err("RECORDS"))
+    }
+
+    /// Takes the stack map out, for symbolizing records' stacks.
+    pub fn take_stacks(&mut self) -> Result<StackTraceMap<MapData>, ProbeError> {
+        StackTraceMap::try_from(self.ebpf.take_map("STACKS").expect("STACKS map")).map_err(map_err("STACKS"))
+    }
+
+    /// Current counters of every probe in the table.
+    pub fn counters(&self) -> Result<Vec<ProbeCounters>, ProbeError> {
+        let map: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map")).map_err(map_err("PROBE_COUNTERS"))?;
+        let sum = |idx: u32| -> Result<u64, ProbeError> {
+            Ok(map.get(&idx, 0).map_err(map_err("PROBE_COUNTERS"))?.iter().sum())
+        };
+        (0..self.table.len() as u32)
+            .map(|probe| {
+                let base = probe * COUNTER_COUNT;
+                Ok(ProbeCounters {
+                    hits: sum(base)?,
+                    emitted: sum(base + 1)?,
+                    filtered: sum(base + 2)?,
+                    lost: sum(base + 3)?,
+                    read_errors: sum(base + 4)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.detach_all();
+    }
+}
+
+/// Waits up to `timeout_ms` for records to be readable.
+pub fn wait_readable(ring: &RingBuf<MapData>, timeout_ms: i32) -> bool {
+    crate::child::poll_readable(ring.as_raw_fd(), timeout_ms)
+}

