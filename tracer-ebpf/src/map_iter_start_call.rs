@@ -3,13 +3,13 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use tracer_common::RecordKind;
 
-use crate::{emit, maps::LAST_HIT, regs::arg};
+use crate::{emit, maps::LAST_HIT, regs::args5};
 
 #[uprobe(multi)]
 pub fn map_iter_start_call(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // (t *maptype, m *map, it *iterator) in both map layouts.
-    let (map, iter) = (arg(&ctx, 1), arg(&ctx, 2));
+    let [_, map, iter, _, _] = args5(&ctx);
     if map == 0 {
         return 0;
     }

@@ -6,7 +6,7 @@ use tracer_common::RecordKind;
 use crate::{
     emit::{self, Hit},
     maps::LAST_HIT,
-    regs::arg,
+    regs::args5,
 };
 
 /// The map's own "write in progress" flag (hmap.flags&hashWriting, maps.Map.writing).
@@ -23,7 +23,7 @@ pub fn writing(hit: &Hit, map: u64) -> u64 {
 pub fn map_write_call(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // (t *maptype, m *map, key...) for every write entry point; the op rides in the cookie.
-    let map = arg(&ctx, 1);
+    let [_, map, ..] = args5(&ctx);
     if map == 0 {
         return 0;
     }

@@ -4,17 +4,17 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use tracer_common::{GrowAbi, RecordKind};
 
-use crate::{emit, maps::LAST_HIT, regs::arg};
+use crate::{emit, maps::LAST_HIT, regs::args5};
 
 #[uprobe(multi)]
 pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // Go 1.19: growslice(et, old slice, cap); Go 1.20+: growslice(oldPtr, newLen, oldCap, num, et).
+    let [ax, bx, cx, di, si] = args5(&ctx);
     let (old_ptr, old_len, old_cap, new_len, et) = if hit.cfg.grow_abi == GrowAbi::Go119 as u32 {
-        (arg(&ctx, 1), arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4), arg(&ctx, 0))
+        (bx, cx, di, si, ax)
     } else {
-        let new_len = arg(&ctx, 1);
-        (arg(&ctx, 0), new_len.wrapping_sub(arg(&ctx, 3)), arg(&ctx, 2), new_len, arg(&ctx, 4))
+        (ax, bx.wrapping_sub(di), cx, bx, si)
     };
     // _type.size is the first word of every type descriptor.
     let elem_size = emit::read_u64(et).unwrap_or(0);
