@@ -4,3 +4,4 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod gobin;
+pub mod sys;

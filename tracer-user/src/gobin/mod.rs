@@ -1,2 +1,30 @@
 //! Go binary analysis: everything the probes need, read from the binary itself.
 #![forbid(unsafe_code)]
+//!
+//! [`GoBinary::open`] maps an ELF Go executable and reads its version and modules
+//! (`.go.buildinfo`), function table (`.gopclntab`) and `moduledata`; everything
+//! else is computed on demand from the mapping without copying it:
+//! [`GoBinary::func_at`], [`GoBinary::symbolize`], [`GoBinary::layout`] and
+//! [`GoBinary::probe_plan`].
+
+mod binary;
+mod buildinfo;
+mod disasm;
+mod elf;
+mod error;
+mod inline;
+mod layout;
+mod listsites;
+mod pclntab;
+mod plan;
+mod read;
+mod scope;
+
+pub use binary::{Func, GoBinary};
+pub use buildinfo::{BuildInfo, GoVersion, Module};
+pub use elf::Arch;
+pub use error::GobinError;
+pub use inline::{Frame, ModuleData};
+pub use layout::{LayoutSource, RuntimeLayout, table_layout};
+pub use plan::{Missing, Probe, ProbeKind, ProbePlan, Role, RuntimeFunc, Signature, Site, entry_point_names};
+pub use scope::{Scope, glob_match, package_of, unescape_package};

@@ -1,0 +1,253 @@
+//! Machine-code facts: call sites, RETs, the end of the prologue stack check, and
+//! whether the kernel emulates an instruction (so a uprobe on it costs one trap).
+//!
+//! amd64 goes through the iced-x86 decoder; arm64 instructions are fixed 32-bit
+//! words decoded by hand (BL, RET, B.cond only). Kernel emulation lists: x86
+//! `arch/x86/kernel/uprobes.c` (`branch_setup_xol_ops`: CALL/JMP rel, Jcc, 0x90 NOP;
+//! `push_setup_xol_ops`: PUSH r64), arm64 `arch/arm64/kernel/probes/decode-insn.c`
+//! (B, BL, B.cond, CBZ/TBZ, ADR/ADRP, literal LDR, BR/BLR/RET are simulated).
+
+use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+use super::Arch;
+
+/// A direct call found in a function's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallSite {
+    pub addr: u64,
+    pub target: u64,
+    /// Address of the instruction after the call (where results are in registers).
+    pub next: u64,
+    /// Whether a probe on `next` would be emulated.
+    pub next_emulated: bool,
+}
+
+/// Decoded summary of one function body.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CodeFacts {
+    pub calls: Vec<CallSite>,
+    pub returns: Vec<u64>,
+    /// First instruction after the stack-bound check's conditional branch, and
+    /// whether it is emulated.
+    pub after_stack_check: Option<(u64, bool)>,
+}
+
+/// Decodes `code` (mapped at `base`). `want_call(target)` filters direct calls.
+pub(crate) fn scan(arch: Arch, code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFacts {
+    match arch {
+        Arch::Amd64 => scan_amd64(code, base, want_call),
+        Arch::Arm64 => scan_arm64(code, base, want_call),
+    }
+}
+
+/// Instructions searched for the stack check at a function's start.
+const PROLOGUE_WINDOW: usize = 6;
+
+fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFacts {
+    let mut facts = CodeFacts::default();
+    let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
+    let mut insn = Instruction::default();
+    let mut pending_call: Option<(u64, u64)> = None;
+    let mut saw_check = false;
+    let mut count = 0usize;
+    while decoder.can_decode() {
+        decoder.decode_out(&mut insn);
+        count += 1;
+        if let Some((addr, target)) = pending_call.take() {
+            facts.calls.push(CallSite { addr, target, next: insn.ip(), next_emulated: amd64_emulated(&insn) });
+        }
+        if count <= PROLOGUE_WINDOW && facts.after_stack_check.is_none() {
+            if is_stack_check_cmp(&insn) {
+                saw_check = true;
+            } else if saw_check && is_jcc(&insn) {
+                let next = insn.next_ip();
+                if next < base + code.len() as u64 {
+                    let mut d = Decoder::with_ip(64, &code[(next - base) as usize..], next, DecoderOptions::NONE);
+                    let after = d.decode();
+                    facts.after_stack_check = Some((next, amd64_emulated(&after)));
+                }
+            }
+        }
+        match insn.code() {
+            Code::Call_rel32_64 if want_call(insn.near_branch_target()) => {
+                pending_call = Some((insn.ip(), insn.near_branch_target()));
+            }
+            Code::Retnq | Code::Retnq_imm16 => facts.returns.push(insn.ip()),
+            _ => {}
+        }
+    }
+    if let Some((addr, target)) = pending_call {
+        // A call as the last instruction (a no-return callee like panic).
+        let next = base + code.len() as u64;
+        facts.calls.push(CallSite { addr, target, next, next_emulated: false });
+    }
+    facts
+}
+
+/// `CMPQ SP, 16(Rg)` or `CMPQ R12, 16(Rg)` (large frames): compares against
+/// `g.stackguard0` (offset 16 of `runtime.g` in every version; Go
+/// `src/runtime/runtime2.go`), with `g` in R14 from 1.17 or loaded into CX before.
+fn is_stack_check_cmp(insn: &Instruction) -> bool {
+    insn.code() == Code::Cmp_r64_rm64
+        && insn.op1_kind() == OpKind::Memory
+        && insn.memory_displacement64() == 16
+        && insn.memory_index() == Register::None
+        || insn.code() == Code::Cmp_rm64_r64 && insn.op0_kind() == OpKind::Memory && insn.memory_displacement64() == 16
+}
+
+/// Conditional near/short branch (Jcc rel8 / rel32).
+fn is_jcc(insn: &Instruction) -> bool {
+    use Mnemonic::*;
+    insn.op0_kind() == OpKind::NearBranch64
+        && matches!(insn.mnemonic(), Ja | Jae | Jb | Jbe | Je | Jg | Jge | Jl | Jle | Jne | Jno | Jnp | Jns | Jo | Jp | Js)
+}
+
+/// Whether x86 uprobes emulate `insn` instead of single-stepping it.
+pub(crate) fn amd64_emulated(insn: &Instruction) -> bool {
+    if is_jcc(insn) {
+        return true;
+    }
+    matches!(
+        insn.code(),
+        Code::Call_rel32_64 | Code::Jmp_rel32_64 | Code::Jmp_rel8_64 | Code::Nopw | Code::Nopd | Code::Nopq | Code::Push_r64
+    )
+}
+
+/// Hardware number (AX=0 … R15=15) of a 64-bit or 32-bit general register.
+pub(crate) fn gpr_number(r: Register) -> Option<u8> {
+    use Register::*;
+    const R64: [Register; 16] = [RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15];
+    const R32: [Register; 16] = [EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, R8D, R9D, R10D, R11D, R12D, R13D, R14D, R15D];
+    R64.iter().position(|&x| x == r).or_else(|| R32.iter().position(|&x| x == r)).map(|n| n as u8)
+}
+
+const ARM64_RET: u32 = 0xd65f_03c0;
+
+fn scan_arm64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFacts {
+    let mut facts = CodeFacts::default();
+    let words: Vec<(u64, u32)> = code
+        .chunks_exact(4)
+        .enumerate()
+        .map(|(i, w)| (base + 4 * i as u64, u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+        .collect();
+    for (i, &(pc, w)) in words.iter().enumerate() {
+        if w & 0xfc00_0000 == 0x9400_0000 {
+            // BL imm26: target = pc + sext(imm26) * 4.
+            let imm = ((w & 0x03ff_ffff) << 6) as i32 >> 6;
+            let target = pc.wrapping_add_signed(i64::from(imm) * 4);
+            if want_call(target) {
+                let next = words.get(i + 1);
+                facts.calls.push(CallSite {
+                    addr: pc,
+                    target,
+                    next: pc + 4,
+                    next_emulated: next.is_some_and(|&(_, n)| arm64_emulated(n)),
+                });
+            }
+        } else if w == ARM64_RET {
+            facts.returns.push(pc);
+        }
+    }
+    // Stack check: `MOVD 16(g), R16` (ldr x16, [x28, #16]) … `BLS morestack`.
+    let ldr_guard = 0xf940_0b90u32;
+    if let Some(start) = words.iter().take(PROLOGUE_WINDOW).position(|&(_, w)| w == ldr_guard) {
+        let bcond = words.iter().enumerate().skip(start).take(PROLOGUE_WINDOW).find(|(_, (_, w))| w & 0xff00_0010 == 0x5400_0000);
+        if let Some((j, _)) = bcond {
+            if let Some(&(pc, w)) = words.get(j + 1) {
+                facts.after_stack_check = Some((pc, arm64_emulated(w)));
+            }
+        }
+    }
+    facts
+}
+
+/// Instructions the arm64 kernel simulates rather than stepping out of line.
+pub(crate) fn arm64_emulated(w: u32) -> bool {
+    let b_bl = w & 0x7c00_0000 == 0x1400_0000;
+    let bcond = w & 0xff00_0010 == 0x5400_0000;
+    let cbz = w & 0x7e00_0000 == 0x3400_0000;
+    let tbz = w & 0x7e00_0000 == 0x3600_0000;
+    let adr = w & 0x1f00_0000 == 0x1000_0000;
+    let ldr_lit = w & 0x3b00_0000 == 0x1800_0000;
+    let br_blr_ret = w & 0xff9f_fc1f == 0xd61f_0000 || w & 0xfffffc1f == 0xd65f_0000;
+    b_bl || bcond || cbz || tbz || adr || ldr_lit || br_blr_ret
+}
+
+/// Whether the instruction at the start of `code` is emulated.
+pub(crate) fn emulated_at(arch: Arch, code: &[u8], addr: u64) -> bool {
+    match arch {
+        Arch::Amd64 => {
+            let mut d = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+            d.can_decode() && amd64_emulated(&d.decode())
+        }
+        Arch::Arm64 => code.get(..4).is_some_and(|w| arm64_emulated(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Go 1.24 prologue + body: cmp rsp,[r14+0x10]; jbe; push rbp; mov rbp,rsp;
+    /// call rel32 (to 0x2000); mov rax,rbx; pop rbp; ret.
+    const AMD64: &[u8] = &[
+        0x49, 0x3b, 0x66, 0x10, // cmp rsp, [r14+0x10]
+        0x76, 0x10, // jbe
+        0x55, // push rbp
+        0x48, 0x89, 0xe5, // mov rbp, rsp
+        0xe8, 0xf1, 0x0f, 0x00, 0x00, // call 0x2000 (from 0x100a, next 0x100f)
+        0x48, 0x89, 0xd8, // mov rax, rbx
+        0x5d, // pop rbp
+        0xc3, // ret
+    ];
+
+    #[test]
+    fn amd64_facts() {
+        let f = scan(Arch::Amd64, AMD64, 0x1000, |t| t == 0x2000);
+        assert_eq!(f.calls, vec![CallSite { addr: 0x100a, target: 0x2000, next: 0x100f, next_emulated: false }]);
+        assert_eq!(f.returns, vec![0x1013]);
+        assert_eq!(f.after_stack_check, Some((0x1006, true)));
+        assert!(scan(Arch::Amd64, AMD64, 0x1000, |_| false).calls.is_empty());
+    }
+
+    #[test]
+    fn amd64_emulation_classes() {
+        for (bytes, want) in [
+            (&[0xe8, 0, 0, 0, 0][..], true),
+            (&[0x90], true),
+            (&[0x41, 0x55], true),
+            (&[0x0f, 0x84, 0, 0, 0, 0], true),
+            (&[0xc3], false),
+            (&[0x48, 0x89, 0xd8], false),
+            (&[0x0f, 0x1f, 0x44, 0, 0], false),
+        ] {
+            assert_eq!(emulated_at(Arch::Amd64, bytes, 0), want, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn register_numbers() {
+        assert_eq!(gpr_number(Register::RAX), Some(0));
+        assert_eq!(gpr_number(Register::EBX), Some(3));
+        assert_eq!(gpr_number(Register::R14), Some(14));
+        assert_eq!(gpr_number(Register::XMM0), None);
+    }
+
+    #[test]
+    fn arm64_facts() {
+        let words: [u32; 6] = [
+            0xf940_0b90, // ldr x16, [x28,#16]
+            0xeb30_63ff, // cmp sp, x16
+            0x5400_0109, // b.ls
+            0xf81e_0ffe, // str x30, [sp,#-32]!
+            0x9400_0004, // bl +16
+            ARM64_RET,
+        ];
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let f = scan(Arch::Arm64, &code, 0x1000, |t| t == 0x1020);
+        assert_eq!(f.calls.len(), 1);
+        assert_eq!((f.calls[0].addr, f.calls[0].next, f.calls[0].next_emulated), (0x1010, 0x1014, true));
+        assert_eq!(f.returns, vec![0x1014]);
+        assert_eq!(f.after_stack_check, Some((0x100c, false)));
+    }
+}

@@ -1,0 +1,313 @@
+//! The probe plan: every probe ghostrace may place in one binary, and what is missing.
+//!
+//! Call sites are `CALL rel32` (arm64: `BL`) instructions whose target is a runtime
+//! entry point ghostrace traces, inside functions selected by a [`Scope`]. The
+//! entry points per Go version are read from Go's `src/runtime/slice.go`,
+//! `map.go` / `map_swiss.go` / `map_fast*.go` of 1.19 and 1.21–1.27.
+
+use std::collections::HashMap;
+
+use crate::events::MapWriteOp;
+
+use super::disasm::{self, CallSite};
+use super::scope::{ScopeFilter, package_of, unescape_package};
+use super::{GoBinary, GoVersion, Scope};
+
+/// What a probe observes.
+///
+/// Serialized adjacently tagged: `{"kind": "map_write_call", "detail": "assign"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum ProbeKind {
+    /// CALL to any slice-growth entry point.
+    SliceGrowCall,
+    /// CALL to `mapiterinit` / `mapIterStart`.
+    MapIterStartCall,
+    /// CALL to `mapiternext` / `mapIterNext`.
+    MapIterNextCall,
+    /// CALL to a map write (`mapassign*`, `mapdelete*`, `mapclear`).
+    MapWriteCall(MapWriteOp),
+    /// First instruction of an inlined `container/list.(*List).Remove` body; the
+    /// list and element are in these x86 registers (AX=0 … R15=15).
+    ListRemoveEnter { list_reg: u8, elem_reg: u8 },
+    /// An exit of an inlined `Remove` body (first instruction after it).
+    ListRemoveExit,
+}
+
+/// Register arguments of the probed runtime function at the probed instruction
+/// (Go ABIInternal, amd64 order AX, BX, CX, DI, SI, R8, R9, …; GO-RUNTIME.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signature {
+    /// Go ≤ 1.19 `growslice(et, old slice, cap)`: AX=et BX=old.ptr CX=old.len DI=old.cap SI=cap.
+    GrowsliceGo119,
+    /// Go 1.20+ `growslice(oldPtr, newLen, oldCap, num, et)`: AX BX CX DI SI; also
+    /// `growsliceNoAlias`.
+    GrowsliceGo120,
+    /// Go 1.26+ `growsliceBuf[NoAlias](oldPtr, newLen, oldCap, num, et, bufPtr, bufLen)`:
+    /// the 1.20 five plus R8=bufPtr R9=bufLen.
+    GrowsliceBuf,
+    /// `mapiterinit(t, h, it)`: AX=type BX=*hmap CX=*hiter.
+    MapIterInit,
+    /// Go 1.24+ `mapIterStart(t, m, it)`: AX=type BX=*maps.Map CX=*maps.Iter.
+    MapIterStart,
+    /// `mapiternext(it)` / `mapIterNext(it)`: AX=iterator.
+    MapIterNext,
+    /// `mapassign*` / `mapdelete*`: AX=maptype BX=map, key from CX (CX+DI for strings).
+    MapWrite,
+    /// `mapclear(t, m)`: AX=maptype BX=map.
+    MapClear,
+    /// Inlined `(*List).Remove(e)`: list and element in the registers of the kind.
+    ListRemove,
+}
+
+/// One probe location.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Probe {
+    #[serde(flatten)]
+    pub kind: ProbeKind,
+    /// Virtual address of the probed instruction.
+    pub address: u64,
+    /// Offset in the ELF file (what uprobes attach to).
+    pub file_offset: u64,
+    /// Function containing the probe.
+    pub caller: String,
+    /// Package of `caller` (unescaped import path).
+    pub package: String,
+    /// Runtime function called (or inlined), e.g. `runtime.growslice`.
+    pub target: String,
+    /// The instruction is one the kernel emulates (one trap per hit).
+    pub emulated: bool,
+    pub signature: Signature,
+    /// For calls: the instruction after the CALL, where results are in registers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Site>,
+}
+
+/// An instruction location.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Site {
+    pub address: u64,
+    pub file_offset: u64,
+    pub emulated: bool,
+}
+
+/// A traced runtime function itself: where to probe its entry and its returns.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RuntimeFunc {
+    pub name: String,
+    pub role: Role,
+    pub signature: Signature,
+    pub entry: Site,
+    /// First instruction after the prologue's stack check (runs once per call;
+    /// the morestack path re-enters at `entry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Site>,
+    /// Every RET instruction (never uretprobes: GO-RUNTIME.md "Why not uretprobes").
+    pub returns: Vec<Site>,
+    /// Call sites of this function in scope.
+    pub call_sites: usize,
+}
+
+/// What a runtime entry point is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    SliceGrow,
+    MapIterStart,
+    MapIterNext,
+    MapAssign,
+    MapDelete,
+    MapClear,
+}
+
+/// Something the plan wanted and did not find, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Missing {
+    pub what: String,
+    pub reason: String,
+}
+
+/// Every probe for one binary and scope.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ProbePlan {
+    pub probes: Vec<Probe>,
+    pub functions: Vec<RuntimeFunc>,
+    pub missing: Vec<Missing>,
+}
+
+/// A traced entry point: symbol, role, first Go version that has it.
+struct EntryPoint {
+    name: &'static str,
+    role: Role,
+    since: (u32, u32),
+}
+
+const fn ep(name: &'static str, role: Role, since: (u32, u32)) -> EntryPoint {
+    EntryPoint { name, role, since }
+}
+
+const ENTRY_POINTS: &[EntryPoint] = &[
+    ep("runtime.growslice", Role::SliceGrow, (1, 0)),
+    ep("runtime.growsliceNoAlias", Role::SliceGrow, (1, 26)),
+    ep("runtime.growsliceBuf", Role::SliceGrow, (1, 26)),
+    ep("runtime.growsliceBufNoAlias", Role::SliceGrow, (1, 26)),
+    ep("runtime.mapiterinit", Role::MapIterStart, (1, 0)),
+    ep("runtime.mapIterStart", Role::MapIterStart, (1, 24)),
+    ep("runtime.mapiternext", Role::MapIterNext, (1, 0)),
+    ep("runtime.mapIterNext", Role::MapIterNext, (1, 24)),
+    ep("runtime.mapassign", Role::MapAssign, (1, 0)),
+    ep("runtime.mapassign_fast32", Role::MapAssign, (1, 0)),
+    ep("runtime.mapassign_fast32ptr", Role::MapAssign, (1, 0)),
+    ep("runtime.mapassign_fast64", Role::MapAssign, (1, 0)),
+    ep("runtime.mapassign_fast64ptr", Role::MapAssign, (1, 0)),
+    ep("runtime.mapassign_faststr", Role::MapAssign, (1, 0)),
+    ep("runtime.mapdelete", Role::MapDelete, (1, 0)),
+    ep("runtime.mapdelete_fast32", Role::MapDelete, (1, 0)),
+    ep("runtime.mapdelete_fast64", Role::MapDelete, (1, 0)),
+    ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0)),
+    ep("runtime.mapclear", Role::MapClear, (1, 0)),
+];
+
+/// The names of every runtime entry point ghostrace traces in some version.
+pub fn entry_point_names() -> impl Iterator<Item = &'static str> {
+    ENTRY_POINTS.iter().map(|e| e.name)
+}
+
+fn signature(name: &str, role: Role, v: GoVersion) -> Signature {
+    match role {
+        Role::SliceGrow if name.starts_with("runtime.growsliceBuf") => Signature::GrowsliceBuf,
+        Role::SliceGrow if v.at_least(1, 20) => Signature::GrowsliceGo120,
+        Role::SliceGrow => Signature::GrowsliceGo119,
+        Role::MapIterStart if name == "runtime.mapIterStart" => Signature::MapIterStart,
+        Role::MapIterStart => Signature::MapIterInit,
+        Role::MapIterNext => Signature::MapIterNext,
+        Role::MapAssign | Role::MapDelete => Signature::MapWrite,
+        Role::MapClear => Signature::MapClear,
+    }
+}
+
+fn call_kind(role: Role) -> ProbeKind {
+    match role {
+        Role::SliceGrow => ProbeKind::SliceGrowCall,
+        Role::MapIterStart => ProbeKind::MapIterStartCall,
+        Role::MapIterNext => ProbeKind::MapIterNextCall,
+        Role::MapAssign => ProbeKind::MapWriteCall(MapWriteOp::Assign),
+        Role::MapDelete => ProbeKind::MapWriteCall(MapWriteOp::Delete),
+        Role::MapClear => ProbeKind::MapWriteCall(MapWriteOp::Clear),
+    }
+}
+
+/// A runtime entry point found in this binary.
+struct Target {
+    name: &'static str,
+    role: Role,
+    entry: u64,
+    end: u64,
+}
+
+pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
+    let mut plan = ProbePlan::default();
+    let version = bin.version();
+    let tab = bin.pclntab();
+
+    // One pass over the function table: find the entry points, pick functions in scope.
+    let mut targets: Vec<Target> = Vec::new();
+    let mut in_scope: Vec<(u64, u64, &str, String)> = Vec::new();
+    let filter = ScopeFilter::new(scope, bin.build_info());
+    let mut pkg_cache: HashMap<&str, Option<String>> = HashMap::new();
+    for i in 0..tab.nfunc() {
+        let Ok(row) = tab.row(i) else { continue };
+        let Ok(name) = tab.func(&row).and_then(|f| f.name()) else { continue };
+        if name.starts_with("runtime.") {
+            if let Some(e) = ENTRY_POINTS.iter().find(|e| e.name == name) {
+                targets.push(Target { name: e.name, role: e.role, entry: row.entry, end: row.end });
+            }
+        }
+        let Some(pkg) = package_of(name) else { continue };
+        let selected = pkg_cache.entry(pkg).or_insert_with(|| {
+            let pkg = unescape_package(pkg);
+            filter.includes(&pkg).then(|| pkg.into_owned())
+        });
+        if let Some(pkg) = selected {
+            in_scope.push((row.entry, row.end, name, pkg.clone()));
+        }
+    }
+    targets.sort_by_key(|t| t.entry);
+
+    for e in ENTRY_POINTS {
+        if !targets.iter().any(|t| t.name == e.name) && version.at_least(e.since.0, e.since.1) {
+            plan.missing.push(Missing {
+                what: e.name.to_string(),
+                reason: format!("not linked into this binary (nothing calls it); {version} has it"),
+            });
+        }
+    }
+
+    let find_target = |addr: u64| targets.binary_search_by_key(&addr, |t| t.entry).ok();
+    let mut counts = vec![0usize; targets.len()];
+    for (entry, end, name, pkg) in &in_scope {
+        let Some(code) = bin.code(*entry, *end) else { continue };
+        let facts = disasm::scan(bin.arch(), code, *entry, |t| find_target(t).is_some());
+        for CallSite { addr, target, next, next_emulated } in facts.calls {
+            let Some(ti) = find_target(target) else { continue };
+            let t = &targets[ti];
+            counts[ti] += 1;
+            let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else { continue };
+            plan.probes.push(Probe {
+                kind: call_kind(t.role),
+                address: addr,
+                file_offset,
+                caller: name.to_string(),
+                package: pkg.clone(),
+                target: t.name.to_string(),
+                emulated: true,
+                signature: signature(t.name, t.role, version),
+                after: Some(Site { address: next, file_offset: next_offset, emulated: next_emulated }),
+            });
+        }
+    }
+
+    for (t, calls) in targets.iter().zip(counts) {
+        let Some(code) = bin.code(t.entry, t.end) else { continue };
+        let facts = disasm::scan(bin.arch(), code, t.entry, |_| false);
+        let site = |addr: u64, emulated: bool| bin.file_offset(addr).map(|file_offset| Site { address: addr, file_offset, emulated });
+        let Some(entry) = site(t.entry, disasm::emulated_at(bin.arch(), code, t.entry)) else { continue };
+        plan.functions.push(RuntimeFunc {
+            name: t.name.to_string(),
+            role: t.role,
+            signature: signature(t.name, t.role, version),
+            entry,
+            body: facts.after_stack_check.and_then(|(a, emu)| site(a, emu)),
+            returns: facts.returns.iter().filter_map(|&a| site(a, false)).collect(),
+            call_sites: calls,
+        });
+    }
+    super::listsites::add_list_sites(bin, &in_scope, &mut plan);
+    plan.probes.sort_by_key(|p| p.address);
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_version() {
+        let v119 = GoVersion::new(1, 19, 8);
+        let v127 = GoVersion::new(1, 27, 3);
+        assert_eq!(signature("runtime.growslice", Role::SliceGrow, v119), Signature::GrowsliceGo119);
+        assert_eq!(signature("runtime.growslice", Role::SliceGrow, v127), Signature::GrowsliceGo120);
+        assert_eq!(signature("runtime.growsliceBufNoAlias", Role::SliceGrow, v127), Signature::GrowsliceBuf);
+        assert_eq!(signature("runtime.mapIterStart", Role::MapIterStart, v127), Signature::MapIterStart);
+        assert_eq!(call_kind(Role::MapClear), ProbeKind::MapWriteCall(MapWriteOp::Clear));
+    }
+
+    #[test]
+    fn entry_points_are_unique() {
+        let mut names: Vec<_> = entry_point_names().collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ENTRY_POINTS.len());
+    }
+}

@@ -1,0 +1,230 @@
+//! Shared helpers of the gobin integration tests: locating Go toolchains, building
+//! the fixture once per toolchain, and running the Go tools used as oracles.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// An installed Go toolchain.
+#[derive(Clone, Debug)]
+pub struct Toolchain {
+    /// e.g. "1.24.11" (from the directory name) or "1.19" (Debian).
+    pub label: String,
+    pub go: PathBuf,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+/// Scratch directory for built fixtures and Go caches, under the cargo target dir.
+pub fn scratch_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target = if target.is_absolute() { target } else { workspace_root().join(target) };
+    target.join("gobin-fixtures")
+}
+
+/// Toolchains found at the bootstrap's install paths (`/usr/lib/go-1.19` and
+/// `.cache/go/<version>/go`), plus GOROOTs listed in `GHOSTRACE_GO_ROOTS`
+/// (colon-separated). Sorted by version.
+pub fn toolchains() -> Vec<Toolchain> {
+    let mut found: BTreeMap<(u32, u32, u32), Toolchain> = BTreeMap::new();
+    let mut add = |label: String, root: PathBuf| {
+        let go = root.join("bin/go");
+        if go.is_file() {
+            let key = version_key(&label);
+            found.entry(key).or_insert(Toolchain { label, go });
+        }
+    };
+    add("1.19".into(), PathBuf::from("/usr/lib/go-1.19"));
+    if let Ok(entries) = std::fs::read_dir(workspace_root().join(".cache/go")) {
+        for e in entries.flatten() {
+            add(e.file_name().to_string_lossy().into_owned(), e.path().join("go"));
+        }
+    }
+    if let Some(roots) = std::env::var_os("GHOSTRACE_GO_ROOTS") {
+        for root in std::env::split_paths(&roots) {
+            let label = Command::new(root.join("bin/go"))
+                .args(["env", "GOVERSION"])
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("go").to_string())
+                .unwrap_or_default();
+            add(label, root);
+        }
+    }
+    found.into_values().collect()
+}
+
+fn version_key(label: &str) -> (u32, u32, u32) {
+    let mut n = label.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (n.next().unwrap_or(0), n.next().unwrap_or(0), n.next().unwrap_or(0))
+}
+
+/// Toolchains, or a printed skip message and an empty list.
+pub fn toolchains_or_skip(test: &str) -> Vec<Toolchain> {
+    let tcs = toolchains();
+    if tcs.is_empty() {
+        eprintln!("SKIP {test}: no Go toolchain installed (run the bootstrap, or set GHOSTRACE_GO_ROOTS)");
+    }
+    tcs
+}
+
+/// Only the toolchains whose label starts with one of `labels`.
+pub fn select(tcs: Vec<Toolchain>, labels: &[&str]) -> Vec<Toolchain> {
+    tcs.into_iter().filter(|t| labels.iter().any(|l| t.label == *l || t.label.starts_with(&format!("{l}.")))).collect()
+}
+
+impl Toolchain {
+    pub fn command(&self) -> Command {
+        let scratch = scratch_dir();
+        let mut cmd = Command::new(&self.go);
+        cmd.env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", scratch.join("gocache"))
+            .env("GOPATH", scratch.join("gopath"))
+            .env("CGO_ENABLED", "0")
+            .env_remove("GOROOT");
+        cmd
+    }
+
+    /// Runs `go ARGS` and returns stdout; panics with stderr on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap_or_else(|e| panic!("{}: {e}", self.go.display()));
+        assert!(out.status.success(), "go {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// GOROOT of this toolchain.
+    pub fn goroot(&self) -> PathBuf {
+        self.go.parent().and_then(Path::parent).expect("goroot").to_path_buf()
+    }
+}
+
+/// The fixture sources.
+pub fn fixture_dir() -> PathBuf {
+    workspace_root().join("testdata/fixtures/gobin")
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds `testdata/fixtures/gobin/app` with `tc` (stripped: `-ldflags=-s -w`),
+/// reusing an earlier build newer than every source file. Atomic rename, so test
+/// binaries running at once never see a half-written file.
+pub fn build_fixture(tc: &Toolchain, stripped: bool) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch_dir().join(&tc.label);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let out = dir.join(if stripped { "ghostfix-stripped" } else { "ghostfix" });
+    let newest_source = newest_mtime(&fixture_dir());
+    if let (Ok(meta), Some(src)) = (std::fs::metadata(&out), newest_source) {
+        if meta.modified().is_ok_and(|m| m >= src) {
+            return out;
+        }
+    }
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), out.file_name().unwrap().to_string_lossy()));
+    let mut cmd = tc.command();
+    cmd.current_dir(fixture_dir().join("app")).args(["build", "-o"]).arg(&tmp);
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    let res = cmd.arg(".").output().expect("run go build");
+    assert!(res.status.success(), "go build with {} failed: {}", tc.label, String::from_utf8_lossy(&res.stderr));
+    std::fs::rename(&tmp, &out).expect("rename fixture");
+    out
+}
+
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let m = if e.path().is_dir() { newest_mtime(&e.path()) } else { e.metadata().ok()?.modified().ok() };
+        newest = newest.max(m);
+    }
+    newest
+}
+
+/// `go tool nm` text symbols (types T and t) as (name, address), with the `.abi0`
+/// suffix of assembly functions removed (the function table names them without it).
+pub fn nm_text_symbols(tc: &Toolchain, bin: &Path) -> BTreeSet<(String, u64)> {
+    let out = tc.run(&["tool", "nm", bin.to_str().unwrap()]);
+    let mut syms = BTreeSet::new();
+    for line in out.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(addr), Some(kind)) = (f.next(), f.next()) else { continue };
+        let name: Vec<&str> = f.collect();
+        if (kind == "T" || kind == "t") && !name.is_empty() {
+            if let Ok(a) = u64::from_str_radix(addr, 16) {
+                let name = name.join(" ");
+                syms.insert((elide_brackets(name.strip_suffix(".abi0").unwrap_or(&name)), a));
+            }
+        }
+    }
+    syms
+}
+
+/// One instruction line of `go tool objdump`.
+#[derive(Clone, Debug)]
+pub struct ObjdumpInsn {
+    pub function: String,
+    pub addr: u64,
+    pub text: String,
+}
+
+/// Every instruction of `go tool objdump BIN`.
+pub fn objdump(tc: &Toolchain, bin: &Path) -> Vec<ObjdumpInsn> {
+    let out = tc.run(&["tool", "objdump", bin.to_str().unwrap()]);
+    let mut func = String::new();
+    let mut insns = Vec::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("TEXT ") {
+            func = rest.split("(SB)").next().unwrap_or("").to_string();
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if fields.len() >= 4 {
+            if let Some(addr) = fields[1].strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok()) {
+                insns.push(ObjdumpInsn { function: func.clone(), addr, text: fields[3..].join(" ") });
+            }
+        }
+    }
+    insns
+}
+
+/// The version `go version -m` reports.
+pub fn go_version_m(tc: &Toolchain, bin: &Path) -> String {
+    let out = tc.run(&["version", "-m", bin.to_str().unwrap()]);
+    let first = out.lines().next().unwrap_or("");
+    first.rsplit(": ").next().unwrap_or("").trim().to_string()
+}
+
+/// Go 1.19's linker writes function names into the pclntab with the contents of
+/// top-level brackets (type arguments, array lengths) replaced by `...`; later
+/// versions and nm write them in full. Comparisons elide both sides.
+pub fn elide_brackets(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    for c in name.chars() {
+        match c {
+            '[' => {
+                if depth == 0 {
+                    out.push_str("[...");
+                }
+                depth += 1;
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(']');
+                }
+            }
+            // nm prints the middle dot of local type names (`untracedG·4`) as '.'.
+            '·' if depth == 0 => out.push('.'),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
