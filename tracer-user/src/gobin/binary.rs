@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::buildinfo::{BuildInfo, GoVersion, Module};
+use super::dwarf::{self, DwarfData};
 use super::elf::{Arch, ElfInfo};
 use super::inline::{self, Frame, InlineTree, ModuleData};
 use super::layout::{self, RuntimeLayout};
@@ -160,7 +161,15 @@ impl GoBinary {
 
     /// Runtime struct offsets: DWARF when present, else the per-version table.
     pub fn layout(&self) -> RuntimeLayout {
-        layout::table_layout(self.version)
+        match self.dwarf().and_then(|d| d.map(|d| dwarf::runtime_offsets(&d)).transpose()) {
+            Ok(Some(Some(offsets))) => layout::dwarf_layout(offsets),
+            _ => layout::table_layout(self.version),
+        }
+    }
+
+    /// The binary's DWARF sections, or None when built with `-ldflags=-w`.
+    pub fn dwarf(&self) -> Result<Option<DwarfData<'_>>> {
+        dwarf::load(self.data.bytes(), &self.elf)
     }
 
     pub(crate) fn pclntab(&self) -> Pclntab<'_> {

@@ -113,12 +113,15 @@ pub(crate) fn amd64_emulated(insn: &Instruction) -> bool {
     )
 }
 
-/// Hardware number (AX=0 … R15=15) of a 64-bit or 32-bit general register.
+/// Hardware number (AX=0 … R15=15) of the general register `r` is part of, any size.
 pub(crate) fn gpr_number(r: Register) -> Option<u8> {
     use Register::*;
     const R64: [Register; 16] = [RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15];
     const R32: [Register; 16] = [EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, R8D, R9D, R10D, R11D, R12D, R13D, R14D, R15D];
-    R64.iter().position(|&x| x == r).or_else(|| R32.iter().position(|&x| x == r)).map(|n| n as u8)
+    const R16: [Register; 16] = [AX, CX, DX, BX, SP, BP, SI, DI, R8W, R9W, R10W, R11W, R12W, R13W, R14W, R15W];
+    const R8B: [Register; 16] = [AL, CL, DL, BL, SPL, BPL, SIL, DIL, R8L, R9L, R10L, R11L, R12L, R13L, R14L, R15L];
+    const HIGH: [Register; 4] = [AH, CH, DH, BH];
+    [&R64[..], &R32, &R16, &R8B, &HIGH].iter().find_map(|set| set.iter().position(|&x| x == r)).map(|n| n as u8)
 }
 
 const ARM64_RET: u32 = 0xd65f_03c0;
@@ -184,6 +187,104 @@ pub(crate) fn emulated_at(arch: Arch, code: &[u8], addr: u64) -> bool {
     }
 }
 
+/// A decoded instruction reduced to what register tracking needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Insn {
+    pub addr: u64,
+    pub len: u8,
+    pub op: Op,
+    /// Bit n set: general register n may be written (all bits: unknown effects).
+    pub writes: u16,
+    /// The kernel emulates it (see [`amd64_emulated`]).
+    pub emulated: bool,
+}
+
+/// The instruction classes register tracking distinguishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// 64-bit compare of two operands.
+    Cmp(Operand, Operand),
+    /// `MOV dst, [base+disp]` (64-bit load without index).
+    Load { dst: u8, base: u8, disp: i64 },
+    /// Direct jump; `conditional` for Jcc.
+    Branch { target: u64, conditional: bool },
+    Ret,
+    /// Calls, indirect jumps, anything else that ends straight-line flow.
+    Other { ends_flow: bool },
+}
+
+/// A compare operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operand {
+    Reg(u8),
+    /// `[base+disp]` without index register.
+    Mem { base: u8, disp: i64 },
+    Other,
+}
+
+const ALL_REGS: u16 = 0xffff;
+
+/// Decodes a whole amd64 function into [`Insn`]s (None for arm64).
+pub(crate) fn decode_amd64(code: &[u8], base: u64) -> Vec<Insn> {
+    let mut out = Vec::new();
+    let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
+    let mut insn = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut insn);
+        out.push(summarize(&insn));
+    }
+    out
+}
+
+fn operand(insn: &Instruction, i: u32) -> Operand {
+    match insn.op_kind(i) {
+        OpKind::Register => {
+            let r = if i == 0 { insn.op0_register() } else { insn.op1_register() };
+            gpr_number(r).map_or(Operand::Other, Operand::Reg)
+        }
+        OpKind::Memory if insn.memory_index() == Register::None => match gpr_number(insn.memory_base()) {
+            Some(base) => Operand::Mem { base, disp: insn.memory_displacement64() as i64 },
+            None => Operand::Other,
+        },
+        _ => Operand::Other,
+    }
+}
+
+fn summarize(insn: &Instruction) -> Insn {
+    use Mnemonic::*;
+    let (addr, len) = (insn.ip(), insn.len() as u8);
+    let reg_bit = |r: Register| gpr_number(r).map_or(0, |n| 1u16 << n);
+    let op0_write = if insn.op0_kind() == OpKind::Register { reg_bit(insn.op0_register()) } else { 0 };
+    let (op, writes) = match insn.mnemonic() {
+        Cmp if insn.code() == Code::Cmp_r64_rm64 || insn.code() == Code::Cmp_rm64_r64 => {
+            (Op::Cmp(operand(insn, 0), operand(insn, 1)), 0)
+        }
+        Cmp | Test | Bt | Nop => (Op::Other { ends_flow: false }, 0),
+        _ if is_jcc(insn) => (Op::Branch { target: insn.near_branch_target(), conditional: true }, 0),
+        Jmp if insn.op0_kind() == OpKind::NearBranch64 => (Op::Branch { target: insn.near_branch_target(), conditional: false }, 0),
+        Ret => (Op::Ret, 0),
+        Mov if insn.code() == Code::Mov_r64_rm64 && insn.op1_kind() == OpKind::Memory => {
+            let load = match (gpr_number(insn.op0_register()), operand(insn, 1)) {
+                (Some(dst), Operand::Mem { base, disp }) => Op::Load { dst, base, disp },
+                _ => Op::Other { ends_flow: false },
+            };
+            (load, op0_write)
+        }
+        // Instructions whose only register effect is writing operand 0.
+        Mov | Movzx | Movsx | Movsxd | Lea | Add | Sub | And | Or | Xor | Inc | Dec | Neg | Not | Shl | Shr | Sar | Rol
+        | Ror | Adc | Sbb | Movups | Movaps | Movdqu | Movq | Movd | Pxor | Xorps | Seta | Setae | Setb | Setbe | Sete
+        | Setg | Setge | Setl | Setle | Setne | Cmova | Cmovae | Cmovb | Cmovbe | Cmove | Cmovg | Cmovge | Cmovl
+        | Cmovle | Cmovne => (Op::Other { ends_flow: false }, op0_write),
+        Imul if insn.op_count() >= 2 => (Op::Other { ends_flow: false }, op0_write),
+        Push => (Op::Other { ends_flow: false }, 1 << 4),
+        Pop => (Op::Other { ends_flow: false }, op0_write | 1 << 4),
+        Call | Jmp | Int3 | Ud2 | Hlt => (Op::Other { ends_flow: true }, ALL_REGS),
+        // Unknown effects: assume every register changed.
+        _ => (Op::Other { ends_flow: false }, ALL_REGS),
+    };
+    Insn { addr, len, op, writes, emulated: amd64_emulated(insn) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,11 +327,27 @@ mod tests {
     }
 
     #[test]
+    fn summaries_for_register_tracking() {
+        // cmp [rcx+0x10], rax ; mov rbx, [rcx+0x10] ; jne ; call ; ret
+        let code = [0x48, 0x39, 0x41, 0x10, 0x48, 0x8b, 0x59, 0x10, 0x75, 0x00, 0xe8, 0, 0, 0, 0, 0xc3];
+        let insns = decode_amd64(&code, 0x100);
+        assert_eq!(insns[0].op, Op::Cmp(Operand::Mem { base: 1, disp: 0x10 }, Operand::Reg(0)));
+        assert_eq!(insns[0].writes, 0);
+        assert_eq!(insns[1].op, Op::Load { dst: 3, base: 1, disp: 0x10 });
+        assert_eq!(insns[1].writes, 1 << 3);
+        assert_eq!(insns[2].op, Op::Branch { target: 0x10a, conditional: true });
+        assert_eq!(insns[3].writes, ALL_REGS);
+        assert_eq!(insns[4].op, Op::Ret);
+    }
+
+    #[test]
     fn register_numbers() {
         assert_eq!(gpr_number(Register::RAX), Some(0));
         assert_eq!(gpr_number(Register::EBX), Some(3));
         assert_eq!(gpr_number(Register::R14), Some(14));
         assert_eq!(gpr_number(Register::XMM0), None);
+        assert_eq!(gpr_number(Register::BH), Some(3));
+        assert_eq!(gpr_number(Register::R9L), Some(9));
     }
 
     #[test]

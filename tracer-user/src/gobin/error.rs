@@ -30,6 +30,8 @@ pub enum GobinError {
     Truncated { what: &'static str, offset: u64, len: u64, available: u64 },
     #[error("malformed {what} at offset {offset:#x}: {detail}")]
     Malformed { what: &'static str, offset: u64, detail: String },
+    #[error("malformed DWARF: {detail}")]
+    Dwarf { detail: String },
     #[error("address {addr:#x} ({what}) is not in any loaded section of the file")]
     Unmapped { what: &'static str, addr: u64 },
 }

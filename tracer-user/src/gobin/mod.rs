@@ -10,6 +10,7 @@
 mod binary;
 mod buildinfo;
 mod disasm;
+mod dwarf;
 mod elf;
 mod error;
 mod inline;
@@ -22,9 +23,11 @@ mod scope;
 
 pub use binary::{Func, GoBinary};
 pub use buildinfo::{BuildInfo, GoVersion, Module};
+pub use dwarf::{DwarfData, DwarfReader};
 pub use elf::Arch;
 pub use error::GobinError;
 pub use inline::{Frame, ModuleData};
+pub use listsites::{LIST_REMOVE, ListSite};
 pub use layout::{LayoutSource, RuntimeLayout, table_layout};
 pub use plan::{Missing, Probe, ProbeKind, ProbePlan, Role, RuntimeFunc, Signature, Site, entry_point_names};
 pub use scope::{Scope, glob_match, package_of, unescape_package};

@@ -133,6 +133,8 @@ pub struct Missing {
 pub struct ProbePlan {
     pub probes: Vec<Probe>,
     pub functions: Vec<RuntimeFunc>,
+    /// Inlined `container/list.(*List).Remove` bodies in scope.
+    pub list_sites: Vec<super::listsites::ListSite>,
     pub missing: Vec<Missing>,
 }
 
