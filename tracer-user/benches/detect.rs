@@ -1,0 +1,2 @@
+//! Detection engine throughput and memory benchmark.
+fn main() {}

@@ -1,0 +1,129 @@
+//! List detectors (`list_concurrent_remove`, `list_foreign_remove`,
+//! `list_stale_remove`) over the enter and exit records of the inlined
+//! `(*list.List).Remove`, with one state per list.
+//!
+//! `Remove(e)` unlinks only when `e.list == l` and otherwise returns without doing
+//! anything; the kernel reads `e.list` as the body starts. Two goroutines are inside
+//! `Remove` on one list at once when one's enter falls between the other's enter and
+//! exit: a lock around the list would have ordered one exit before the other enter.
+
+use super::{
+    config::Config,
+    dedup::{Dedup, Detail, Sighting, Touch},
+    finding::Detector,
+    table::{Key, Table},
+};
+use crate::events::Event;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    enter: Touch,
+    /// Exit timestamp, 0 while still inside.
+    exit: u64,
+}
+
+/// The latest `Remove` of the goroutines that removed from the list last.
+#[derive(Default)]
+struct ListState {
+    spans: [Option<Span>; 3],
+}
+
+impl ListState {
+    /// Keeps one span per goroutine, replacing that goroutine's own or the oldest.
+    fn put(&mut self, s: Span) {
+        let slot = self
+            .spans
+            .iter()
+            .position(|x| x.is_none_or(|x| x.enter.goid == s.enter.goid))
+            .or_else(|| (0..self.spans.len()).min_by_key(|&i| self.spans[i].map_or(0, |x| x.enter.ts)))
+            .expect("three slots");
+        self.spans[slot] = Some(s);
+    }
+}
+
+pub(crate) struct Lists {
+    lists: Table<ListState>,
+    /// List records from no known goroutine.
+    pub ignored: u64,
+}
+
+impl Lists {
+    pub fn new(cfg: &Config) -> Self {
+        Self { lists: Table::new(cfg.max_lists, Config::ns(cfg.ttl)), ignored: 0 }
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.lists.len()
+    }
+
+    pub fn allocated_bytes(&self) -> usize {
+        self.lists.allocated_bytes()
+    }
+
+    pub fn evictions(&self) -> (u64, u64) {
+        (self.lists.evicted, self.lists.expired)
+    }
+
+    pub fn on_enter(&mut self, ev: &Event, list: u64, elem_list: u64, now: u64, out: &mut Dedup) {
+        let t = Touch::of(ev);
+        let key = Key::new(ev.tgid, list);
+        let single = |detector, detail| Sighting { detector, tgid: key.tgid, object: key.addr, a: t, b: None, detail };
+        if elem_list == 0 {
+            out.add(single(Detector::ListStaleRemove, Detail::None), 1);
+        } else if elem_list != list {
+            out.add(single(Detector::ListForeignRemove, Detail::ElemList { list: elem_list }), 1);
+        }
+        if ev.goid == 0 {
+            self.ignored += 1;
+            return;
+        }
+        if self.lists.touch(key, now).is_none() {
+            self.lists.insert(key, ListState::default(), now, &mut |_, _, _| {});
+        }
+        let ls = self.lists.peek_mut(key).expect("just inserted");
+        // An enter that arrives after the exit of a span it falls into.
+        for s in ls.spans.iter().flatten() {
+            if s.enter.goid != t.goid && s.exit != 0 && s.enter.ts < t.ts && t.ts < s.exit {
+                out.add(concurrent(key, s.enter, t), 1);
+            }
+        }
+        ls.put(Span { enter: t, exit: 0 });
+    }
+
+    pub fn on_exit(&mut self, ev: &Event, now: u64, list: u64, out: &mut Dedup) {
+        if ev.goid == 0 {
+            self.ignored += 1;
+            return;
+        }
+        let key = Key::new(ev.tgid, list);
+        let Some(ls) = self.lists.touch(key, now) else { return };
+        let Some(i) = ls
+            .spans
+            .iter()
+            .position(|s| s.is_some_and(|s| s.enter.goid == ev.goid && s.exit == 0 && s.enter.ts <= ev.ts_ns))
+        else {
+            return;
+        };
+        let mine = ls.spans[i].as_mut().expect("found above");
+        mine.exit = ev.ts_ns;
+        let mine = *mine;
+        for s in ls.spans.iter().flatten() {
+            if s.enter.goid != mine.enter.goid && mine.enter.ts < s.enter.ts && s.enter.ts < mine.exit {
+                out.add(concurrent(key, mine.enter, s.enter), 1);
+            }
+        }
+    }
+
+    /// Forgets lists untouched for the time-to-live.
+    pub fn advance(&mut self, now: u64) {
+        self.lists.expire(now, &mut |_, _, _| {});
+    }
+}
+
+fn concurrent(key: Key, a: Touch, b: Touch) -> Sighting {
+    Sighting { detector: Detector::ListConcurrentRemove, tgid: key.tgid, object: key.addr, a, b: Some(b), detail: Detail::None }
+}
+
+#[cfg(test)]
+#[path = "lists_tests.rs"]
+mod tests;

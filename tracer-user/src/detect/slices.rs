@@ -1,0 +1,266 @@
+//! Slice detectors (`slice_capacity_overlap`, `slice_lost_append`,
+//! `slice_stale_header`) over growth records, one state per backing array (keyed by
+//! its end address, which every sub-slice of the array shares).
+//!
+//! A growth record is a header `(ptr, len, cap)` caught at the call into growslice:
+//! growslice copies `[ptr, ptr+len)` to a new array and never writes the old one, and
+//! an append within capacity calls nothing. What the records show is therefore which
+//! headers reached the end of an array, when, and from which goroutine.
+
+use std::collections::VecDeque;
+
+use super::{
+    config::Config,
+    dedup::{Dedup, Detail, Sighting, Touch},
+    finding::Detector,
+    table::{Key, Removal, Table},
+};
+use crate::events::Event;
+
+/// One header caught growing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Grow {
+    at: Touch,
+    start: u64,
+    len: u64,
+    elem: u64,
+}
+
+impl Grow {
+    fn same_slice(&self, o: &Grow) -> bool {
+        self.start == o.start && self.len == o.len && self.elem == o.elem
+    }
+
+    /// End (exclusive) of the elements the header holds.
+    fn elems_end(&self) -> u64 {
+        self.start.saturating_add(self.len.saturating_mul(self.elem))
+    }
+}
+
+/// Bytes by which the elements of two sub-slices with different starts overlap,
+/// with the lower and the upper one. Exact: `s[i:j:j]` has its own end, so it never
+/// shares an array state with its neighbours in the first place.
+fn overlap<'a>(x: &'a Grow, y: &'a Grow) -> Option<(u64, &'a Grow, &'a Grow)> {
+    if x.start == y.start {
+        return None;
+    }
+    let (lo, hi) = if x.start < y.start { (x, y) } else { (y, x) };
+    let bytes = lo.elems_end().min(hi.elems_end()).saturating_sub(hi.start);
+    (bytes > 0).then_some((bytes, lo, hi))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Candidate {
+    LostAppend,
+    Overlap,
+}
+
+/// What is known about one backing array.
+struct ArrayState {
+    /// The first growth seen.
+    first: Grow,
+    /// The other half of the candidate pair.
+    partner: Option<Grow>,
+    candidate: Option<Candidate>,
+    /// Further pairs of the candidate's kind before it settled.
+    extra: u32,
+    /// The array is copied by value (a template, a pooled buffer): a header that is
+    /// shared and updated moves to a new array once it grows, so the same slice of
+    /// this array grown twice by one goroutine, or again after the window, means
+    /// every user holds its own copy and only reads the array.
+    by_value: bool,
+}
+
+impl ArrayState {
+    fn deadline(&self, settle: u64) -> u64 {
+        let last = self.partner.map_or(self.first.at.ts, |p| p.at.ts.max(self.first.at.ts));
+        last.saturating_add(settle)
+    }
+}
+
+/// Counters the slice detectors keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SliceCounters {
+    /// Growths without an identity (zero capacity: `runtime.zerobase`) or goroutine.
+    pub ignored: u64,
+    /// Candidates dropped because their array proved to be copied by value.
+    pub suppressed: u64,
+}
+
+/// Windows in engine nanoseconds, the settle queue and counters.
+struct Rules {
+    window: u64,
+    stale_after: u64,
+    settle: u64,
+    /// Arrays whose candidate awaits `settle`, in the order the candidates arose.
+    due: VecDeque<(u64, Key)>,
+    counters: SliceCounters,
+}
+
+pub(crate) struct Slices {
+    arrays: Table<ArrayState>,
+    rules: Rules,
+}
+
+impl Slices {
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            arrays: Table::new(cfg.max_arrays, Config::ns(cfg.ttl)),
+            rules: Rules {
+                window: Config::ns(cfg.window),
+                stale_after: Config::ns(cfg.stale_after),
+                settle: Config::ns(cfg.settle),
+                due: VecDeque::new(),
+                counters: SliceCounters::default(),
+            },
+        }
+    }
+
+    pub fn counters(&self) -> SliceCounters {
+        self.rules.counters
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.arrays.len()
+    }
+
+    pub fn evictions(&self) -> (u64, u64) {
+        (self.arrays.evicted, self.arrays.expired)
+    }
+
+    pub fn allocated_bytes(&self) -> usize {
+        self.arrays.allocated_bytes() + self.rules.due.capacity() * size_of::<(u64, Key)>()
+    }
+
+    pub fn on_grow(&mut self, ev: &Event, old_ptr: u64, old_len: u64, old_cap: u64, elem: u64, now: u64, out: &mut Dedup) {
+        let Self { arrays, rules } = self;
+        if ev.goid == 0 || old_cap == 0 || elem == 0 {
+            rules.counters.ignored += 1;
+            return;
+        }
+        let key = Key::new(ev.tgid, ev.kind.object());
+        let g = Grow { at: Touch::of(ev), start: old_ptr, len: old_len, elem };
+        match arrays.touch(key, now) {
+            Some(st) => {
+                if st.candidate.is_some() && st.deadline(rules.settle) <= now {
+                    rules.settle(key, st, out);
+                }
+                rules.relate(key, st, g, out);
+            }
+            None => {
+                let st = ArrayState { first: g, partner: None, candidate: None, extra: 0, by_value: false };
+                arrays.insert(key, st, now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
+            }
+        }
+    }
+
+    /// Settles the candidates whose time has come, and forgets expired arrays.
+    pub fn advance(&mut self, now: u64, out: &mut Dedup) {
+        let Self { arrays, rules } = self;
+        while let Some(&(deadline, key)) = rules.due.front() {
+            if deadline > now {
+                break;
+            }
+            rules.due.pop_front();
+            if let Some(st) = arrays.peek_mut(key)
+                && st.candidate.is_some()
+                && st.deadline(rules.settle) <= now
+            {
+                rules.settle(key, st, out);
+            }
+        }
+        arrays.expire(now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
+    }
+
+    /// End of the stream: every candidate settles.
+    pub fn finish(&mut self, out: &mut Dedup) {
+        let Self { arrays, rules } = self;
+        arrays.drain(&mut |k, st, why| {
+            debug_assert_eq!(why, Removal::Drained);
+            rules.settle(k, &mut { st }, out)
+        });
+        rules.due.clear();
+    }
+}
+
+impl Rules {
+    fn relate(&mut self, key: Key, st: &mut ArrayState, g: Grow, out: &mut Dedup) {
+        let repeats = |prior: &Grow| {
+            prior.same_slice(&g)
+                && prior.at.ts != g.at.ts
+                && (prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window)
+        };
+        if repeats(&st.first) || st.partner.as_ref().is_some_and(repeats) {
+            st.by_value = true;
+        }
+        let first = st.first;
+        if first.at.goid == g.at.goid {
+            return;
+        }
+        let dt = first.at.ts.abs_diff(g.at.ts);
+        if first.same_slice(&g) {
+            if dt <= self.window {
+                self.candidate(key, st, Candidate::LostAppend, g);
+                return;
+            }
+        } else if overlap(&first, &g).is_some() && dt <= self.settle {
+            self.candidate(key, st, Candidate::Overlap, g);
+            return;
+        }
+        if dt >= self.stale_after {
+            let (early, late) = if first.at.ts <= g.at.ts { (first, g) } else { (g, first) };
+            let s = Sighting {
+                detector: Detector::SliceStaleHeader,
+                tgid: key.tgid,
+                object: key.addr,
+                a: early.at,
+                b: Some(late.at),
+                detail: Detail::Gap { ns: dt },
+            };
+            out.add(s, 1);
+        }
+    }
+
+    fn candidate(&mut self, key: Key, st: &mut ArrayState, kind: Candidate, g: Grow) {
+        if st.by_value {
+            self.counters.suppressed += 1;
+            return;
+        }
+        match st.candidate {
+            None => {
+                st.candidate = Some(kind);
+                st.partner = Some(g);
+                self.due.push_back((st.deadline(self.settle), key));
+            }
+            Some(k) if k == kind => st.extra = st.extra.saturating_add(1),
+            Some(_) => {}
+        }
+    }
+
+    /// Turns a pending candidate into a finding unless the array proved to be
+    /// copied by value meanwhile.
+    fn settle(&mut self, key: Key, st: &mut ArrayState, out: &mut Dedup) {
+        let (Some(kind), Some(partner)) = (st.candidate.take(), st.partner) else { return };
+        let count = 1 + u64::from(st.extra);
+        st.extra = 0;
+        if st.by_value {
+            self.counters.suppressed += count;
+            return;
+        }
+        let first = st.first;
+        let (detector, a, b, detail) = match kind {
+            Candidate::LostAppend => {
+                (Detector::SliceLostAppend, first.at, partner.at, Detail::Length { len: first.len })
+            }
+            Candidate::Overlap => {
+                let Some((bytes, lo, hi)) = overlap(&first, &partner) else { return };
+                (Detector::SliceCapacityOverlap, lo.at, hi.at, Detail::Overlap { bytes, elem: lo.elem })
+            }
+        };
+        out.add(Sighting { detector, tgid: key.tgid, object: key.addr, a, b: Some(b), detail }, count);
+    }
+}
+
+#[cfg(test)]
+#[path = "slices_tests.rs"]
+mod tests;
