@@ -1,0 +1,3 @@
+module ghostrace.test/scenarios
+
+go 1.19
