@@ -1,23 +1,24 @@
-//! Prints what `gobin` reads from a Go binary (a debugging aid):
-//! `cargo run --example gobin_dump -- BIN [SCOPE]`.
+//! Prints the `ghostrace inspect` report of a Go binary (a debugging aid until the
+//! CLI is wired): `cargo run --example gobin_dump -- BIN [SCOPE] [--json]`.
 use tracer_user::gobin::{GoBinary, Scope};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: gobin_dump BIN [SCOPE]");
-    let scope: Scope = args.next().unwrap_or_default().parse().expect("scope");
-    let bin = GoBinary::open(path.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-    println!("{:#?}", bin.build_info());
-    println!("module data: {:x?}", bin.module_data());
-    println!("layout: {:?} table: {:?}", bin.layout(), tracer_user::gobin::table_layout(bin.version()));
-    let plan = bin.probe_plan(&scope);
-    for s in &plan.list_sites {
-        println!("{s:x?}");
-    }
-    for p in &plan.probes {
-        println!("{:#x} {:?} {} -> {}", p.address, p.kind, p.caller, p.target);
-    }
-    for m in &plan.missing {
-        println!("missing {}: {}", m.what, m.reason);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let mut rest = args.iter().filter(|a| *a != "--json");
+    let path = rest.next().expect("usage: gobin_dump BIN [SCOPE] [--json]");
+    let scope: Scope = rest.next().map_or(Ok(Scope::Default), |s| s.parse()).expect("scope");
+    let bin = match GoBinary::open(path.as_ref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let report = bin.report(&scope);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("serialize"));
+    } else {
+        print!("{report}");
     }
 }

@@ -62,11 +62,11 @@ const SHF_COMPRESSED: u64 = 0x800;
 impl ElfInfo {
     pub(crate) fn parse(data: &[u8]) -> Result<ElfInfo> {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
-            return Err(GobinError::NotElf { magic: data[..data.len().min(4)].to_vec() });
+            return Err(GobinError::NotElf { magic: data[..data.len().min(4)].escape_ascii().to_string() });
         }
         let file = object::File::parse(data).map_err(|e| GobinError::Elf { detail: e.to_string() })?;
         if file.format() != BinaryFormat::Elf {
-            return Err(GobinError::NotElf { magic: data[..4].to_vec() });
+            return Err(GobinError::NotElf { magic: data[..4].escape_ascii().to_string() });
         }
         let arch = match (file.architecture(), file.is_64(), file.is_little_endian()) {
             (Architecture::X86_64, true, true) => Arch::Amd64,

@@ -16,8 +16,8 @@ pub enum GobinError {
     },
     #[error("{path} is a directory, not a program")]
     Directory { path: PathBuf },
-    #[error("not an ELF file (magic is {magic:02x?})")]
-    NotElf { magic: Vec<u8> },
+    #[error("not an ELF file (starts with \"{magic}\")")]
+    NotElf { magic: String },
     #[error("malformed ELF file: {detail}")]
     Elf { detail: String },
     #[error("not a Go binary: {reason}")]

@@ -5,7 +5,7 @@
 //! (`.go.buildinfo`), function table (`.gopclntab`) and `moduledata`; everything
 //! else is computed on demand from the mapping without copying it:
 //! [`GoBinary::func_at`], [`GoBinary::symbolize`], [`GoBinary::layout`] and
-//! [`GoBinary::probe_plan`].
+//! [`GoBinary::probe_plan`] and [`GoBinary::report`] (`ghostrace inspect`).
 
 mod binary;
 mod buildinfo;
@@ -19,6 +19,7 @@ mod listsites;
 mod pclntab;
 mod plan;
 mod read;
+mod report;
 mod scope;
 
 pub use binary::{Func, GoBinary};
@@ -30,4 +31,5 @@ pub use inline::{Frame, ModuleData};
 pub use listsites::{LIST_REMOVE, ListSite};
 pub use layout::{LayoutSource, RuntimeLayout, table_layout};
 pub use plan::{Missing, Probe, ProbeKind, ProbePlan, Role, RuntimeFunc, Signature, Site, entry_point_names};
+pub use report::{BuildSettings, InspectReport, Summary};
 pub use scope::{Scope, glob_match, package_of, unescape_package};

@@ -119,6 +119,9 @@ pub enum Role {
     MapAssign,
     MapDelete,
     MapClear,
+    /// An out-of-line `container/list.(*List).Remove` (only when built without
+    /// inlining, e.g. `-gcflags=-l`).
+    ListRemove,
 }
 
 /// Something the plan wanted and did not find, and why.
@@ -138,15 +141,16 @@ pub struct ProbePlan {
     pub missing: Vec<Missing>,
 }
 
-/// A traced entry point: symbol, role, first Go version that has it.
+/// A traced entry point: symbol, role, first Go version whose runtime always has
+/// it (None: only present in some builds).
 struct EntryPoint {
     name: &'static str,
     role: Role,
-    since: (u32, u32),
+    since: Option<(u32, u32)>,
 }
 
 const fn ep(name: &'static str, role: Role, since: (u32, u32)) -> EntryPoint {
-    EntryPoint { name, role, since }
+    EntryPoint { name, role, since: Some(since) }
 }
 
 const ENTRY_POINTS: &[EntryPoint] = &[
@@ -169,6 +173,7 @@ const ENTRY_POINTS: &[EntryPoint] = &[
     ep("runtime.mapdelete_fast64", Role::MapDelete, (1, 0)),
     ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0)),
     ep("runtime.mapclear", Role::MapClear, (1, 0)),
+    EntryPoint { name: super::LIST_REMOVE, role: Role::ListRemove, since: None },
 ];
 
 /// The names of every runtime entry point ghostrace traces in some version.
@@ -186,11 +191,19 @@ fn signature(name: &str, role: Role, v: GoVersion) -> Signature {
         Role::MapIterNext => Signature::MapIterNext,
         Role::MapAssign | Role::MapDelete => Signature::MapWrite,
         Role::MapClear => Signature::MapClear,
+        Role::ListRemove => Signature::ListRemove,
     }
 }
 
-fn call_kind(role: Role) -> ProbeKind {
+/// Probe kind at a CALL of a `role` function; out-of-line `Remove(l, e)` has the
+/// receiver in the first argument register and `e` in the second (amd64 AX, BX;
+/// arm64 R0, R1).
+fn call_kind(role: Role, arch: super::Arch) -> ProbeKind {
     match role {
+        Role::ListRemove => match arch {
+            super::Arch::Amd64 => ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 },
+            super::Arch::Arm64 => ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 1 },
+        },
         Role::SliceGrow => ProbeKind::SliceGrowCall,
         Role::MapIterStart => ProbeKind::MapIterStartCall,
         Role::MapIterNext => ProbeKind::MapIterNextCall,
@@ -221,7 +234,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     for i in 0..tab.nfunc() {
         let Ok(row) = tab.row(i) else { continue };
         let Ok(name) = tab.func(&row).and_then(|f| f.name()) else { continue };
-        if name.starts_with("runtime.") {
+        if name.starts_with("runtime.") || name.starts_with("container/list.") {
             if let Some(e) = ENTRY_POINTS.iter().find(|e| e.name == name) {
                 targets.push(Target { name: e.name, role: e.role, entry: row.entry, end: row.end });
             }
@@ -238,7 +251,8 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     targets.sort_by_key(|t| t.entry);
 
     for e in ENTRY_POINTS {
-        if !targets.iter().any(|t| t.name == e.name) && version.at_least(e.since.0, e.since.1) {
+        let expected = e.since.is_some_and(|(major, minor)| version.at_least(major, minor));
+        if expected && !targets.iter().any(|t| t.name == e.name) {
             plan.missing.push(Missing {
                 what: e.name.to_string(),
                 reason: format!("not linked into this binary (nothing calls it); {version} has it"),
@@ -256,8 +270,22 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             let t = &targets[ti];
             counts[ti] += 1;
             let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else { continue };
+            let after = Site { address: next, file_offset: next_offset, emulated: next_emulated };
+            if t.role == Role::ListRemove {
+                plan.probes.push(Probe {
+                    kind: ProbeKind::ListRemoveExit,
+                    address: next,
+                    file_offset: next_offset,
+                    caller: name.to_string(),
+                    package: pkg.clone(),
+                    target: t.name.to_string(),
+                    emulated: next_emulated,
+                    signature: Signature::ListRemove,
+                    after: None,
+                });
+            }
             plan.probes.push(Probe {
-                kind: call_kind(t.role),
+                kind: call_kind(t.role, bin.arch()),
                 address: addr,
                 file_offset,
                 caller: name.to_string(),
@@ -265,7 +293,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
                 target: t.name.to_string(),
                 emulated: true,
                 signature: signature(t.name, t.role, version),
-                after: Some(Site { address: next, file_offset: next_offset, emulated: next_emulated }),
+                after: Some(after),
             });
         }
     }
@@ -286,7 +314,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
         });
     }
     super::listsites::add_list_sites(bin, &in_scope, &mut plan);
-    plan.probes.sort_by_key(|p| p.address);
+    plan.probes.sort_by_key(|p| (p.address, matches!(p.kind, ProbeKind::ListRemoveEnter { .. })));
     plan
 }
 
@@ -302,7 +330,7 @@ mod tests {
         assert_eq!(signature("runtime.growslice", Role::SliceGrow, v127), Signature::GrowsliceGo120);
         assert_eq!(signature("runtime.growsliceBufNoAlias", Role::SliceGrow, v127), Signature::GrowsliceBuf);
         assert_eq!(signature("runtime.mapIterStart", Role::MapIterStart, v127), Signature::MapIterStart);
-        assert_eq!(call_kind(Role::MapClear), ProbeKind::MapWriteCall(MapWriteOp::Clear));
+        assert_eq!(call_kind(Role::MapClear, crate::gobin::Arch::Amd64), ProbeKind::MapWriteCall(MapWriteOp::Clear));
     }
 
     #[test]
