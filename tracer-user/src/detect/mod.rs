@@ -23,3 +23,8 @@ pub use finding::{
     Severity, fails, worst,
 };
 pub use symbols::{NoSymbols, Symbolizer};
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod props_tests;

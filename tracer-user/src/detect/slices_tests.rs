@@ -1,1 +1,262 @@
-use super::*;
+//! Slice detectors on synthetic growth streams: what must fire, and every pattern
+//! DESIGN.md says must stay silent, on the full stream and through the kernel filter.
+
+use std::time::Duration;
+
+use crate::detect::{
+    Config, Detector, Evidence, Role, Severity,
+    testkit::{Lcg, Stream, assert_quiet_at, detectors, kernel_filter},
+};
+
+const BASE: u64 = 0xc000_100_000;
+const SITE_A: u64 = 0x4a_1000;
+const SITE_B: u64 = 0x4a_2000;
+
+/// head := buf[:16], tail := buf[8:16] (both 2-index: they share buf's end); each
+/// goroutine appends until its header reaches the end of the array and grows.
+fn head_and_tail(gap_us: f64) -> Stream {
+    let mut s = Stream::new();
+    s.grow(100.0, 1, SITE_A, BASE, 16, 16, 8).grow(100.0 + gap_us, 2, SITE_B, BASE + 64, 8, 8, 8);
+    s
+}
+
+#[test]
+fn overlapping_sub_slices_fire_with_the_exact_overlap() {
+    for f in [head_and_tail(200.0).run(), head_and_tail(200.0).run_filtered()] {
+        assert_eq!(detectors(&f), [Detector::SliceCapacityOverlap]);
+        let f = &f[0];
+        assert_eq!((f.severity, f.evidence), (Severity::Critical, Evidence::Definite));
+        assert_eq!(f.object.address, BASE + 128);
+        assert!(f.message.contains("overlap by 8 element(s) (64 bytes)"), "{}", f.message);
+        let roles: Vec<_> = f.goroutines.iter().map(|g| (g.role, g.goid, g.pc)).collect();
+        assert_eq!(roles, [(Role::LowerSlice, 1, SITE_A), (Role::UpperSlice, 2, SITE_B)]);
+    }
+}
+
+#[test]
+fn overlap_pairs_are_kept_for_the_settle_horizon_only() {
+    // Beyond `settle` a different start is a new life of the address or a reused
+    // buffer: at most a stale header.
+    let f = head_and_tail(2_000_000.0).run();
+    assert_eq!(detectors(&f), [Detector::SliceStaleHeader]);
+}
+
+#[test]
+fn full_slice_expressions_never_share_an_array_state() {
+    // Workers get s[0:4:4], s[4:8:8], ...: each chunk ends where the next starts.
+    let mut s = Stream::new();
+    for w in 0..8u64 {
+        s.grow(10.0 + w as f64, w + 1, SITE_A, BASE + w * 32, 4, 4, 8);
+        s.grow(20.0 + w as f64, w + 1, SITE_A, BASE + w * 32, 4, 4, 8);
+    }
+    assert!(s.run().is_empty());
+    assert!(s.run_filtered().is_empty());
+}
+
+#[test]
+fn overlap_is_exact_when_the_lower_slice_ends_early() {
+    // The lower header holds 3 elements and appends 20 at once: it grows (copies)
+    // without writing the array, and its elements end before the upper one starts.
+    let mut s = Stream::new();
+    s.grow(100.0, 1, SITE_A, BASE, 3, 16, 8).grow(150.0, 2, SITE_B, BASE + 64, 8, 8, 8);
+    assert!(s.run().is_empty());
+    // One element more and they overlap by exactly one element.
+    let mut s = Stream::new();
+    s.grow(100.0, 1, SITE_A, BASE, 9, 16, 8).grow(150.0, 2, SITE_B, BASE + 64, 8, 8, 8);
+    let f = s.run();
+    assert_eq!(detectors(&f), [Detector::SliceCapacityOverlap]);
+    assert!(f[0].message.contains("(8 bytes)"), "{}", f[0].message);
+}
+
+/// Two goroutines append through one shared header at the same moment, array after
+/// array as the slice keeps growing: each array is grown twice at once, then never.
+fn racing_shared_header(arrays: u64) -> Stream {
+    let mut s = Stream::new();
+    let mut cap = 8;
+    for i in 0..arrays {
+        let t = 1_000.0 * i as f64;
+        let ptr = BASE + i * 0x10_000;
+        s.grow(t, 1, SITE_A, ptr, cap, cap, 8).grow(t + 0.4, 2, SITE_A, ptr, cap, cap, 8);
+        cap *= 2;
+    }
+    s
+}
+
+#[test]
+fn racing_appends_through_one_header_are_lost_appends() {
+    for f in [racing_shared_header(3).run(), racing_shared_header(3).run_filtered()] {
+        assert_eq!(detectors(&f), [Detector::SliceLostAppend]);
+        assert_eq!((f[0].severity, f[0].evidence, f[0].count), (Severity::Warning, Evidence::Likely, 3));
+        assert!(f[0].message.starts_with("likely: goroutines 1 and 2"), "{}", f[0].message);
+    }
+}
+
+#[test]
+fn lost_append_candidates_settle_as_the_clock_moves() {
+    let mut engine = crate::detect::Engine::new(Config::default()).unwrap();
+    for ev in &racing_shared_header(1).events {
+        engine.process(ev);
+    }
+    assert!(engine.findings(&crate::detect::NoSymbols).is_empty(), "not before settle");
+    engine.advance_to(2_000_000_000);
+    assert_eq!(detectors(&engine.findings(&crate::detect::NoSymbols)), [Detector::SliceLostAppend]);
+}
+
+#[test]
+fn records_arriving_out_of_order_still_pair() {
+    let mut s = Stream::new();
+    s.grow(100.4, 2, SITE_B, BASE, 8, 8, 8).grow(100.0, 1, SITE_A, BASE, 8, 8, 8);
+    assert_eq!(detectors(&s.run()), [Detector::SliceLostAppend]);
+}
+
+#[test]
+fn a_header_used_long_after_its_slice_moved_is_a_possible_stale_header() {
+    let mut s = Stream::new();
+    s.grow(0.0, 1, SITE_A, BASE, 8, 8, 8).grow(2_000_000.0, 2, SITE_B, BASE, 8, 8, 8);
+    for f in [s.run(), s.run_filtered()] {
+        assert_eq!(detectors(&f), [Detector::SliceStaleHeader]);
+        assert_eq!((f[0].severity, f[0].evidence), (Severity::Info, Evidence::Possible));
+        assert_eq!(f[0].goroutines[1].role, Role::LaterGrower);
+    }
+}
+
+// ---- patterns that must stay silent at warning and above ----
+
+#[test]
+fn appends_under_a_mutex_grow_each_array_once_in_turn() {
+    let mut s = Stream::new();
+    let mut cap = 1;
+    for i in 0..200u64 {
+        // Whoever holds the lock when the slice is full grows it; the array it
+        // grows is the one the previous holder's growth produced.
+        s.grow(i as f64 * 3.0, 1 + i % 7, SITE_A, BASE + i * 0x100_000, cap, cap, 16);
+        cap = (cap * 5 / 4 + 1).min(1 << 24);
+    }
+    assert!(s.run().is_empty());
+    assert!(s.run_filtered().is_empty());
+}
+
+#[test]
+fn slices_handed_over_a_channel_are_grown_by_the_receiver_only() {
+    let mut s = Stream::new();
+    for i in 0..50u64 {
+        let t = i as f64 * 10.0;
+        // The producer builds batch i (growing its own arrays), hands it over, and the
+        // consumer appends to what it received.
+        s.grow(t, 1, SITE_A, BASE + i * 0x1000, 4, 4, 8).grow(t + 1.0, 1, SITE_A, BASE + i * 0x1000 + 0x100, 8, 8, 8);
+        s.grow(t + 5.0, 2, SITE_B, BASE + i * 0x1000 + 0x200, 16, 16, 8);
+    }
+    assert!(s.run().is_empty());
+    assert!(s.run_filtered().is_empty());
+}
+
+#[test]
+fn per_goroutine_slices_stay_silent() {
+    let mut s = Stream::new();
+    let mut rng = Lcg(7);
+    for i in 0..2_000u64 {
+        let g = 1 + rng.next(16);
+        let array = BASE + g * 0x100_0000 + rng.next(64) * 0x1000;
+        s.grow(i as f64 * 0.2, g, SITE_A + g, array, 64, 64, 8);
+    }
+    assert!(s.run().is_empty());
+    assert!(s.run_filtered().is_empty());
+}
+
+#[test]
+fn zero_capacity_slices_have_no_identity() {
+    const ZEROBASE: u64 = 0x5a_6b00;
+    let mut s = Stream::new();
+    for g in 1..=50u64 {
+        s.grow(g as f64 * 0.1, g, SITE_A, ZEROBASE, 0, 0, 8);
+    }
+    let (f, stats) = s.run_with(Config::default());
+    assert!(f.is_empty());
+    assert_eq!(stats.ignored, 50);
+}
+
+#[test]
+fn read_only_template_copied_by_many_goroutines_is_not_a_lost_append() {
+    // append(t[:n:n], x) in a handler run by 8 goroutines: the same array grown at
+    // len == cap == n, concurrently, again and again, and never written.
+    let mut s = Stream::new();
+    let mut rng = Lcg(42);
+    let mut t = 0.0;
+    for _ in 0..4_000 {
+        t += rng.next(100) as f64; // 0-100 µs apart: many pairs land within the window
+        s.grow(t, 1 + rng.next(8), SITE_A, BASE, 12, 12, 8);
+    }
+    for f in [s.run(), s.run_filtered()] {
+        assert_quiet_at(&f, Severity::Warning);
+    }
+    let (_, stats) = s.run_with(Config::default());
+    assert!(stats.suppressed > 0);
+}
+
+#[test]
+fn template_used_twice_by_each_goroutine_in_one_burst_is_not_a_lost_append() {
+    // All within the window: one goroutine growing the same slice twice is enough to
+    // show that nobody stores the grown slice back into a shared header.
+    let mut s = Stream::new();
+    for round in 0..2 {
+        for g in 1..=4u64 {
+            s.grow(10.0 + round as f64 * 50.0 + g as f64, g, SITE_A, BASE, 12, 12, 8);
+        }
+    }
+    assert!(s.run().is_empty());
+}
+
+#[test]
+fn read_only_suffixes_of_a_template_are_not_overlaps() {
+    // append(t[i:], x) with len(t) == cap(t), i varying by request.
+    let mut s = Stream::new();
+    let mut rng = Lcg(3);
+    for k in 0..2_000u64 {
+        let i = rng.next(4);
+        s.grow(k as f64 * 30.0, 1 + rng.next(6), SITE_A, BASE + i * 8, 12 - i, 12 - i, 8);
+    }
+    for f in [s.run(), s.run_filtered()] {
+        assert_quiet_at(&f, Severity::Warning);
+    }
+}
+
+#[test]
+fn pool_recycled_buffer_is_at_most_possible() {
+    // b := pool.Get(); out := append(b[:0], data...); pool.Put(b): the same array,
+    // grown whenever some request's data outgrows it, by whichever goroutine got it;
+    // a hot pool hands it on within microseconds.
+    let mut s = Stream::new();
+    let mut rng = Lcg(11);
+    let mut t = 0.0;
+    for _ in 0..3_000 {
+        t += 5.0 + rng.next(400) as f64;
+        s.grow(t, 1 + rng.next(32), SITE_A, BASE, 0x200, 0x200, 1);
+    }
+    for f in [s.run(), s.run_filtered()] {
+        assert_quiet_at(&f, Severity::Warning);
+        assert!(f.iter().all(|f| f.evidence == Evidence::Possible));
+    }
+}
+
+// ---- bounds ----
+
+#[test]
+fn evicted_arrays_settle_their_candidates_and_are_counted() {
+    let mut s = racing_shared_header(1);
+    for i in 0..10u64 {
+        s.grow(1.0 + i as f64, 9, SITE_B, BASE + 0x100_0000 + i * 0x1000, 4, 4, 8);
+    }
+    let cfg = Config { max_arrays: 4, ..Config::default() };
+    let (f, stats) = s.run_with(cfg);
+    assert_eq!(detectors(&f), [Detector::SliceLostAppend]);
+    assert_eq!(stats.evicted, 7);
+    assert_eq!(stats.tracked, 0, "finish drains");
+}
+
+#[test]
+fn the_window_is_configurable() {
+    let s = racing_shared_header(1);
+    let cfg = Config { window: Duration::from_nanos(100), ..Config::default() };
+    assert!(s.run_with(cfg).0.is_empty(), "0.4 µs apart is outside a 100 ns window");
+    assert_eq!(kernel_filter(&s.events).len(), 2);
+}

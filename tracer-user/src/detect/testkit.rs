@@ -1,0 +1,175 @@
+//! Test support: a builder for synthetic event streams (timestamps in µs) and a
+//! model of the kernel's transition filter, so every pattern can be checked on the
+//! full stream and on what the kernel actually sends.
+
+use std::collections::HashMap;
+
+use super::{Config, Detector, Finding, NoSymbols, Severity, Stats, detect_all};
+use crate::events::{Event, EventKind, MapWriteOp};
+
+pub(crate) const TGID: u32 = 100;
+
+#[derive(Clone, Default)]
+pub(crate) struct Stream {
+    pub events: Vec<Event>,
+}
+
+impl Stream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, ts_us: f64, goid: u64, pc: u64, kind: EventKind) -> &mut Self {
+        self.events.push(Event {
+            ts_ns: (ts_us * 1000.0).round() as u64,
+            tgid: TGID,
+            tid: 1000 + goid as u32,
+            goid,
+            pc,
+            probe: 0,
+            stack_id: None,
+            kind,
+        });
+        self
+    }
+
+    /// `append` through header (ptr, len, cap) of `elem`-byte elements outgrew it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grow(&mut self, ts_us: f64, goid: u64, pc: u64, ptr: u64, len: u64, cap: u64, elem: u64) -> &mut Self {
+        let kind = EventKind::SliceGrow { old_ptr: ptr, old_len: len, old_cap: cap, new_len: len + 1, elem_size: elem };
+        self.push(ts_us, goid, pc, kind)
+    }
+
+    pub fn iter_start(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, iter: u64) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::MapIterStart { map, iter })
+    }
+
+    pub fn iter_next(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, iter: u64, writing: bool) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::MapIterNext { map, iter, writing })
+    }
+
+    pub fn write(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapWriteOp, writing: bool) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::MapWrite { map, op, writing })
+    }
+
+    pub fn enter(&mut self, ts_us: f64, goid: u64, pc: u64, list: u64, elem: u64, elem_list: u64) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::ListRemoveEnter { list, elem, elem_list })
+    }
+
+    pub fn exit(&mut self, ts_us: f64, goid: u64, pc: u64, list: u64) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::ListRemoveExit { list, elem: 0 })
+    }
+
+    /// Orders the events by timestamp (stable), as a well-behaved pipeline would.
+    pub fn sorted(&self) -> Self {
+        let mut events = self.events.clone();
+        events.sort_by_key(|e| e.ts_ns);
+        Self { events }
+    }
+
+    pub fn run_with(&self, cfg: Config) -> (Vec<Finding>, Stats) {
+        detect_all(cfg, [], &self.events, &NoSymbols).expect("valid config")
+    }
+
+    pub fn run(&self) -> Vec<Finding> {
+        self.run_with(Config::default()).0
+    }
+
+    /// Runs the stream as sent by the kernel's transition filter.
+    pub fn run_filtered(&self) -> Vec<Finding> {
+        Self { events: kernel_filter(&self.events) }.run()
+    }
+}
+
+pub(crate) fn detectors(f: &[Finding]) -> Vec<Detector> {
+    f.iter().map(|f| f.detector).collect()
+}
+
+/// Fails unless nothing at `min` or above was found.
+pub(crate) fn assert_quiet_at(f: &[Finding], min: Severity) {
+    let loud: Vec<_> = f.iter().filter(|f| f.severity >= min).map(|f| &f.message).collect();
+    assert!(loud.is_empty(), "expected nothing at {min} or above, got {loud:#?}");
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Obj {
+    Array(u64),
+    Map(u64),
+    List(u64),
+}
+
+#[derive(Clone, Copy)]
+struct Held {
+    ev: Event,
+    sent: bool,
+}
+
+/// The kernel's transition filter (tracer-ebpf `emit.rs` and the probes), without
+/// sampling: a hit goes out when the previous hit on its object came from another
+/// goroutine (with that held hit, if it had not gone out), or when it matters alone.
+pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
+    let mut last: HashMap<Obj, Held> = HashMap::new();
+    let mut removing: HashMap<u64, u64> = HashMap::new();
+    let mut out = Vec::new();
+    let on_transition = |table: &mut HashMap<Obj, Held>, key: Obj, ev: &Event, force: bool, out: &mut Vec<Event>| {
+        let mut send = force;
+        if let Some(prev) = table.get(&key)
+            && prev.ev.goid != ev.goid
+        {
+            if !prev.sent {
+                out.push(prev.ev);
+            }
+            send = true;
+        }
+        if send {
+            out.push(*ev);
+        }
+        table.insert(key, Held { ev: *ev, sent: send });
+    };
+    for ev in events {
+        match ev.kind {
+            EventKind::SliceGrow { old_cap, elem_size, .. } => {
+                if old_cap != 0 && elem_size != 0 {
+                    on_transition(&mut last, Obj::Array(ev.kind.object()), ev, false, &mut out);
+                }
+            }
+            EventKind::MapIterStart { map, .. } => on_transition(&mut last, Obj::Map(map), ev, false, &mut out),
+            EventKind::MapIterNext { map, writing, .. } => on_transition(&mut last, Obj::Map(map), ev, writing, &mut out),
+            EventKind::MapWrite { map, writing, .. } => {
+                let own_range = last.get(&Obj::Map(map)).is_some_and(|p| {
+                    p.ev.goid == ev.goid
+                        && matches!(p.ev.kind, EventKind::MapIterNext { .. } | EventKind::MapIterStart { .. })
+                });
+                on_transition(&mut last, Obj::Map(map), ev, writing || own_range, &mut out);
+            }
+            EventKind::ListRemoveEnter { list, elem_list, .. } => {
+                removing.insert(ev.goid, list);
+                on_transition(&mut last, Obj::List(list), ev, elem_list != list, &mut out);
+            }
+            EventKind::ListRemoveExit { .. } => {
+                let Some(list) = removing.remove(&ev.goid) else { continue };
+                let (matters, ours) = match last.get(&Obj::List(list)) {
+                    Some(h) => (h.ev.goid != ev.goid || h.sent, h.ev.goid == ev.goid),
+                    None => (false, false),
+                };
+                if ours {
+                    last.remove(&Obj::List(list));
+                }
+                if matters {
+                    out.push(*ev);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A small deterministic generator for interleavings.
+pub(crate) struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
