@@ -137,7 +137,9 @@ impl<'a> InlineTree<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Frame {
     pub function: String,
+    /// Source file; empty when the pc has no line information (some assembly).
     pub file: String,
+    /// Line number; 0 when unknown.
     pub line: u32,
     /// True for a frame that was inlined into the next one.
     pub inlined: bool,
@@ -152,7 +154,7 @@ pub(crate) fn frames<'a>(tab: &Pclntab<'a>, func: &FuncData<'a>, tree: Option<In
     let mut at = pc;
     let to_frame = |name: &str, at: u64, inlined: bool| -> Result<Frame> {
         let (file, line) = func.file_line(at)?;
-        Ok(Frame { function: name.to_string(), file: file.unwrap_or("?").to_string(), line: line.max(0) as u32, inlined })
+        Ok(Frame { function: name.to_string(), file: file.unwrap_or("").to_string(), line: line.max(0) as u32, inlined })
     };
     if let Some(tree) = tree {
         let mut ix = func.inline_index(at)?;

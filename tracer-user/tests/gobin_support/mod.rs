@@ -146,10 +146,48 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
+/// Output of `go tool TOOL BIN`, cached next to the built fixtures (keyed by the
+/// binary's path and modification time) so several tests share one run.
+pub fn tool_output(tc: &Toolchain, tool: &str, bin: &Path) -> String {
+    let key = format!("{}-{}", bin.display(), std::fs::metadata(bin).and_then(|m| m.modified()).map(|t| format!("{t:?}")).unwrap_or_default());
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let dir = scratch_dir().join("tool-cache");
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    let file = dir.join(format!("{}-{tool}-{hash:016x}.txt", tc.label));
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        return text;
+    }
+    let text = tc.run(&["tool", tool, bin.to_str().unwrap()]);
+    let tmp = dir.join(format!(".tmp-{}-{hash:016x}-{tool}", std::process::id()));
+    std::fs::write(&tmp, &text).expect("write cache");
+    std::fs::rename(&tmp, &file).expect("rename cache");
+    text
+}
+
+/// `go tool addr2line BIN` for `pcs`: (function, "file:line") per pc.
+pub fn addr2line(tc: &Toolchain, bin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
+    use std::io::Write;
+    let mut child = tc
+        .command()
+        .args(["tool", "addr2line", bin.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn addr2line");
+    let input: String = pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("addr2line");
+    writer.join().expect("writer").expect("write pcs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    lines.chunks(2).map(|c| (c[0].to_string(), c.get(1).copied().unwrap_or("").to_string())).collect()
+}
+
 /// `go tool nm` text symbols (types T and t) as (name, address), with the `.abi0`
 /// suffix of assembly functions removed (the function table names them without it).
 pub fn nm_text_symbols(tc: &Toolchain, bin: &Path) -> BTreeSet<(String, u64)> {
-    let out = tc.run(&["tool", "nm", bin.to_str().unwrap()]);
+    let out = tool_output(tc, "nm", bin);
     let mut syms = BTreeSet::new();
     for line in out.lines() {
         let mut f = line.split_whitespace();
@@ -175,7 +213,7 @@ pub struct ObjdumpInsn {
 
 /// Every instruction of `go tool objdump BIN`.
 pub fn objdump(tc: &Toolchain, bin: &Path) -> Vec<ObjdumpInsn> {
-    let out = tc.run(&["tool", "objdump", bin.to_str().unwrap()]);
+    let out = tool_output(tc, "objdump", bin);
     let mut func = String::new();
     let mut insns = Vec::new();
     for line in out.lines() {

@@ -1,0 +1,201 @@
+//! Oracle tests of `gobin` on the fixture built by every installed Go toolchain,
+//! stripped and not: pc → file:line against `go tool addr2line` (including pcs in
+//! inlined code), inlined `Remove` ranges against the DWARF of the unstripped twin,
+//! RET instructions and call sites of every runtime entry point against
+//! `go tool objdump`, and the per-version layout table against DWARF.
+
+mod gobin_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gobin_support::*;
+use tracer_user::gobin::{GoBinary, LIST_REMOVE, LayoutSource, ProbeKind, Scope, table_layout};
+
+/// Fixture builds of one toolchain: (unstripped, stripped).
+fn builds(tc: &Toolchain) -> [std::path::PathBuf; 2] {
+    [build_fixture(tc, false), build_fixture(tc, true)]
+}
+
+#[test]
+fn symbolize_matches_addr2line() {
+    for tc in toolchains_or_skip("symbolize_matches_addr2line") {
+        let [plain, stripped] = builds(&tc);
+        let insns = objdump(&tc, &plain);
+        // Every 7th instruction of the binary plus every instruction of the fixture's
+        // own functions (where the inlined list, map and slice code is).
+        let mut pcs: Vec<u64> = insns.iter().step_by(7).map(|i| i.addr).collect();
+        pcs.extend(insns.iter().filter(|i| i.function.starts_with("main.")).map(|i| i.addr));
+        pcs.sort_unstable();
+        pcs.dedup();
+        assert!(pcs.len() >= 1000, "{}: only {} pcs", tc.label, pcs.len());
+        for path in [&plain, &stripped] {
+            let bin = GoBinary::open(path).expect("open");
+            let want = addr2line(&tc, path, &pcs);
+            assert_eq!(want.len(), pcs.len());
+            let mut inlined = 0;
+            for (pc, (func, pos)) in pcs.iter().zip(&want) {
+                let frames = bin.symbolize(*pc).unwrap_or_else(|| panic!("{} {pc:#x}: no frames", tc.label));
+                let inner = &frames[0];
+                let outer = frames.last().unwrap();
+                assert_eq!(&outer.function, func, "{} {}: function at {pc:#x}", tc.label, path.display());
+                // addr2line prints ":-1" for pcs without line information.
+                let ours = if inner.file.is_empty() { ":-1".to_string() } else { format!("{}:{}", inner.file, inner.line) };
+                assert_eq!(ours, *pos, "{} {}: position of {pc:#x}", tc.label, path.display());
+                if frames.len() > 1 {
+                    inlined += 1;
+                    // Each caller frame's line is inside its function's file.
+                    assert!(frames.iter().all(|f| f.line > 0), "{frames:?}");
+                }
+            }
+            assert!(inlined > 50, "{}: only {inlined} pcs in inlined code", tc.label);
+            // The inlined Remove frames name the caller chain.
+            let site = bin.probe_plan(&Scope::Default).list_sites.into_iter().find(|s| s.caller == "main.removeBoth").expect("site");
+            let frames = bin.symbolize(site.body_start).expect("frames");
+            assert_eq!(frames[0].function, LIST_REMOVE, "{frames:?}");
+            assert_eq!(frames.last().unwrap().function, "main.removeBoth");
+            assert!(frames.last().unwrap().file.ends_with("main.go"));
+        }
+    }
+}
+
+#[test]
+fn inlined_remove_ranges_match_dwarf() {
+    for tc in toolchains_or_skip("inlined_remove_ranges_match_dwarf") {
+        let [plain, stripped] = builds(&tc);
+        let want = dwarf_inlined_ranges(&GoBinary::open(&plain).expect("open"), LIST_REMOVE);
+        assert!(want.len() >= 4, "{}: DWARF has {} Remove sites", tc.label, want.len());
+        for path in [&plain, &stripped] {
+            let bin = GoBinary::open(path).expect("open");
+            let plan = bin.probe_plan(&Scope::All);
+            let got: BTreeSet<Vec<(u64, u64)>> = plan.list_sites.iter().map(|s| s.ranges.clone()).collect();
+            assert_eq!(got, want, "{} {}", tc.label, path.display());
+            let fixture_sites: Vec<_> = plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")).collect();
+            assert_eq!(fixture_sites.len(), 4, "{}: {fixture_sites:#x?}", tc.label);
+            for s in fixture_sites {
+                assert!(s.registers.is_ok(), "{} {}: {:?}", tc.label, s.caller, s.registers);
+                assert!(!s.exits.is_empty(), "{} {}: no exits", tc.label, s.caller);
+                let enter = plan.probes.iter().find(|p| p.address == s.enter && matches!(p.kind, ProbeKind::ListRemoveEnter { .. }));
+                assert!(enter.is_some_and(|p| p.emulated), "{} {}: enter probe {enter:?}", tc.label, s.caller);
+            }
+        }
+    }
+}
+
+/// Merged `[low, high)` ranges of every DW_TAG_inlined_subroutine of `name`. The
+/// abstract origin usually lives in another compilation unit (DW_FORM_ref_addr).
+fn dwarf_inlined_ranges(bin: &GoBinary, name: &str) -> BTreeSet<Vec<(u64, u64)>> {
+    let data = bin.dwarf().expect("dwarf").expect("unstripped twin has DWARF");
+    let dwarf = data.dwarf();
+    // Pass 1: global offsets of the abstract subprograms called `name`.
+    let mut origins = BTreeSet::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().expect("unit") {
+        let unit = dwarf.unit(header).expect("unit");
+        let mut cursor = unit.entries();
+        while let Some((_, entry)) = cursor.next_dfs().expect("entry") {
+            if entry.tag() != gimli::DW_TAG_subprogram {
+                continue;
+            }
+            let Some(n) = entry.attr_value(gimli::DW_AT_name).expect("name") else { continue };
+            if dwarf.attr_string(&unit, n).expect("string").slice() == name.as_bytes() {
+                origins.insert(entry.offset().to_debug_info_offset(&unit.header).expect("offset").0);
+            }
+        }
+    }
+    // Pass 2: inlined subroutines whose origin is one of them.
+    let mut out = BTreeSet::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().expect("unit") {
+        let unit = dwarf.unit(header).expect("unit");
+        let mut cursor = unit.entries();
+        while let Some((_, entry)) = cursor.next_dfs().expect("entry") {
+            if entry.tag() != gimli::DW_TAG_inlined_subroutine {
+                continue;
+            }
+            let origin = match entry.attr_value(gimli::DW_AT_abstract_origin).expect("attr") {
+                Some(gimli::AttributeValue::UnitRef(o)) => o.to_debug_info_offset(&unit.header).map(|o| o.0),
+                Some(gimli::AttributeValue::DebugInfoRef(o)) => Some(o.0),
+                _ => None,
+            };
+            if !origin.is_some_and(|o| origins.contains(&o)) {
+                continue;
+            }
+            let mut ranges: Vec<(u64, u64)> = Vec::new();
+            let mut iter = dwarf.die_ranges(&unit, entry).expect("ranges");
+            while let Some(r) = iter.next().expect("range") {
+                ranges.push((r.begin, r.end));
+            }
+            ranges.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::new();
+            for (s, e) in ranges {
+                match merged.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            out.insert(merged);
+        }
+    }
+    out
+}
+
+#[test]
+fn entry_points_match_objdump() {
+    for tc in toolchains_or_skip("entry_points_match_objdump") {
+        let [plain, stripped] = builds(&tc);
+        let insns = objdump(&tc, &plain);
+        let mut by_func: BTreeMap<&str, Vec<&ObjdumpInsn>> = BTreeMap::new();
+        for i in &insns {
+            by_func.entry(i.function.as_str()).or_default().push(i);
+        }
+        let next_of: BTreeMap<u64, u64> = insns.windows(2).map(|w| (w[0].addr, w[1].addr)).collect();
+        for path in [&plain, &stripped] {
+            let bin = GoBinary::open(path).expect("open");
+            let plan = bin.probe_plan(&Scope::All);
+            assert!(plan.functions.iter().any(|f| f.name == "runtime.growslice"), "{}", tc.label);
+            for f in &plan.functions {
+                let body = &by_func[f.name.as_str()];
+                assert_eq!(f.entry.address, body[0].addr, "{} {}", tc.label, f.name);
+                let rets: Vec<u64> = body.iter().filter(|i| i.text.starts_with("RET")).map(|i| i.addr).collect();
+                let got: Vec<u64> = f.returns.iter().map(|r| r.address).collect();
+                assert_eq!(got, rets, "{} {}: RET instructions", tc.label, f.name);
+                // The body probe follows the stack check's conditional jump.
+                let check = body.iter().position(|i| i.text.starts_with("JBE") || i.text.starts_with("JLS")).expect("stack check");
+                assert_eq!(f.body.map(|b| b.address), Some(body[check + 1].addr), "{} {}", tc.label, f.name);
+                let want: BTreeSet<u64> = insns.iter().filter(|i| i.text.starts_with(&format!("CALL {}(SB)", f.name))).map(|i| i.addr).collect();
+                let calls: Vec<_> = plan
+                    .probes
+                    .iter()
+                    .filter(|p| p.target == f.name && !matches!(p.kind, ProbeKind::ListRemoveExit))
+                    .collect();
+                let got: BTreeSet<u64> = calls.iter().map(|p| p.address).collect();
+                assert_eq!(got, want, "{} {}: call sites", tc.label, f.name);
+                assert_eq!(f.call_sites, want.len());
+                for p in calls {
+                    assert_eq!(p.after.map(|a| a.address), next_of.get(&p.address).copied(), "{} {:#x}", tc.label, p.address);
+                    assert_eq!(p.file_offset, p.address - 0x400000, "{}: non-PIE file offset", tc.label);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn layout_table_matches_dwarf() {
+    for tc in toolchains_or_skip("layout_table_matches_dwarf") {
+        let [plain, stripped] = builds(&tc);
+        let from_dwarf = GoBinary::open(&plain).expect("open").layout();
+        assert_eq!(from_dwarf.source, LayoutSource::Dwarf, "{}", tc.label);
+        let table = GoBinary::open(&stripped).expect("open").layout();
+        assert_eq!(table.source, LayoutSource::Table);
+        assert!(table.verified, "{}: no verified table row", tc.label);
+        assert_eq!(
+            (table.goid_offset, table.m_offset, table.procid_offset),
+            (from_dwarf.goid_offset, from_dwarf.m_offset, from_dwarf.procid_offset),
+            "{}: per-version table disagrees with DWARF",
+            tc.label
+        );
+        let v = GoBinary::open(&plain).expect("open").version();
+        assert_eq!(table_layout(v), table);
+    }
+}
