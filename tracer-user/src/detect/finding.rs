@@ -234,6 +234,21 @@ pub enum Role {
     Remover,
 }
 
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LowerSlice => "lower_slice",
+            Self::UpperSlice => "upper_slice",
+            Self::Appender => "appender",
+            Self::FirstGrower => "first_grower",
+            Self::LaterGrower => "later_grower",
+            Self::Iterator => "iterator",
+            Self::Writer => "writer",
+            Self::Remover => "remover",
+        }
+    }
+}
+
 /// One goroutine of a finding and the call site where it touched the object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GoroutineSite {
