@@ -38,8 +38,7 @@ fn symbolize_matches_addr2line() {
                 let inner = &frames[0];
                 let outer = frames.last().unwrap();
                 assert_eq!(&outer.function, func, "{} {}: function at {pc:#x}", tc.label, path.display());
-                // addr2line prints ":-1" for pcs without line information.
-                let ours = if inner.file.is_empty() { ":-1".to_string() } else { format!("{}:{}", inner.file, inner.line) };
+                let ours = position(inner, pos);
                 assert_eq!(ours, *pos, "{} {}: position of {pc:#x}", tc.label, path.display());
                 if frames.len() > 1 {
                     inlined += 1;

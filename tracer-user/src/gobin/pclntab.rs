@@ -194,7 +194,8 @@ impl<'a> Pclntab<'a> {
         if fileno < 0 {
             return Ok(None);
         }
-        let idx = u64::from(cu) + fileno as u64;
+        // uint32 arithmetic as in Go (linker marker functions carry cuOffset ^0).
+        let idx = u64::from(cu.wrapping_add(fileno as u32));
         let off = self.data.u32(self.hdr.cutab + 4 * idx)?;
         if off == u32::MAX {
             return Ok(None);
@@ -218,19 +219,20 @@ impl<'a> Pclntab<'a> {
 
     /// Calls `f(start, end, value)` for each run of the table until it returns false.
     /// Terminates: every step consumes at least two bytes of a bounded table.
+    /// Offset 0 is read like any other (as `debug/gosym` and so `go tool addr2line`
+    /// do for pcfile/pcln of C functions in cgo binaries); callers treat a 0 pcdata
+    /// offset as "no table" before getting here.
     pub(crate) fn walk(&self, off: u32, entry: u64, mut f: impl FnMut(u64, u64, i32) -> bool) -> Result<()> {
-        if off == 0 {
-            return Ok(());
-        }
         let tab = self.data.tail(self.hdr.pctab, "pclntab pctab")?;
         let mut pos = u64::from(off);
-        let (mut pc, mut val, mut first) = (entry, -1i32, true);
+        let (mut pc, mut val) = (entry, -1i32);
         loop {
             let (uvdelta, next) = tab.uvarint(pos)?;
-            if uvdelta == 0 && !first {
+            // A zero delta ends the table, except while still at the entry pc
+            // (Go src/runtime/symtab.go pcvalue: step(..., pc == entry)).
+            if uvdelta == 0 && pc != entry {
                 return Ok(());
             }
-            first = false;
             let vdelta = if uvdelta & 1 != 0 { !(uvdelta >> 1) } else { uvdelta >> 1 } as i32;
             let (pcdelta, next) = tab.uvarint(next)?;
             pos = next;

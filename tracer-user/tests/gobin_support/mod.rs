@@ -266,3 +266,14 @@ pub fn elide_brackets(name: &str) -> String {
     }
     out
 }
+
+/// Our frame's position in addr2line's format. Pcs without line information are
+/// printed by addr2line as ":-1" or ":-2" (linker marker symbols); gobin reports
+/// them with an empty file, which matches any of those.
+pub fn position(frame: &tracer_user::gobin::Frame, addr2line_pos: &str) -> String {
+    if frame.file.is_empty() && addr2line_pos.starts_with(':') {
+        addr2line_pos.to_string()
+    } else {
+        format!("{}:{}", frame.file, frame.line)
+    }
+}
