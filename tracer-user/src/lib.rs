@@ -4,4 +4,5 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod gobin;
+pub mod recording;
 pub mod sys;

@@ -25,6 +25,6 @@ pub use finding::{
 pub use symbols::{NoSymbols, Symbolizer};
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod props_tests;
