@@ -61,8 +61,9 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
                 saw_check = true;
             } else if saw_check && is_jcc(&insn) {
                 let next = insn.next_ip();
-                if next < base + code.len() as u64 {
-                    let mut d = Decoder::with_ip(64, &code[(next - base) as usize..], next, DecoderOptions::NONE);
+                let rest = usize::try_from(next.wrapping_sub(base)).ok().and_then(|off| code.get(off..)).filter(|r| !r.is_empty());
+                if let Some(rest) = rest {
+                    let mut d = Decoder::with_ip(64, rest, next, DecoderOptions::NONE);
                     let after = d.decode();
                     facts.after_stack_check = Some((next, amd64_emulated(&after)));
                 }
@@ -78,7 +79,7 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
     }
     if let Some((addr, target)) = pending_call {
         // A call as the last instruction (a no-return callee like panic).
-        let next = base + code.len() as u64;
+        let next = base.wrapping_add(code.len() as u64);
         facts.calls.push(CallSite { addr, target, next, next_emulated: false });
     }
     facts
@@ -131,7 +132,7 @@ fn scan_arm64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
     let words: Vec<(u64, u32)> = code
         .chunks_exact(4)
         .enumerate()
-        .map(|(i, w)| (base + 4 * i as u64, u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+        .map(|(i, w)| (base.wrapping_add(4 * i as u64), u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
         .collect();
     for (i, &(pc, w)) in words.iter().enumerate() {
         if w & 0xfc00_0000 == 0x9400_0000 {
@@ -143,7 +144,7 @@ fn scan_arm64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
                 facts.calls.push(CallSite {
                     addr: pc,
                     target,
-                    next: pc + 4,
+                    next: pc.wrapping_add(4),
                     next_emulated: next.is_some_and(|&(_, n)| arm64_emulated(n)),
                 });
             }

@@ -79,7 +79,7 @@ fn scan(bytes: Bytes<'_>, base: u64, version: GoVersion, pcln_addr: u64, pcln_si
                     None => 0,
                 };
                 if text <= etext {
-                    return Some(ModuleData { addr: base + off as u64, text, etext, gofunc });
+                    return Some(ModuleData { addr: base.wrapping_add(off as u64), text, etext, gofunc });
                 }
             }
         }

@@ -86,7 +86,7 @@ fn push_probes(bin: &GoBinary, site: &ListSite, plan: &mut ProbePlan) {
             caller: site.caller.clone(),
             package: site.package.clone(),
             target: LIST_REMOVE.to_string(),
-            emulated: disasm::emulated_at(bin.arch(), bin.code(addr, addr + 16)?, addr),
+            emulated: disasm::emulated_at(bin.arch(), bin.code(addr, addr.saturating_add(16))?, addr),
             signature: Signature::ListRemove,
             after: None,
         })
@@ -195,7 +195,7 @@ impl ChainCache<'_, '_> {
 /// nothing else jumps to `body_start`: probing it sees the same registers.
 fn cheaper_enter(insns: &[Insn], call_pc: u64, body_start: u64) -> u64 {
     let Some(mark) = index_of(insns, call_pc).map(|i| insns[i]) else { return body_start };
-    let falls_in = mark.addr + u64::from(mark.len) == body_start;
+    let falls_in = mark.addr.wrapping_add(u64::from(mark.len)) == body_start;
     let nop = mark.emulated && mark.writes == 0 && matches!(mark.op, Op::Other { ends_flow: false });
     let jumped_to = insns.iter().any(|i| matches!(i.op, Op::Branch { target, .. } if target == body_start));
     if falls_in && nop && !jumped_to { call_pc } else { body_start }
@@ -311,7 +311,7 @@ fn exits(insns: &[Insn], ranges: &[(u64, u64)], enter: u64, entry: u64, end: u64
             continue;
         }
         let insn = insns[i];
-        let next = insn.addr + u64::from(insn.len);
+        let next = insn.addr.wrapping_add(u64::from(insn.len));
         match insn.op {
             Op::Branch { target, conditional } => {
                 work.push(target);
