@@ -23,7 +23,9 @@ fn open_err(path: &std::path::Path) -> GobinError {
 
 #[test]
 fn directory() {
-    assert!(matches!(open_err(&scratch_dir()), GobinError::Directory { .. }));
+    let dir = scratch("a-directory");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    assert!(matches!(open_err(&dir), GobinError::Directory { .. }));
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn fixture_version_functions_and_growth_sites() {
             assert_eq!(got, want, "{ctx}: growth call sites");
             for p in &plan.probes {
                 assert_eq!(bin.func_at(p.address).map(|f| f.name), Some(p.caller.clone()), "{ctx}");
-                assert!(p.emulated);
+                // CALL rel32 is always emulated; list exits may land anywhere.
+                assert!(p.emulated || p.after.is_none(), "{ctx}: {p:?}");
             }
 
             // Default scope: only the fixture's own packages, and the expected callers.

@@ -237,14 +237,6 @@ impl GoBinary {
         data.get(off..off.checked_add(len)?.min(data.len()))
     }
 
-    pub(crate) fn bytes(&self) -> &[u8] {
-        self.data.bytes()
-    }
-
-    pub(crate) fn elf(&self) -> &ElfInfo {
-        &self.elf
-    }
-
     /// Address of `.gopclntab`.
     pub fn pclntab_addr(&self) -> u64 {
         self.pcln_addr

@@ -93,11 +93,11 @@ impl BuildInfo {
         let section = elf.section(".go.buildinfo").ok_or(GobinError::NotGo { reason: "no .go.buildinfo section" })?;
         let bytes = elf.section_bytes(file, section, ".go.buildinfo")?;
         let (version, modinfo) = read_strings(file, elf, bytes)?;
-        let version = String::from_utf8_lossy(&version).into_owned();
+        let version = String::from_utf8_lossy(version).into_owned();
         if version.is_empty() {
             return Err(GobinError::NotGo { reason: "empty Go version in .go.buildinfo" });
         }
-        let mut info = parse_modinfo(&String::from_utf8_lossy(strip_sentinels(&modinfo)));
+        let mut info = parse_modinfo(&String::from_utf8_lossy(strip_sentinels(modinfo)));
         info.go_version = version;
         Ok(info)
     }

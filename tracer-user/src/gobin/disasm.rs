@@ -156,10 +156,10 @@ fn scan_arm64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
     let ldr_guard = 0xf940_0b90u32;
     if let Some(start) = words.iter().take(PROLOGUE_WINDOW).position(|&(_, w)| w == ldr_guard) {
         let bcond = words.iter().enumerate().skip(start).take(PROLOGUE_WINDOW).find(|(_, (_, w))| w & 0xff00_0010 == 0x5400_0000);
-        if let Some((j, _)) = bcond {
-            if let Some(&(pc, w)) = words.get(j + 1) {
-                facts.after_stack_check = Some((pc, arm64_emulated(w)));
-            }
+        if let Some((j, _)) = bcond
+            && let Some(&(pc, w)) = words.get(j + 1)
+        {
+            facts.after_stack_check = Some((pc, arm64_emulated(w)));
         }
     }
     facts

@@ -92,12 +92,12 @@ impl ElfInfo {
         }
         // Keep only sections whose contents are really inside the file.
         for s in &mut sections {
-            if let Some(off) = s.file_offset {
-                if off.checked_add(s.size).is_none_or(|end| end > data.len() as u64) {
-                    return Err(GobinError::Elf {
-                        detail: format!("section {} at offset {off:#x} size {:#x} runs past end of file", s.name, s.size),
-                    });
-                }
+            if let Some(off) = s.file_offset
+                && off.checked_add(s.size).is_none_or(|end| end > data.len() as u64)
+            {
+                return Err(GobinError::Elf {
+                    detail: format!("section {} at offset {off:#x} size {:#x} runs past end of file", s.name, s.size),
+                });
             }
         }
         let segments = file
@@ -121,10 +121,12 @@ impl ElfInfo {
     /// and then PT_LOAD segments.
     pub(crate) fn addr_to_offset(&self, addr: u64) -> Option<u64> {
         for s in &self.sections {
-            if let Some(off) = s.file_offset {
-                if s.addr != 0 && addr >= s.addr && addr - s.addr < s.size {
-                    return Some(off + (addr - s.addr));
-                }
+            if let Some(off) = s.file_offset
+                && s.addr != 0
+                && addr >= s.addr
+                && addr - s.addr < s.size
+            {
+                return Some(off + (addr - s.addr));
             }
         }
         self.segments

@@ -281,10 +281,12 @@ fn load_of_list(insns: &[Insn], c: usize, reg: u8) -> Option<(u8, usize)> {
 fn check_single_entry(insns: &[Insn], lo: usize, hi: usize) -> std::result::Result<(), String> {
     let (start, end) = (insns[lo].addr, insns[hi].addr);
     for (i, insn) in insns.iter().enumerate() {
-        if let Op::Branch { target, .. } = insn.op {
-            if target > start && target <= end && !(lo..hi).contains(&i) {
-                return Err(format!("{:#x} is also reached from {:#x}", target, insn.addr));
-            }
+        if let Op::Branch { target, .. } = insn.op
+            && target > start
+            && target <= end
+            && !(lo..hi).contains(&i)
+        {
+            return Err(format!("{:#x} is also reached from {:#x}", target, insn.addr));
         }
     }
     // Falling into the window from an unconditional jump's successor is fine: the

@@ -122,7 +122,6 @@ pub(crate) struct Pclntab<'a> {
 /// A function's row in the function table.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FuncRow {
-    pub index: u64,
     pub entry: u64,
     pub end: u64,
     funcoff: u64,
@@ -152,7 +151,6 @@ impl<'a> Pclntab<'a> {
     /// Row `i` (0 ≤ i < nfunc); `end` is the next function's entry.
     pub(crate) fn row(&self, i: u64) -> Result<FuncRow> {
         Ok(FuncRow {
-            index: i,
             entry: self.functab_pc(i)?,
             end: self.functab_pc(i + 1)?,
             funcoff: self.functab_field(2 * i + 1)?,
@@ -249,14 +247,11 @@ impl<'a> Pclntab<'a> {
 /// Byte offsets of `_func` fields for one pclntab version.
 #[derive(Clone, Copy, Debug)]
 struct FuncLayout {
-    entry_is_ptr: bool,
     nameoff: u64,
     pcfile: u64,
     pcln: u64,
     npcdata: u64,
     cu_offset: u64,
-    start_line: Option<u64>,
-    func_id: u64,
     nfuncdata: u64,
     /// Size of the fixed part; pcdata offsets follow.
     size: u64,
@@ -269,40 +264,34 @@ impl FuncLayout {
         match v {
             // entry uintptr, then 9 × 4-byte fields ending in funcID, pad, pad, nfuncdata.
             PclnVersion::Go116 => FuncLayout {
-                entry_is_ptr: true,
                 nameoff: 8,
                 pcfile: 24,
                 pcln: 28,
                 npcdata: 32,
                 cu_offset: 36,
-                start_line: None,
-                func_id: 40,
                 nfuncdata: 43,
                 size: 44,
                 funcdata_is_ptr: true,
             },
+            // entryOff u32, nameOff, args, deferreturn, pcsp, pcfile, pcln, npcdata,
+            // cuOffset, then funcID u8, flag u8, pad u8, nfuncdata u8.
             PclnVersion::Go118 => FuncLayout {
-                entry_is_ptr: false,
                 nameoff: 4,
                 pcfile: 20,
                 pcln: 24,
                 npcdata: 28,
                 cu_offset: 32,
-                start_line: None,
-                func_id: 36,
                 nfuncdata: 39,
                 size: 40,
                 funcdata_is_ptr: false,
             },
+            // As 1.18 with startLine i32 inserted after cuOffset.
             PclnVersion::Go120 => FuncLayout {
-                entry_is_ptr: false,
                 nameoff: 4,
                 pcfile: 20,
                 pcln: 24,
                 npcdata: 28,
                 cu_offset: 32,
-                start_line: Some(36),
-                func_id: 40,
                 nfuncdata: 43,
                 size: 44,
                 funcdata_is_ptr: false,
@@ -349,13 +338,7 @@ impl<'a> FuncData<'a> {
         self.rec.u8(self.layout.nfuncdata)
     }
 
-    pub(crate) fn start_line(&self) -> Result<Option<i32>> {
-        self.layout.start_line.map(|off| self.rec.i32(off)).transpose()
-    }
 
-    pub(crate) fn func_id(&self) -> Result<u8> {
-        self.rec.u8(self.layout.func_id)
-    }
 
     /// Offset (into pctab) of pcdata table `i`, or None when absent.
     pub(crate) fn pcdata(&self, i: u32) -> Result<Option<u32>> {
@@ -408,9 +391,6 @@ impl<'a> FuncData<'a> {
         }
     }
 
-    pub(crate) fn entry_is_ptr(&self) -> bool {
-        self.layout.entry_is_ptr
-    }
 }
 
 #[cfg(test)]

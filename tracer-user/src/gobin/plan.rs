@@ -234,10 +234,10 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     for i in 0..tab.nfunc() {
         let Ok(row) = tab.row(i) else { continue };
         let Ok(name) = tab.func(&row).and_then(|f| f.name()) else { continue };
-        if name.starts_with("runtime.") || name.starts_with("container/list.") {
-            if let Some(e) = ENTRY_POINTS.iter().find(|e| e.name == name) {
-                targets.push(Target { name: e.name, role: e.role, entry: row.entry, end: row.end });
-            }
+        if (name.starts_with("runtime.") || name.starts_with("container/list."))
+            && let Some(e) = ENTRY_POINTS.iter().find(|e| e.name == name)
+        {
+            targets.push(Target { name: e.name, role: e.role, entry: row.entry, end: row.end });
         }
         let Some(pkg) = package_of(name) else { continue };
         let selected = pkg_cache.entry(pkg).or_insert_with(|| {

@@ -78,20 +78,8 @@ impl<'a> Bytes<'a> {
         Ok(self.array::<1>(off)?[0])
     }
 
-    pub(crate) fn u16(&self, off: u64) -> Result<u16> {
-        self.array(off).map(u16::from_le_bytes)
-    }
-
-    pub(crate) fn i16(&self, off: u64) -> Result<i16> {
-        self.array(off).map(i16::from_le_bytes)
-    }
-
     pub(crate) fn u32(&self, off: u64) -> Result<u32> {
         self.array(off).map(u32::from_le_bytes)
-    }
-
-    pub(crate) fn i32(&self, off: u64) -> Result<i32> {
-        self.array(off).map(i32::from_le_bytes)
     }
 
     pub(crate) fn u64(&self, off: u64) -> Result<u64> {
@@ -146,7 +134,7 @@ mod tests {
     fn reads_are_bounds_checked() {
         let b = Bytes::new(&[1, 2, 3, 4, 5], 100, "test");
         assert_eq!(b.u32(0).unwrap(), 0x0403_0201);
-        assert_eq!(b.u16(3).unwrap(), 0x0504);
+        assert_eq!(b.u8(4).unwrap(), 5);
         let err = b.u32(2).unwrap_err().to_string();
         assert!(err.contains("0x66"), "{err}");
         assert!(b.u64(u64::MAX - 2).is_err());

@@ -63,12 +63,13 @@ pub fn unescape_package(pkg: &str) -> std::borrow::Cow<'_, str> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -123,10 +124,11 @@ fn under(pkg: &str, module: &str) -> bool {
 
 /// Package glob: `*` within one element, `...` across elements, `x/...` = x and below.
 pub fn glob_match(glob: &str, pkg: &str) -> bool {
-    if let Some(prefix) = glob.strip_suffix("/...") {
-        if !prefix.contains('*') && !prefix.contains("...") {
-            return under(pkg, prefix);
-        }
+    if let Some(prefix) = glob.strip_suffix("/...")
+        && !prefix.contains('*')
+        && !prefix.contains("...")
+    {
+        return under(pkg, prefix);
     }
     match_from(glob.as_bytes(), pkg.as_bytes())
 }

@@ -120,10 +120,10 @@ pub fn build_fixture(tc: &Toolchain, stripped: bool) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let out = dir.join(if stripped { "ghostfix-stripped" } else { "ghostfix" });
     let newest_source = newest_mtime(&fixture_dir());
-    if let (Ok(meta), Some(src)) = (std::fs::metadata(&out), newest_source) {
-        if meta.modified().is_ok_and(|m| m >= src) {
-            return out;
-        }
+    if let (Ok(meta), Some(src)) = (std::fs::metadata(&out), newest_source)
+        && meta.modified().is_ok_and(|m| m >= src)
+    {
+        return out;
     }
     let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), out.file_name().unwrap().to_string_lossy()));
     let mut cmd = tc.command();
@@ -193,11 +193,12 @@ pub fn nm_text_symbols(tc: &Toolchain, bin: &Path) -> BTreeSet<(String, u64)> {
         let mut f = line.split_whitespace();
         let (Some(addr), Some(kind)) = (f.next(), f.next()) else { continue };
         let name: Vec<&str> = f.collect();
-        if (kind == "T" || kind == "t") && !name.is_empty() {
-            if let Ok(a) = u64::from_str_radix(addr, 16) {
-                let name = name.join(" ");
-                syms.insert((elide_brackets(name.strip_suffix(".abi0").unwrap_or(&name)), a));
-            }
+        if (kind == "T" || kind == "t")
+            && !name.is_empty()
+            && let Ok(a) = u64::from_str_radix(addr, 16)
+        {
+            let name = name.join(" ");
+            syms.insert((elide_brackets(name.strip_suffix(".abi0").unwrap_or(&name)), a));
         }
     }
     syms
@@ -222,10 +223,10 @@ pub fn objdump(tc: &Toolchain, bin: &Path) -> Vec<ObjdumpInsn> {
             continue;
         }
         let fields: Vec<&str> = line.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect();
-        if fields.len() >= 4 {
-            if let Some(addr) = fields[1].strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok()) {
-                insns.push(ObjdumpInsn { function: func.clone(), addr, text: fields[3..].join(" ") });
-            }
+        if fields.len() >= 4
+            && let Some(addr) = fields[1].strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok())
+        {
+            insns.push(ObjdumpInsn { function: func.clone(), addr, text: fields[3..].join(" ") });
         }
     }
     insns
