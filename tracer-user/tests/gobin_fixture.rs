@@ -56,9 +56,13 @@ fn fixture_version_functions_and_growth_sites() {
             assert_eq!(pkgs, BTreeSet::from(["example.com/ghostdep", "main"]), "{ctx}");
             let growers: BTreeSet<&str> =
                 default.probes.iter().filter(|p| p.kind == ProbeKind::SliceGrowCall).map(|p| p.caller.as_str()).collect();
-            for f in ["main.grow", "main.growStrings", "main.(*store).add", "example.com/ghostdep.Collect"] {
+            for f in ["main.grow", "main.growStrings", "main.(*store).add", "main.keepCap", "example.com/ghostdep.Collect"] {
                 assert!(growers.contains(f), "{ctx}: no growth site in {f}: {growers:?}");
             }
+            // Go 1.26+ grow stack-buffered slices whose capacity is used with growsliceBuf.
+            let buf = default.probes.iter().find(|p| p.caller == "main.keepCap" && p.kind == ProbeKind::SliceGrowCall).expect("keepCap");
+            let want_target = if bin.version().at_least(1, 26) { "runtime.growsliceBuf" } else { "runtime.growslice" };
+            assert_eq!(buf.target, want_target, "{ctx}");
         }
     }
 }
