@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
+    table::FoldBuild,
     finding::{Detector, Finding, GoroutineSite, ObjectRef, ProcessInfo},
     message,
     symbols::{Symbolizer, call_site, stack_frames},
@@ -83,7 +84,7 @@ struct Aggregate {
 
 /// Findings so far, in the order they were first seen.
 pub(crate) struct Dedup {
-    index: HashMap<DedupKey, usize>,
+    index: HashMap<DedupKey, usize, FoldBuild>,
     found: Vec<Aggregate>,
     cap: usize,
     /// Occurrences of new call-site pairs beyond `cap`.
@@ -92,7 +93,7 @@ pub(crate) struct Dedup {
 
 impl Dedup {
     pub fn new(cap: usize) -> Self {
-        Self { index: HashMap::new(), found: Vec::new(), cap, dropped: 0 }
+        Self { index: HashMap::default(), found: Vec::new(), cap, dropped: 0 }
     }
 
     pub fn len(&self) -> usize {

@@ -16,6 +16,13 @@ use super::{
 };
 use crate::events::{Event, EventKind};
 
+/// Every `SWEEP_EVERY` events each table examines as many slots for expiry (one
+/// per event, in sequential batches). Expired entries are also dropped when touched
+/// and chosen first when a full table needs room: the sweep only gives memory back.
+const SWEEP_EVERY: u64 = 64;
+/// ... and per explicit clock move (`advance_to`), when the stream is quiet.
+const QUIET_SWEEP: usize = 4096;
+
 /// What the engine did, for metrics and the end-of-run summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -87,20 +94,21 @@ impl Engine {
             EventKind::ListRemoveEnter { list, elem_list, .. } => self.lists.on_enter(ev, list, elem_list, now, out),
             EventKind::ListRemoveExit { list, .. } => self.lists.on_exit(ev, now, list, out),
         }
-        self.advance();
+        let budget = if self.events % SWEEP_EVERY == 0 { SWEEP_EVERY as usize } else { 0 };
+        self.advance(budget);
     }
 
     /// Moves the clock to `now_ns` (kernel monotonic time) without an event, so that
     /// slice candidates settle and idle state expires during quiet periods.
     pub fn advance_to(&mut self, now_ns: u64) {
         self.now = self.now.max(now_ns);
-        self.advance();
+        self.advance(QUIET_SWEEP);
     }
 
-    fn advance(&mut self) {
-        self.slices.advance(self.now, &mut self.found);
-        self.maps.advance(self.now);
-        self.lists.advance(self.now);
+    fn advance(&mut self, budget: usize) {
+        self.slices.advance(self.now, budget, &mut self.found);
+        self.maps.advance(self.now, budget);
+        self.lists.advance(self.now, budget);
     }
 
     /// End of the stream: pending slice candidates settle now.

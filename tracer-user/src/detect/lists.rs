@@ -23,7 +23,7 @@ struct Span {
 }
 
 /// The latest `Remove` of the goroutines that removed from the list last.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct ListState {
     spans: [Option<Span>; 3],
 }
@@ -77,7 +77,7 @@ impl Lists {
             self.ignored += 1;
             return;
         }
-        if self.lists.touch(key, now).is_none() {
+        if self.lists.touch(key, now, &mut |_, _, _| {}).is_none() {
             self.lists.insert(key, ListState::default(), now, &mut |_, _, _| {});
         }
         let ls = self.lists.peek_mut(key).expect("just inserted");
@@ -96,7 +96,7 @@ impl Lists {
             return;
         }
         let key = Key::new(ev.tgid, list);
-        let Some(ls) = self.lists.touch(key, now) else { return };
+        let Some(ls) = self.lists.touch(key, now, &mut |_, _, _| {}) else { return };
         let Some(i) = ls
             .spans
             .iter()
@@ -114,9 +114,9 @@ impl Lists {
         }
     }
 
-    /// Forgets lists untouched for the time-to-live.
-    pub fn advance(&mut self, now: u64) {
-        self.lists.expire(now, &mut |_, _, _| {});
+    /// Sweeps up to `budget` lists for expiry.
+    pub fn advance(&mut self, now: u64, budget: usize) {
+        self.lists.expire(now, budget, &mut |_, _, _| {});
     }
 }
 

@@ -21,7 +21,7 @@ struct WriteMark {
 }
 
 /// Recent writes and iterators of one map.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct MapState {
     /// The latest write of the two goroutines that wrote last, newest first.
     writes: [Option<WriteMark>; 2],
@@ -55,6 +55,7 @@ impl MapState {
 }
 
 /// One live (or finished, unbeknown to us) range loop.
+#[derive(Clone, Copy)]
 struct IterState {
     map: u64,
     /// Its latest step (the start counts as one: mapiterinit steps once itself).
@@ -96,7 +97,7 @@ impl Maps {
 
     fn map_state(&mut self, tgid: u32, map: u64, now: u64) -> &mut MapState {
         let key = Key::new(tgid, map);
-        if self.maps.touch(key, now).is_none() {
+        if self.maps.touch(key, now, &mut |_, _, _| {}).is_none() {
             self.maps.insert(key, MapState::default(), now, &mut |_, _, _| {});
         }
         self.maps.peek_mut(key).expect("just inserted")
@@ -111,7 +112,7 @@ impl Maps {
         let t = Touch::of(ev);
         let fresh = IterState { map, last: t, prev_ts: t.ts };
         let key = Key::new(ev.tgid, iter);
-        match self.iters.touch(key, now) {
+        match self.iters.touch(key, now, &mut |_, _, _| {}) {
             Some(st) => *st = fresh,
             None => {
                 self.iters.insert(key, fresh, now, &mut |_, _, _| {});
@@ -128,7 +129,7 @@ impl Maps {
         let t = Touch::of(ev);
         let Self { maps, iters, .. } = self;
         let mkey = Key::new(ev.tgid, map);
-        if maps.touch(mkey, now).is_none() {
+        if maps.touch(mkey, now, &mut |_, _, _| {}).is_none() {
             maps.insert(mkey, MapState::default(), now, &mut |_, _, _| {});
         }
         let ms = maps.peek_mut(mkey).expect("just inserted");
@@ -138,7 +139,7 @@ impl Maps {
             out.add(sighting(Detector::MapIterWrite, mkey, t, w.map(|w| w.at), Detail::WritingFlag), 1);
         }
         let key = Key::new(ev.tgid, iter);
-        match iters.touch(key, now) {
+        match iters.touch(key, now, &mut |_, _, _| {}) {
             Some(st) if st.map == map && st.last.goid == t.goid => {
                 if t.ts <= st.last.ts {
                     return; // an older step arriving late: its interval is already covered
@@ -167,7 +168,7 @@ impl Maps {
         let t = Touch::of(ev);
         let Self { maps, iters, .. } = self;
         let mkey = Key::new(ev.tgid, map);
-        if maps.touch(mkey, now).is_none() {
+        if maps.touch(mkey, now, &mut |_, _, _| {}).is_none() {
             maps.insert(mkey, MapState::default(), now, &mut |_, _, _| {});
         }
         let ms = maps.peek_mut(mkey).expect("just inserted");
@@ -190,10 +191,10 @@ impl Maps {
         ms.note_write(w);
     }
 
-    /// Forgets maps and iterators untouched for the time-to-live.
-    pub fn advance(&mut self, now: u64) {
-        self.maps.expire(now, &mut |_, _, _| {});
-        self.iters.expire(now, &mut |_, _, _| {});
+    /// Sweeps up to `budget` maps and iterators for expiry.
+    pub fn advance(&mut self, now: u64, budget: usize) {
+        self.maps.expire(now, budget, &mut |_, _, _| {});
+        self.iters.expire(now, budget, &mut |_, _, _| {});
     }
 }
 

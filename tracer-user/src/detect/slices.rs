@@ -7,13 +7,13 @@
 //! an append within capacity calls nothing. What the records show is therefore which
 //! headers reached the end of an array, when, and from which goroutine.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use super::{
     config::Config,
     dedup::{Dedup, Detail, Sighting, Touch},
     finding::Detector,
-    table::{Key, Removal, Table},
+    table::{FoldBuild, Key, Removal, Table},
 };
 use crate::events::Event;
 
@@ -55,15 +55,24 @@ enum Candidate {
     Overlap,
 }
 
+/// A pair of growths waiting for `settle`: the array's first growth and `partner`.
+/// Kept apart from the array states because few arrays ever have one, and every
+/// array state stays in memory for the whole time-to-live.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    kind: Candidate,
+    partner: Grow,
+    /// Further pairs of the same kind before it settled.
+    extra: u32,
+}
+
 /// What is known about one backing array.
+#[derive(Clone, Copy)]
 struct ArrayState {
     /// The first growth seen.
     first: Grow,
-    /// The other half of the candidate pair.
-    partner: Option<Grow>,
-    candidate: Option<Candidate>,
-    /// Further pairs of the candidate's kind before it settled.
-    extra: u32,
+    /// A `Pending` entry exists for this array.
+    pending: bool,
     /// The array is copied by value (a template, a pooled buffer): a header that is
     /// shared and updated moves to a new array once it grows, so the same slice of
     /// this array grown twice by one goroutine, or again after the window, means
@@ -71,11 +80,8 @@ struct ArrayState {
     by_value: bool,
 }
 
-impl ArrayState {
-    fn deadline(&self, settle: u64) -> u64 {
-        let last = self.partner.map_or(self.first.at.ts, |p| p.at.ts.max(self.first.at.ts));
-        last.saturating_add(settle)
-    }
+fn deadline(first: &Grow, p: &Pending, settle: u64) -> u64 {
+    first.at.ts.max(p.partner.at.ts).saturating_add(settle)
 }
 
 /// Counters the slice detectors keep.
@@ -94,6 +100,7 @@ struct Rules {
     settle: u64,
     /// Arrays whose candidate awaits `settle`, in the order the candidates arose.
     due: VecDeque<(u64, Key)>,
+    pending: HashMap<Key, Pending, FoldBuild>,
     counters: SliceCounters,
 }
 
@@ -111,6 +118,7 @@ impl Slices {
                 stale_after: Config::ns(cfg.stale_after),
                 settle: Config::ns(cfg.settle),
                 due: VecDeque::new(),
+                pending: HashMap::default(),
                 counters: SliceCounters::default(),
             },
         }
@@ -129,7 +137,8 @@ impl Slices {
     }
 
     pub fn allocated_bytes(&self) -> usize {
-        self.arrays.allocated_bytes() + self.rules.due.capacity() * size_of::<(u64, Key)>()
+        let pending = self.rules.pending.capacity() * (size_of::<(Key, Pending)>() + 1);
+        self.arrays.allocated_bytes() + self.rules.due.capacity() * size_of::<(u64, Key)>() + pending
     }
 
     pub fn on_grow(&mut self, ev: &Event, old_ptr: u64, old_len: u64, old_cap: u64, elem: u64, now: u64, out: &mut Dedup) {
@@ -140,22 +149,23 @@ impl Slices {
         }
         let key = Key::new(ev.tgid, ev.kind.object());
         let g = Grow { at: Touch::of(ev), start: old_ptr, len: old_len, elem };
-        match arrays.touch(key, now) {
+        match arrays.touch(key, now, &mut |k, st, _| rules.settle(k, &mut { st }, out)) {
             Some(st) => {
-                if st.candidate.is_some() && st.deadline(rules.settle) <= now {
+                if st.pending && rules.due_by(key, st, now) {
                     rules.settle(key, st, out);
                 }
                 rules.relate(key, st, g, out);
             }
             None => {
-                let st = ArrayState { first: g, partner: None, candidate: None, extra: 0, by_value: false };
+                let st = ArrayState { first: g, pending: false, by_value: false };
                 arrays.insert(key, st, now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
             }
         }
     }
 
-    /// Settles the candidates whose time has come, and forgets expired arrays.
-    pub fn advance(&mut self, now: u64, out: &mut Dedup) {
+    /// Settles the candidates whose time has come, and sweeps up to `budget` arrays
+    /// for expiry.
+    pub fn advance(&mut self, now: u64, budget: usize, out: &mut Dedup) {
         let Self { arrays, rules } = self;
         while let Some(&(deadline, key)) = rules.due.front() {
             if deadline > now {
@@ -163,13 +173,13 @@ impl Slices {
             }
             rules.due.pop_front();
             if let Some(st) = arrays.peek_mut(key)
-                && st.candidate.is_some()
-                && st.deadline(rules.settle) <= now
+                && st.pending
+                && rules.due_by(key, st, now)
             {
                 rules.settle(key, st, out);
             }
         }
-        arrays.expire(now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
+        arrays.expire(now, budget, &mut |k, st, _| rules.settle(k, &mut { st }, out));
     }
 
     /// End of the stream: every candidate settles.
@@ -180,17 +190,23 @@ impl Slices {
             rules.settle(k, &mut { st }, out)
         });
         rules.due.clear();
+        debug_assert!(rules.pending.is_empty());
     }
 }
 
 impl Rules {
+    fn due_by(&self, key: Key, st: &ArrayState, now: u64) -> bool {
+        self.pending.get(&key).is_some_and(|p| deadline(&st.first, p, self.settle) <= now)
+    }
+
     fn relate(&mut self, key: Key, st: &mut ArrayState, g: Grow, out: &mut Dedup) {
         let repeats = |prior: &Grow| {
             prior.same_slice(&g)
                 && prior.at.ts != g.at.ts
                 && (prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window)
         };
-        if repeats(&st.first) || st.partner.as_ref().is_some_and(repeats) {
+        let partner = if st.pending { self.pending.get(&key).map(|p| p.partner) } else { None };
+        if repeats(&st.first) || partner.as_ref().is_some_and(repeats) {
             st.by_value = true;
         }
         let first = st.first;
@@ -226,13 +242,14 @@ impl Rules {
             self.counters.suppressed += 1;
             return;
         }
-        match st.candidate {
+        match self.pending.get_mut(&key) {
             None => {
-                st.candidate = Some(kind);
-                st.partner = Some(g);
-                self.due.push_back((st.deadline(self.settle), key));
+                let p = Pending { kind, partner: g, extra: 0 };
+                self.due.push_back((deadline(&st.first, &p, self.settle), key));
+                self.pending.insert(key, p);
+                st.pending = true;
             }
-            Some(k) if k == kind => st.extra = st.extra.saturating_add(1),
+            Some(p) if p.kind == kind => p.extra = p.extra.saturating_add(1),
             Some(_) => {}
         }
     }
@@ -240,9 +257,11 @@ impl Rules {
     /// Turns a pending candidate into a finding unless the array proved to be
     /// copied by value meanwhile.
     fn settle(&mut self, key: Key, st: &mut ArrayState, out: &mut Dedup) {
-        let (Some(kind), Some(partner)) = (st.candidate.take(), st.partner) else { return };
-        let count = 1 + u64::from(st.extra);
-        st.extra = 0;
+        if !std::mem::take(&mut st.pending) {
+            return;
+        }
+        let Some(Pending { kind, partner, extra }) = self.pending.remove(&key) else { return };
+        let count = 1 + u64::from(extra);
         if st.by_value {
             self.counters.suppressed += count;
             return;
