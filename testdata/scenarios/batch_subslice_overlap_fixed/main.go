@@ -21,15 +21,15 @@ type Line struct {
 
 const (
 	customers    = 6
-	linesPerCust = 400
-	minBatches   = 120
-	budget       = 700 * time.Millisecond
+	linesPerCust = 100
+	minBatches   = 40
+	budget       = 600 * time.Millisecond
 )
 
 // loadPage stands in for the database read: all customers' lines, grouped by
 // customer, in one slice with 1/8 spare capacity.
 func loadPage(batch int) []Line {
-	time.Sleep(2 * time.Millisecond) // query latency
+	time.Sleep(10 * time.Millisecond) // query latency
 	n := customers * linesPerCust
 	page := make([]Line, 0, n+n/8)
 	for c := 0; c < customers; c++ {

@@ -1,6 +1,7 @@
 // Scenario list_concurrent_queue: a job dispatcher keeps pending jobs in a
 // container/list. It began single-threaded; now two producer goroutines
-// PushBack jobs and three workers pop them with Front + Remove, with no lock.
+// PushBack jobs and three workers take batches of up to 16 jobs with Front +
+// Remove, with no lock.
 // Workers recover from panics and back off, as the service's worker pool does.
 //
 // The ghost bug: PushBack and Remove on one list from several goroutines at
@@ -40,26 +41,32 @@ func (d *Dispatcher) Submit(j Job) (panicked bool) {
 	return false
 }
 
-// Next pops the oldest pending job.
-func (d *Dispatcher) Next() (j Job, ok bool, panicked bool) {
+// NextBatch pops up to len(buf) of the oldest pending jobs into buf.
+func (d *Dispatcher) NextBatch(buf []Job) (n int, panicked bool) {
 	defer func() {
 		if recover() != nil {
 			panicked = true
 		}
 	}()
-	e := d.pending.Front()
-	if e == nil {
-		return Job{}, false, false
+	for tries := 0; n < len(buf) && tries < 2*len(buf); tries++ {
+		e := d.pending.Front()
+		if e == nil {
+			break
+		}
+		j, ok := d.pending.Remove(e).(Job)
+		if !ok {
+			continue
+		}
+		buf[n] = j
+		n++
 	}
-	v := d.pending.Remove(e)
-	j, ok = v.(Job)
-	return j, ok, false
+	return n, false
 }
 
 const (
 	producers   = 2
 	workers     = 3
-	perProducer = 20000
+	perProducer = 40000
 )
 
 // process is the job's work (a few microseconds of hashing).
@@ -79,7 +86,7 @@ func main() {
 	}
 	d := &Dispatcher{pending: list.New()}
 	runs := make([]int32, producers*perProducer)
-	var panics, bogus int64
+	var panics int64
 	var producing int32 = producers
 	var sink uint32
 
@@ -101,31 +108,35 @@ func main() {
 			}
 		}(p)
 	}
-	deadline := time.Now().Add(1200 * time.Millisecond)
+	deadline := time.Now().Add(1500 * time.Millisecond)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start.Wait()
 			idle := 0
+			buf := make([]Job, 16)
 			for time.Now().Before(deadline) {
-				j, ok, panicked := d.Next()
-				switch {
-				case panicked:
+				n, panicked := d.NextBatch(buf)
+				if panicked {
 					// The worker pool logs the panic and backs off.
 					atomic.AddInt64(&panics, 1)
 					time.Sleep(time.Millisecond)
-				case !ok:
+				}
+				if n == 0 {
 					if atomic.LoadInt32(&producing) == 0 {
 						if idle++; idle > 1000 {
 							return
 						}
 					}
 					runtime.Gosched()
-				case j.ID < 0 || j.ID >= len(runs):
-					atomic.AddInt64(&bogus, 1)
-				default:
-					idle = 0
+					continue
+				}
+				idle = 0
+				for _, j := range buf[:n] {
+					if j.ID < 0 || j.ID >= len(runs) {
+						continue
+					}
 					if atomic.AddInt32(&runs[j.ID], 1) > 1 {
 						// Already ran: the queue handed out a stale job. Back off.
 						time.Sleep(200 * time.Microsecond)

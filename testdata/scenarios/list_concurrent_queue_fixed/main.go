@@ -64,7 +64,7 @@ func (d *Dispatcher) Len() int {
 const (
 	producers   = 2
 	workers     = 3
-	perProducer = 20000
+	perProducer = 40000
 )
 
 // process is the job's work (a few microseconds of hashing).
@@ -105,7 +105,7 @@ func main() {
 			}
 		}(p)
 	}
-	deadline := time.Now().Add(1200 * time.Millisecond)
+	deadline := time.Now().Add(1500 * time.Millisecond)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {

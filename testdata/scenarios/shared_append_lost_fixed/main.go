@@ -47,7 +47,7 @@ const (
 	merchants = 16
 	handlers  = 4
 	burst     = 100
-	minBursts = 200
+	minBursts = 20
 	budget    = 600 * time.Millisecond
 )
 
