@@ -1,5 +1,5 @@
-//! Oracle tests of `gobin` on the fixture built by every installed Go toolchain,
-//! stripped and not: pc → file:line against `go tool addr2line` (including pcs in
+//! Oracle tests of `gobin` on the fixture built by every installed Go toolchain
+//! (plus arm64 and PIE builds by the oldest and newest), stripped and not: pc → file:line against `go tool addr2line` (including pcs in
 //! inlined code), inlined `Remove` ranges against the DWARF of the unstripped twin,
 //! RET instructions and call sites of every runtime entry point against
 //! `go tool objdump`, and the per-version layout table against DWARF.
@@ -11,42 +11,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use gobin_support::*;
 use tracer_user::gobin::{GoBinary, LIST_REMOVE, LayoutSource, ProbeKind, Scope, table_layout};
 
-/// Fixture builds of one toolchain: (unstripped, stripped).
-fn builds(tc: &Toolchain) -> [std::path::PathBuf; 2] {
-    [build_fixture(tc, false), build_fixture(tc, true)]
-}
-
 #[test]
 fn symbolize_matches_addr2line() {
-    for tc in toolchains_or_skip("symbolize_matches_addr2line") {
-        let [plain, stripped] = builds(&tc);
-        let insns = objdump(&tc, &plain);
+    for b in all_builds("symbolize_matches_addr2line") {
+        let (tc, plain, stripped, label) = (&b.tc, &b.plain, &b.stripped, b.label());
+        let insns = objdump(tc, plain);
         // Every 7th instruction of the binary plus every instruction of the fixture's
         // own functions (where the inlined list, map and slice code is).
         let mut pcs: Vec<u64> = insns.iter().step_by(7).map(|i| i.addr).collect();
         pcs.extend(insns.iter().filter(|i| i.function.starts_with("main.")).map(|i| i.addr));
         pcs.sort_unstable();
         pcs.dedup();
-        assert!(pcs.len() >= 1000, "{}: only {} pcs", tc.label, pcs.len());
-        for path in [&plain, &stripped] {
+        assert!(pcs.len() >= 1000, "{}: only {} pcs", label, pcs.len());
+        for path in [plain, stripped] {
             let bin = GoBinary::open(path).expect("open");
-            let want = addr2line(&tc, path, &pcs);
+            let want = addr2line(&b.line_oracle, path, &pcs);
             assert_eq!(want.len(), pcs.len());
             let mut inlined = 0;
             for (pc, (func, pos)) in pcs.iter().zip(&want) {
-                let frames = bin.symbolize(*pc).unwrap_or_else(|| panic!("{} {pc:#x}: no frames", tc.label));
+                let frames = bin.symbolize(*pc).unwrap_or_else(|| panic!("{} {pc:#x}: no frames", label));
                 let inner = &frames[0];
                 let outer = frames.last().unwrap();
-                assert_eq!(&outer.function, func, "{} {}: function at {pc:#x}", tc.label, path.display());
+                assert_eq!(&outer.function, func, "{} {}: function at {pc:#x}", label, path.display());
                 let ours = position(inner, pos);
-                assert_eq!(ours, *pos, "{} {}: position of {pc:#x}", tc.label, path.display());
+                assert_eq!(ours, *pos, "{} {}: position of {pc:#x}", label, path.display());
                 if frames.len() > 1 {
                     inlined += 1;
                     // Each caller frame's line is inside its function's file.
                     assert!(frames.iter().all(|f| f.line > 0), "{frames:?}");
                 }
             }
-            assert!(inlined > 50, "{}: only {inlined} pcs in inlined code", tc.label);
+            assert!(inlined > 50, "{}: only {inlined} pcs in inlined code", label);
             // The inlined Remove frames name the caller chain.
             let site = bin.probe_plan(&Scope::Default).list_sites.into_iter().find(|s| s.caller == "main.removeBoth").expect("site");
             let frames = bin.symbolize(site.body_start).expect("frames");
@@ -59,22 +54,27 @@ fn symbolize_matches_addr2line() {
 
 #[test]
 fn inlined_remove_ranges_match_dwarf() {
-    for tc in toolchains_or_skip("inlined_remove_ranges_match_dwarf") {
-        let [plain, stripped] = builds(&tc);
-        let want = dwarf_inlined_ranges(&GoBinary::open(&plain).expect("open"), LIST_REMOVE);
-        assert!(want.len() >= 4, "{}: DWARF has {} Remove sites", tc.label, want.len());
-        for path in [&plain, &stripped] {
+    for b in all_builds("inlined_remove_ranges_match_dwarf") {
+        let (tc, plain, stripped, label) = (&b.tc, &b.plain, &b.stripped, b.label());
+        let want = dwarf_inlined_ranges(&GoBinary::open(plain).expect("open"), LIST_REMOVE);
+        assert!(want.len() >= 4, "{}: DWARF has {} Remove sites", label, want.len());
+        for path in [plain, stripped] {
             let bin = GoBinary::open(path).expect("open");
             let plan = bin.probe_plan(&Scope::All);
             let got: BTreeSet<Vec<(u64, u64)>> = plan.list_sites.iter().map(|s| s.ranges.clone()).collect();
-            assert_eq!(got, want, "{} {}", tc.label, path.display());
+            assert_eq!(got, want, "{} {}", label, path.display());
             let fixture_sites: Vec<_> = plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")).collect();
-            assert_eq!(fixture_sites.len(), 4, "{}: {fixture_sites:#x?}", tc.label);
+            assert_eq!(fixture_sites.len(), 4, "{}: {fixture_sites:#x?}", label);
+            if b.variant == Variant::Arm64 {
+                // arm64 register decoding is not implemented: reported, not guessed.
+                assert!(plan.list_sites.iter().all(|s| s.registers.is_err()));
+                continue;
+            }
             for s in fixture_sites {
-                assert!(s.registers.is_ok(), "{} {}: {:?}", tc.label, s.caller, s.registers);
-                assert!(!s.exits.is_empty(), "{} {}: no exits", tc.label, s.caller);
+                assert!(s.registers.is_ok(), "{} {}: {:?}", label, s.caller, s.registers);
+                assert!(!s.exits.is_empty(), "{} {}: no exits", label, s.caller);
                 let enter = plan.probes.iter().find(|p| p.address == s.enter && matches!(p.kind, ProbeKind::ListRemoveEnter { .. }));
-                assert!(enter.is_some_and(|p| p.emulated), "{} {}: enter probe {enter:?}", tc.label, s.caller);
+                assert!(enter.is_some_and(|p| p.emulated), "{} {}: enter probe {enter:?}", label, s.caller);
             }
         }
     }
@@ -140,27 +140,29 @@ fn dwarf_inlined_ranges(bin: &GoBinary, name: &str) -> BTreeSet<Vec<(u64, u64)>>
 
 #[test]
 fn entry_points_match_objdump() {
-    for tc in toolchains_or_skip("entry_points_match_objdump") {
-        let [plain, stripped] = builds(&tc);
-        let insns = objdump(&tc, &plain);
+    for b in all_builds("entry_points_match_objdump") {
+        let (tc, plain, stripped, label) = (&b.tc, &b.plain, &b.stripped, b.label());
+        let insns = objdump(tc, plain);
         let mut by_func: BTreeMap<&str, Vec<&ObjdumpInsn>> = BTreeMap::new();
         for i in &insns {
             by_func.entry(i.function.as_str()).or_default().push(i);
         }
         let next_of: BTreeMap<u64, u64> = insns.windows(2).map(|w| (w[0].addr, w[1].addr)).collect();
-        for path in [&plain, &stripped] {
+        let by_addr: BTreeMap<u64, &ObjdumpInsn> = insns.iter().map(|i| (i.addr, i)).collect();
+        for path in [plain, stripped] {
             let bin = GoBinary::open(path).expect("open");
+            let file = std::fs::read(path).expect("read");
             let plan = bin.probe_plan(&Scope::All);
-            assert!(plan.functions.iter().any(|f| f.name == "runtime.growslice"), "{}", tc.label);
+            assert!(plan.functions.iter().any(|f| f.name == "runtime.growslice"), "{}", label);
             for f in &plan.functions {
                 let body = &by_func[f.name.as_str()];
-                assert_eq!(f.entry.address, body[0].addr, "{} {}", tc.label, f.name);
+                assert_eq!(f.entry.address, body[0].addr, "{} {}", label, f.name);
                 let rets: Vec<u64> = body.iter().filter(|i| i.text.starts_with("RET")).map(|i| i.addr).collect();
                 let got: Vec<u64> = f.returns.iter().map(|r| r.address).collect();
-                assert_eq!(got, rets, "{} {}: RET instructions", tc.label, f.name);
+                assert_eq!(got, rets, "{} {}: RET instructions", label, f.name);
                 // The body probe follows the stack check's conditional jump.
-                let check = body.iter().position(|i| i.text.starts_with("JBE") || i.text.starts_with("JLS")).expect("stack check");
-                assert_eq!(f.body.map(|b| b.address), Some(body[check + 1].addr), "{} {}", tc.label, f.name);
+                let check = body.iter().position(|i| ["JBE", "JLS", "BLS"].iter().any(|j| i.text.starts_with(j))).expect("stack check");
+                assert_eq!(f.body.map(|b| b.address), Some(body[check + 1].addr), "{} {}", label, f.name);
                 let want: BTreeSet<u64> = insns.iter().filter(|i| i.text.starts_with(&format!("CALL {}(SB)", f.name))).map(|i| i.addr).collect();
                 let calls: Vec<_> = plan
                     .probes
@@ -168,11 +170,13 @@ fn entry_points_match_objdump() {
                     .filter(|p| p.target == f.name && !matches!(p.kind, ProbeKind::ListRemoveExit))
                     .collect();
                 let got: BTreeSet<u64> = calls.iter().map(|p| p.address).collect();
-                assert_eq!(got, want, "{} {}: call sites", tc.label, f.name);
+                assert_eq!(got, want, "{} {}: call sites", label, f.name);
                 assert_eq!(f.call_sites, want.len());
                 for p in calls {
-                    assert_eq!(p.after.map(|a| a.address), next_of.get(&p.address).copied(), "{} {:#x}", tc.label, p.address);
-                    assert_eq!(p.file_offset, p.address - 0x400000, "{}: non-PIE file offset", tc.label);
+                    assert_eq!(p.after.map(|a| a.address), next_of.get(&p.address).copied(), "{} {:#x}", label, p.address);
+                    let at = p.file_offset as usize;
+                    let want = objdump_bytes(by_addr[&p.address], b.variant);
+                    assert_eq!(&file[at..at + want.len()], &want[..], "{label}: bytes at file offset of {:#x}", p.address);
                 }
             }
         }
@@ -181,20 +185,20 @@ fn entry_points_match_objdump() {
 
 #[test]
 fn layout_table_matches_dwarf() {
-    for tc in toolchains_or_skip("layout_table_matches_dwarf") {
-        let [plain, stripped] = builds(&tc);
-        let from_dwarf = GoBinary::open(&plain).expect("open").layout();
-        assert_eq!(from_dwarf.source, LayoutSource::Dwarf, "{}", tc.label);
-        let table = GoBinary::open(&stripped).expect("open").layout();
+    for b in all_builds("layout_table_matches_dwarf") {
+        let (tc, plain, stripped, label) = (&b.tc, &b.plain, &b.stripped, b.label());
+        let from_dwarf = GoBinary::open(plain).expect("open").layout();
+        assert_eq!(from_dwarf.source, LayoutSource::Dwarf, "{}", label);
+        let table = GoBinary::open(stripped).expect("open").layout();
         assert_eq!(table.source, LayoutSource::Table);
-        assert!(table.verified, "{}: no verified table row", tc.label);
+        assert!(table.verified, "{}: no verified table row", label);
         assert_eq!(
             (table.goid_offset, table.m_offset, table.procid_offset),
             (from_dwarf.goid_offset, from_dwarf.m_offset, from_dwarf.procid_offset),
             "{}: per-version table disagrees with DWARF",
-            tc.label
+            label
         );
-        let v = GoBinary::open(&plain).expect("open").version();
+        let v = GoBinary::open(plain).expect("open").version();
         assert_eq!(table_layout(v), table);
     }
 }

@@ -111,12 +111,38 @@ pub fn fixture_dir() -> PathBuf {
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
-/// Builds `testdata/fixtures/gobin/app` with `tc` (stripped: `-ldflags=-s -w`),
-/// reusing an earlier build newer than every source file. Atomic rename, so test
-/// binaries running at once never see a half-written file.
+/// How the fixture is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// linux/amd64, default build mode.
+    Amd64,
+    /// linux/arm64 (cross-compiled).
+    Arm64,
+    /// linux/amd64 `-buildmode=pie`.
+    Pie,
+}
+
+impl Variant {
+    fn dir(self) -> &'static str {
+        match self {
+            Variant::Amd64 => "amd64",
+            Variant::Arm64 => "arm64",
+            Variant::Pie => "pie",
+        }
+    }
+}
+
+/// Builds `testdata/fixtures/gobin/app` with `tc` (stripped: `-ldflags=-s -w`).
 pub fn build_fixture(tc: &Toolchain, stripped: bool) -> PathBuf {
+    build_variant(tc, Variant::Amd64, stripped)
+}
+
+/// Builds the fixture as `variant`, reusing an earlier build newer than every
+/// source file. Atomic rename, so test binaries running at once never see a
+/// half-written file.
+pub fn build_variant(tc: &Toolchain, variant: Variant, stripped: bool) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir().join(&tc.label);
+    let dir = scratch_dir().join(&tc.label).join(variant.dir());
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let out = dir.join(if stripped { "ghostfix-stripped" } else { "ghostfix" });
     let newest_source = newest_mtime(&fixture_dir());
@@ -128,12 +154,63 @@ pub fn build_fixture(tc: &Toolchain, stripped: bool) -> PathBuf {
     let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), out.file_name().unwrap().to_string_lossy()));
     let mut cmd = tc.command();
     cmd.current_dir(fixture_dir().join("app")).args(["build", "-o"]).arg(&tmp);
+    match variant {
+        Variant::Amd64 => cmd.env("GOARCH", "amd64"),
+        Variant::Arm64 => cmd.env("GOARCH", "arm64"),
+        Variant::Pie => cmd.env("GOARCH", "amd64").arg("-buildmode=pie"),
+    };
     if stripped {
         cmd.arg("-ldflags=-s -w");
     }
     let res = cmd.arg(".").output().expect("run go build");
-    assert!(res.status.success(), "go build with {} failed: {}", tc.label, String::from_utf8_lossy(&res.stderr));
+    assert!(res.status.success(), "go build with {} ({variant:?}) failed: {}", tc.label, String::from_utf8_lossy(&res.stderr));
     std::fs::rename(&tmp, &out).expect("rename fixture");
+    out
+}
+
+/// One fixture build to check: toolchain, variant, unstripped and stripped paths.
+pub struct Build {
+    pub tc: Toolchain,
+    /// Toolchain whose `addr2line` reads this build: `tc`, except for PIE builds,
+    /// whose `.data.rel.ro.gopclntab` Go 1.19's tools do not look for (the newest
+    /// toolchain's `cmd/internal/objfile` does).
+    pub line_oracle: Toolchain,
+    pub variant: Variant,
+    pub plain: PathBuf,
+    pub stripped: PathBuf,
+}
+
+impl Build {
+    pub fn label(&self) -> String {
+        format!("{} {:?}", self.tc.label, self.variant)
+    }
+}
+
+/// The file bytes objdump shows for an instruction (arm64 words are little-endian).
+pub fn objdump_bytes(insn: &ObjdumpInsn, variant: Variant) -> Vec<u8> {
+    if variant == Variant::Arm64 {
+        return u32::from_str_radix(&insn.hex, 16).expect("word").to_le_bytes().to_vec();
+    }
+    (0..insn.hex.len() / 2).map(|i| u8::from_str_radix(&insn.hex[2 * i..2 * i + 2], 16).expect("hex")).collect()
+}
+
+/// The amd64 fixture for every toolchain, plus arm64 and PIE builds for the
+/// oldest and newest toolchain (enough to cover both pclntab eras cheaply).
+pub fn all_builds(test: &str) -> Vec<Build> {
+    let tcs = toolchains_or_skip(test);
+    let mut out = Vec::new();
+    for (i, tc) in tcs.iter().enumerate() {
+        let mut variants = vec![Variant::Amd64];
+        if i == 0 || i + 1 == tcs.len() {
+            variants.extend([Variant::Arm64, Variant::Pie]);
+        }
+        for variant in variants {
+            let plain = build_variant(tc, variant, false);
+            let stripped = build_variant(tc, variant, true);
+            let line_oracle = if variant == Variant::Pie { tcs[tcs.len() - 1].clone() } else { tc.clone() };
+            out.push(Build { tc: tc.clone(), line_oracle, variant, plain, stripped });
+        }
+    }
     out
 }
 
@@ -209,6 +286,8 @@ pub fn nm_text_symbols(tc: &Toolchain, bin: &Path) -> BTreeSet<(String, u64)> {
 pub struct ObjdumpInsn {
     pub function: String,
     pub addr: u64,
+    /// Encoding as printed: bytes in order (amd64) or the instruction word (arm64).
+    pub hex: String,
     pub text: String,
 }
 
@@ -226,7 +305,7 @@ pub fn objdump(tc: &Toolchain, bin: &Path) -> Vec<ObjdumpInsn> {
         if fields.len() >= 4
             && let Some(addr) = fields[1].strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok())
         {
-            insns.push(ObjdumpInsn { function: func.clone(), addr, text: fields[3..].join(" ") });
+            insns.push(ObjdumpInsn { function: func.clone(), addr, hex: fields[2].to_string(), text: fields[3..].join(" ") });
         }
     }
     insns
