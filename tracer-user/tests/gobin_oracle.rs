@@ -55,7 +55,7 @@ fn symbolize_matches_addr2line() {
 #[test]
 fn inlined_remove_ranges_match_dwarf() {
     for b in all_builds("inlined_remove_ranges_match_dwarf") {
-        let (tc, plain, stripped, label) = (&b.tc, &b.plain, &b.stripped, b.label());
+        let (plain, stripped, label) = (&b.plain, &b.stripped, b.label());
         let want = dwarf_inlined_ranges(&GoBinary::open(plain).expect("open"), LIST_REMOVE);
         assert!(want.len() >= 4, "{}: DWARF has {} Remove sites", label, want.len());
         for path in [plain, stripped] {
@@ -186,7 +186,7 @@ fn entry_points_match_objdump() {
 #[test]
 fn layout_table_matches_dwarf() {
     for b in all_builds("layout_table_matches_dwarf") {
-        let (tc, plain, stripped, label) = (&b.tc, &b.plain, &b.stripped, b.label());
+        let (plain, stripped, label) = (&b.plain, &b.stripped, b.label());
         let from_dwarf = GoBinary::open(plain).expect("open").layout();
         assert_eq!(from_dwarf.source, LayoutSource::Dwarf, "{}", label);
         let table = GoBinary::open(stripped).expect("open").layout();

@@ -212,6 +212,30 @@ mod tests {
         assert_eq!(info.settings[1], ("CGO_ENABLED".into(), "0".into()));
     }
 
+    /// Before Go 1.18: pointers at offset 16 to Go string headers elsewhere.
+    #[test]
+    fn reads_pointer_header() {
+        let base = 0x10000u64;
+        let mut file = vec![0u8; 0x200];
+        file[..14].copy_from_slice(MAGIC);
+        file[14] = 8;
+        file[15] = 0;
+        let put = |file: &mut Vec<u8>, off: usize, v: u64| file[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        put(&mut file, 16, base + 0x40); // version string header
+        put(&mut file, 24, base + 0x50); // modinfo string header
+        put(&mut file, 0x40, base + 0x80);
+        put(&mut file, 0x48, 9);
+        put(&mut file, 0x50, base + 0x90);
+        put(&mut file, 0x58, 0);
+        file[0x80..0x89].copy_from_slice(b"go1.17.13");
+        let elf = ElfInfo::with_section_for_tests(".go.buildinfo", base, 0, 0x200);
+        let b = Bytes::new(&file, 0, "t");
+        let (v, m) = read_strings(&file, &elf, b).unwrap();
+        assert_eq!((v, m), (&b"go1.17.13"[..], &b""[..]));
+        put(&mut file, 0x48, u64::MAX);
+        assert!(read_strings(&file, &elf, Bytes::new(&file, 0, "t")).is_err());
+    }
+
     #[test]
     fn reads_inline_header() {
         let mut blob = MAGIC.to_vec();

@@ -159,6 +159,11 @@ impl ElfInfo {
 
 #[cfg(test)]
 impl ElfInfo {
+    pub(crate) fn with_section_for_tests(name: &str, addr: u64, file_offset: u64, size: u64) -> ElfInfo {
+        let section = Section { name: name.to_string(), addr, size, file_offset: Some(file_offset), compressed: false };
+        ElfInfo { sections: vec![section], ..ElfInfo::empty_for_tests() }
+    }
+
     pub(crate) fn empty_for_tests() -> ElfInfo {
         ElfInfo { arch: Arch::Amd64, sections: Vec::new(), segments: Vec::new(), has_symtab: false, has_dwarf: false }
     }

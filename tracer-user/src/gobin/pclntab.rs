@@ -448,6 +448,49 @@ mod tests {
         assert!(tab.find(0xfff).is_none());
     }
 
+    /// Go 1.16–1.17 layout: pointer-sized functab entries, `entry uintptr` first in
+    /// `_func`, funcdata as pointers aligned after the pcdata offsets.
+    #[test]
+    fn reads_go116_layout() {
+        let mut t = vec![0u8; 0x200];
+        t[0..4].copy_from_slice(&0xffff_fffau32.to_le_bytes());
+        t[6] = 1;
+        t[7] = 8;
+        // nfunc, nfiles, funcname, cu, filetab, pctab, pcln
+        let words: [u64; 7] = [1, 1, 0x60, 0x80, 0x90, 0xa0, 0x100];
+        for (i, w) in words.iter().enumerate() {
+            t[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        t[0x60..0x67].copy_from_slice(b"main.h\0");
+        t[0x90..0x95].copy_from_slice(b"b.go\0");
+        t[0xa1..0xa4].copy_from_slice(&[0x02, 0x40, 0x00]); // file 0 for 0x40 bytes
+        t[0xa4..0xa7].copy_from_slice(&[0x10, 0x40, 0x00]); // line -1+8 = 7 for 0x40 bytes
+        // functab: (entry 0x2000, funcoff 0x20), end 0x2040
+        for (i, w) in [0x2000u64, 0x20, 0x2040].iter().enumerate() {
+            t[0x100 + 8 * i..0x108 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        let f = 0x120;
+        t[f..f + 8].copy_from_slice(&0x2000u64.to_le_bytes());
+        t[f + 24..f + 28].copy_from_slice(&1u32.to_le_bytes()); // pcfile
+        t[f + 28..f + 32].copy_from_slice(&4u32.to_le_bytes()); // pcln
+        t[f + 32..f + 36].copy_from_slice(&3u32.to_le_bytes()); // npcdata
+        t[f + 43] = 4; // nfuncdata
+        // pcdata[2] (inline index) at 44 + 8; funcdata starts at align8(44 + 12) = 56.
+        t[f + 80..f + 88].copy_from_slice(&0x5000u64.to_le_bytes()); // funcdata[3]
+        let bytes = Bytes::new(&t, 0, "pclntab");
+        let hdr = PclnHeader::parse(bytes).unwrap();
+        assert_eq!(hdr.version, PclnVersion::Go116);
+        let tab = Pclntab::new(&hdr, bytes, 0);
+        let row = tab.find(0x2010).unwrap();
+        assert_eq!((row.entry, row.end), (0x2000, 0x2040));
+        let func = tab.func(&row).unwrap();
+        assert_eq!(func.name().unwrap(), "main.h");
+        assert_eq!(func.file_line(0x2010).unwrap(), (Some("b.go"), 7));
+        assert_eq!(func.funcdata(FUNCDATA_INL_TREE).unwrap(), Some(FuncDataRef::Address(0x5000)));
+        assert_eq!(func.funcdata(4).unwrap(), None);
+        assert_eq!(func.pcdata(PCDATA_INL_TREE_INDEX).unwrap(), None);
+    }
+
     #[test]
     fn rejects_old_and_unknown_magic() {
         let mut data = synthetic_table();
