@@ -175,7 +175,16 @@ fn memory_figure() {
             elem_size: 8,
         };
         let goid = 1 + i % 2;
-        engine.process(&Event { ts_ns: 1_000 + i, tgid: 1, tid: goid as u32, goid, pc: 0x4a_0000, probe: 0, stack_id: None, kind });
+        engine.process(&Event {
+            ts_ns: 1_000 + i,
+            tgid: 1,
+            tid: goid as u32,
+            goid,
+            pc: 0x4a_0000,
+            probe: 0,
+            stack_id: None,
+            kind,
+        });
     }
     let stats = engine.stats();
     let table = engine.allocated_bytes() as f64 / stats.tracked as f64;

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    table::FoldBuild,
     finding::{Detector, Finding, GoroutineSite, ObjectRef, ProcessInfo},
     message,
     symbols::{Symbolizer, call_site, stack_frames},
+    table::FoldBuild,
 };
 use crate::events::{Event, MapWriteOp};
 
@@ -39,18 +39,30 @@ impl Touch {
 pub(crate) enum Detail {
     None,
     /// The sub-slices' elements overlap by `bytes`.
-    Overlap { bytes: u64, elem: u64 },
+    Overlap {
+        bytes: u64,
+        elem: u64,
+    },
     /// Both grew the array at this length.
-    Length { len: u64 },
+    Length {
+        len: u64,
+    },
     /// Time from the first growth to the later one.
-    Gap { ns: u64 },
+    Gap {
+        ns: u64,
+    },
     /// The write that made the finding; `flag` when the map's own writing flag
     /// (rather than the order of records) showed it.
-    Write { op: MapWriteOp, flag: bool },
+    Write {
+        op: MapWriteOp,
+        flag: bool,
+    },
     /// An iteration step saw the map's writing flag set.
     WritingFlag,
     /// `e.list` of a foreign element.
-    ElemList { list: u64 },
+    ElemList {
+        list: u64,
+    },
 }
 
 /// One occurrence of a detector's pattern.

@@ -85,16 +85,14 @@ impl Engine {
         self.now = self.now.max(ev.ts_ns);
         let (now, out) = (self.now, &mut self.found);
         match ev.kind {
-            EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size, .. } => {
-                self.slices.on_grow(ev, old_ptr, old_len, old_cap, elem_size, now, out)
-            }
+            EventKind::SliceGrow { .. } => self.slices.on_grow(ev, now, out),
             EventKind::MapIterStart { map, iter } => self.maps.on_iter_start(ev, map, iter, now),
             EventKind::MapIterNext { map, iter, writing } => self.maps.on_iter_next(ev, map, iter, writing, now, out),
             EventKind::MapWrite { map, op, writing } => self.maps.on_write(ev, map, op, writing, now, out),
             EventKind::ListRemoveEnter { list, elem_list, .. } => self.lists.on_enter(ev, list, elem_list, now, out),
             EventKind::ListRemoveExit { list, .. } => self.lists.on_exit(ev, now, list, out),
         }
-        let budget = if self.events % SWEEP_EVERY == 0 { SWEEP_EVERY as usize } else { 0 };
+        let budget = if self.events.is_multiple_of(SWEEP_EVERY) { SWEEP_EVERY as usize } else { 0 };
         self.advance(budget);
     }
 

@@ -124,10 +124,9 @@ impl Detector {
     /// Fixed per detector (DESIGN.md's table).
     pub fn severity(self) -> Severity {
         match self {
-            Self::SliceCapacityOverlap
-            | Self::MapIterWrite
-            | Self::MapConcurrentWrite
-            | Self::ListConcurrentRemove => Severity::Critical,
+            Self::SliceCapacityOverlap | Self::MapIterWrite | Self::MapConcurrentWrite | Self::ListConcurrentRemove => {
+                Severity::Critical
+            }
             Self::SliceLostAppend | Self::ListForeignRemove | Self::ListStaleRemove => Severity::Warning,
             Self::SliceStaleHeader | Self::MapWriteDuringRange => Severity::Info,
         }

@@ -121,7 +121,14 @@ impl Lists {
 }
 
 fn concurrent(key: Key, a: Touch, b: Touch) -> Sighting {
-    Sighting { detector: Detector::ListConcurrentRemove, tgid: key.tgid, object: key.addr, a, b: Some(b), detail: Detail::None }
+    Sighting {
+        detector: Detector::ListConcurrentRemove,
+        tgid: key.tgid,
+        object: key.addr,
+        a,
+        b: Some(b),
+        detail: Detail::None,
+    }
 }
 
 #[cfg(test)]

@@ -5,16 +5,21 @@ use crate::detect::{
     testkit::{Lcg, Stream, detectors},
 };
 
-const L: u64 = 0xc000_300_000;
-const OTHER: u64 = 0xc000_310_000;
-const E: u64 = 0xc000_320_000;
+const L: u64 = 0xc0_0030_0000;
+const OTHER: u64 = 0xc0_0031_0000;
+const E: u64 = 0xc0_0032_0000;
 const SITE_A: u64 = 0x4c_1000;
 const SITE_B: u64 = 0x4c_2000;
 
 #[test]
 fn overlapping_removes_are_concurrent_once() {
     let mut s = Stream::new();
-    s.enter(0.0, 1, SITE_A, L, E, L).enter(5.0, 2, SITE_B, L, E + 64, L).exit(10.0, 1, SITE_A + 4, L).exit(12.0, 2, SITE_B + 4, L);
+    s.enter(0.0, 1, SITE_A, L, E, L).enter(5.0, 2, SITE_B, L, E + 64, L).exit(10.0, 1, SITE_A + 4, L).exit(
+        12.0,
+        2,
+        SITE_B + 4,
+        L,
+    );
     for f in [s.run(), s.run_filtered()] {
         assert_eq!(detectors(&f), [Detector::ListConcurrentRemove]);
         assert_eq!((f[0].severity, f[0].evidence, f[0].count), (Severity::Critical, Evidence::Definite, 1));
@@ -26,9 +31,16 @@ fn overlapping_removes_are_concurrent_once() {
 #[test]
 fn nested_and_late_arriving_enters_count_once() {
     let mut nested = Stream::new();
-    nested.enter(0.0, 1, SITE_A, L, E, L).enter(2.0, 2, SITE_B, L, E + 64, L).exit(3.0, 2, SITE_B, L).exit(10.0, 1, SITE_A, L);
+    nested
+        .enter(0.0, 1, SITE_A, L, E, L)
+        .enter(2.0, 2, SITE_B, L, E + 64, L)
+        .exit(3.0, 2, SITE_B, L)
+        .exit(10.0, 1, SITE_A, L);
     let mut late = Stream::new();
-    late.enter(0.0, 1, SITE_A, L, E, L).exit(10.0, 1, SITE_A, L).enter(5.0, 2, SITE_B, L, E + 64, L).exit(12.0, 2, SITE_B, L);
+    late.enter(0.0, 1, SITE_A, L, E, L)
+        .exit(10.0, 1, SITE_A, L)
+        .enter(5.0, 2, SITE_B, L, E + 64, L)
+        .exit(12.0, 2, SITE_B, L);
     for s in [nested, late] {
         let f = s.run();
         assert_eq!(detectors(&f), [Detector::ListConcurrentRemove]);
@@ -76,6 +88,9 @@ fn lists_behind_a_mutex_stay_silent() {
 #[test]
 fn different_lists_may_be_removed_from_at_once() {
     let mut s = Stream::new();
-    s.enter(0.0, 1, SITE_A, L, E, L).enter(1.0, 2, SITE_A, OTHER, E + 64, OTHER).exit(2.0, 1, SITE_A, L).exit(3.0, 2, SITE_A, OTHER);
+    s.enter(0.0, 1, SITE_A, L, E, L)
+        .enter(1.0, 2, SITE_A, OTHER, E + 64, OTHER)
+        .exit(2.0, 1, SITE_A, L)
+        .exit(3.0, 2, SITE_A, OTHER);
     assert!(s.run().is_empty());
 }

@@ -174,7 +174,10 @@ impl Maps {
         let ms = maps.peek_mut(mkey).expect("just inserted");
         if writing {
             let w = ms.recent_foreign(&t, window);
-            out.add(sighting(Detector::MapConcurrentWrite, mkey, t, w.map(|w| w.at), Detail::Write { op, flag: true }), 1);
+            out.add(
+                sighting(Detector::MapConcurrentWrite, mkey, t, w.map(|w| w.at), Detail::Write { op, flag: true }),
+                1,
+            );
         }
         // The step after this write may have been processed first (records of
         // different CPUs interleave): check the last interval of recent iterators.

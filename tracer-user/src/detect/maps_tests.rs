@@ -6,9 +6,9 @@ use crate::detect::{
 };
 use crate::events::MapWriteOp::{Assign, Clear, Delete};
 
-const M: u64 = 0xc000_200_000;
-const IT_A: u64 = 0xc000_4f_e000; // hiter on A's stack
-const IT_C: u64 = 0xc000_5f_e000;
+const M: u64 = 0xc0_0020_0000;
+const IT_A: u64 = 0xc0_004f_e000; // hiter on A's stack
+const IT_C: u64 = 0xc0_005f_e000;
 const RANGE: u64 = 0x4b_1000;
 const WRITE: u64 = 0x4b_2000;
 

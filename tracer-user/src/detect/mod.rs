@@ -25,6 +25,6 @@ pub use finding::{
 pub use symbols::{NoSymbols, Symbolizer};
 
 #[cfg(test)]
-pub(crate) mod testkit;
-#[cfg(test)]
 mod props_tests;
+#[cfg(test)]
+pub(crate) mod testkit;

@@ -15,7 +15,7 @@ use super::{
     finding::Detector,
     table::{FoldBuild, Key, Removal, Table},
 };
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 
 /// One header caught growing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,8 +141,9 @@ impl Slices {
         self.arrays.allocated_bytes() + self.rules.due.capacity() * size_of::<(u64, Key)>() + pending
     }
 
-    pub fn on_grow(&mut self, ev: &Event, old_ptr: u64, old_len: u64, old_cap: u64, elem: u64, now: u64, out: &mut Dedup) {
+    pub fn on_grow(&mut self, ev: &Event, now: u64, out: &mut Dedup) {
         let Self { arrays, rules } = self;
+        let EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size: elem, .. } = ev.kind else { return };
         if ev.goid == 0 || old_cap == 0 || elem == 0 {
             rules.counters.ignored += 1;
             return;

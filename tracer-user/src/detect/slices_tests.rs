@@ -8,7 +8,7 @@ use crate::detect::{
     testkit::{Lcg, Stream, assert_quiet_at, detectors, kernel_filter},
 };
 
-const BASE: u64 = 0xc000_100_000;
+const BASE: u64 = 0xc0_0010_0000;
 const SITE_A: u64 = 0x4a_1000;
 const SITE_B: u64 = 0x4a_2000;
 

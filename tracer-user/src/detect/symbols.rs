@@ -69,7 +69,11 @@ mod tests {
     impl Symbolizer for Fake {
         fn frames(&self, _: &ProcessInfo, pc: u64) -> Vec<Frame> {
             match pc {
-                0x10 => vec![frame("container/list.(*List).remove", 90), frame("container/list.(*List).Remove", 140), frame("main.drop", 12)],
+                0x10 => vec![
+                    frame("container/list.(*List).remove", 90),
+                    frame("container/list.(*List).Remove", 140),
+                    frame("main.drop", 12),
+                ],
                 0x20 => vec![frame("main.grow", 7)],
                 0x2f => vec![frame("main.caller", 3)],
                 _ => Vec::new(),

@@ -196,14 +196,17 @@ impl<V: Copy> Table<V> {
         loop {
             let i = self.hand;
             self.hand = (self.hand + 1) % self.slots.len();
-            let (key, why) = (self.slots[i].key(), match self.stale(i, now) {
-                true => Removal::Expired,
-                false if self.slots[i].flags & REFERENCED != 0 => {
-                    self.slots[i].flags &= !REFERENCED;
-                    continue;
-                }
-                false => Removal::Evicted,
-            });
+            let (key, why) = (
+                self.slots[i].key(),
+                match self.stale(i, now) {
+                    true => Removal::Expired,
+                    false if self.slots[i].flags & REFERENCED != 0 => {
+                        self.slots[i].flags &= !REFERENCED;
+                        continue;
+                    }
+                    false => Removal::Evicted,
+                },
+            );
             let v = self.unindex(i);
             match why {
                 Removal::Expired => self.expired += 1,

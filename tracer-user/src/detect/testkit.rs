@@ -134,7 +134,9 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
                 }
             }
             EventKind::MapIterStart { map, .. } => on_transition(&mut last, Obj::Map(map), ev, false, &mut out),
-            EventKind::MapIterNext { map, writing, .. } => on_transition(&mut last, Obj::Map(map), ev, writing, &mut out),
+            EventKind::MapIterNext { map, writing, .. } => {
+                on_transition(&mut last, Obj::Map(map), ev, writing, &mut out)
+            }
             EventKind::MapWrite { map, writing, .. } => {
                 let own_range = last.get(&Obj::Map(map)).is_some_and(|p| {
                     p.ev.goid == ev.goid

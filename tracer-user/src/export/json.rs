@@ -139,8 +139,19 @@ mod tests {
         assert_eq!(text.lines().count(), 2);
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         for key in [
-            "schema", "detector", "severity", "evidence", "message", "object", "binary", "go_version", "pid",
-            "goroutines", "first_seen", "last_seen", "count",
+            "schema",
+            "detector",
+            "severity",
+            "evidence",
+            "message",
+            "object",
+            "binary",
+            "go_version",
+            "pid",
+            "goroutines",
+            "first_seen",
+            "last_seen",
+            "count",
         ] {
             assert!(v.get(key).is_some(), "missing {key}: {v}");
         }

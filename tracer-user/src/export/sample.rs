@@ -1,8 +1,6 @@
 //! A finding to render in the sinks' tests.
 
-use crate::detect::{
-    Detector, Finding, Frame, GoroutineSite, ObjectKind, ObjectRef, ProcessInfo, Role,
-};
+use crate::detect::{Detector, Finding, Frame, GoroutineSite, ObjectKind, ObjectRef, ProcessInfo, Role};
 
 pub(crate) fn finding() -> Finding {
     let site = |goid: u64| GoroutineSite {
@@ -21,7 +19,7 @@ pub(crate) fn finding() -> Finding {
         severity: d.severity(),
         evidence: d.evidence(),
         message: "likely: goroutines 17 and 42 grew the same backing array.".into(),
-        object: ObjectRef { kind: ObjectKind::Slice, address: 0xc000_100_080 },
+        object: ObjectRef { kind: ObjectKind::Slice, address: 0xc0_0010_0080 },
         process: ProcessInfo { pid: 4242, binary: "/srv/bin/svc".into(), go_version: "go1.24.11".into(), load_bias: 0 },
         goroutines: vec![site(17), site(42)],
         first_seen_ns: 5_000,

@@ -85,7 +85,9 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
             (RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, elem_size])
         }
         EventKind::MapIterStart { map, iter } => (RecordKind::MapIterStart, [map, iter, 0, 0, 0]),
-        EventKind::MapIterNext { map, iter, writing } => (RecordKind::MapIterNext, [map, iter, u64::from(writing), 0, 0]),
+        EventKind::MapIterNext { map, iter, writing } => {
+            (RecordKind::MapIterNext, [map, iter, u64::from(writing), 0, 0])
+        }
         EventKind::MapWrite { map, op, writing } => {
             let op = match op {
                 MapWriteOp::Assign => MapOp::Assign,
@@ -94,7 +96,9 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
             };
             (RecordKind::MapWrite, [map, op as u64, u64::from(writing), 0, 0])
         }
-        EventKind::ListRemoveEnter { list, elem, elem_list } => (RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0]),
+        EventKind::ListRemoveEnter { list, elem, elem_list } => {
+            (RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0])
+        }
         EventKind::ListRemoveExit { list, elem } => (RecordKind::ListRemoveExit, [list, elem, 0, 0, 0]),
     };
     let mut b = [0u8; RECORD_SIZE];

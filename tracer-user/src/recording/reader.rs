@@ -156,7 +156,12 @@ impl<R: Read> Reader<R> {
             return Err(RecordingError::Foreign { found: h[..magic_len].to_vec() });
         }
         if h.len() < HEADER_LEN {
-            return Err(RecordingError::Truncated { offset: 0, what: "header", len: HEADER_LEN as u64, got: h.len() as u64 });
+            return Err(RecordingError::Truncated {
+                offset: 0,
+                what: "header",
+                len: HEADER_LEN as u64,
+                got: h.len() as u64,
+            });
         }
         let u16_at = |at: usize| u16::from_le_bytes([h[at], h[at + 1]]);
         let version = u16_at(8);
@@ -199,7 +204,12 @@ impl<R: Read> Reader<R> {
             return Ok(buf);
         }
         let head = CHUNK_HEADER_LEN as u64;
-        Err(RecordingError::Truncated { offset: at, what: "chunk", len: head + u64::from(len), got: head + buf.len() as u64 })
+        Err(RecordingError::Truncated {
+            offset: at,
+            what: "chunk",
+            len: head + u64::from(len),
+            got: head + buf.len() as u64,
+        })
     }
 
     /// The next item, or `None` after a valid end marker.
@@ -232,7 +242,12 @@ impl<R: Read> Reader<R> {
         }
         if head.len() < CHUNK_HEADER_LEN {
             let got = head.len() as u64;
-            return Err(RecordingError::Truncated { offset: at, what: "chunk header", len: CHUNK_HEADER_LEN as u64, got });
+            return Err(RecordingError::Truncated {
+                offset: at,
+                what: "chunk header",
+                len: CHUNK_HEADER_LEN as u64,
+                got,
+            });
         }
         let word = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
         let (tag, len, crc) = (word(0), word(4), word(8));
@@ -250,7 +265,10 @@ impl<R: Read> Reader<R> {
         let item = match tag {
             Tag::Records => {
                 if payload.len() % RECORD_SIZE != 0 {
-                    return Err(RecordingError::BadChunk { offset: at + 4, what: "records chunk is not a whole number of records" });
+                    return Err(RecordingError::BadChunk {
+                        offset: at + 4,
+                        what: "records chunk is not a whole number of records",
+                    });
                 }
                 self.seen += (payload.len() / RECORD_SIZE) as u64;
                 self.records = payload;
@@ -270,8 +288,11 @@ impl<R: Read> Reader<R> {
             Tag::Stack => {
                 let tgid = p.u32("stack tgid")?;
                 let stack_id = p.u32("stack id")?;
-                if (payload.len() - p.pos) % 8 != 0 {
-                    return Err(RecordingError::BadChunk { offset: at + 4, what: "stack is not a whole number of addresses" });
+                if !(payload.len() - p.pos).is_multiple_of(8) {
+                    return Err(RecordingError::BadChunk {
+                        offset: at + 4,
+                        what: "stack is not a whole number of addresses",
+                    });
                 }
                 let pcs = payload[p.pos..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
                 Item::Stack { tgid, stack_id, pcs: pcs.collect() }
@@ -285,7 +306,10 @@ impl<R: Read> Reader<R> {
                 let n = p.u64("end record count")?;
                 p.end("end chunk has trailing bytes")?;
                 if n != self.seen {
-                    return Err(RecordingError::BadChunk { offset: body, what: "end marker's record count does not match the records" });
+                    return Err(RecordingError::BadChunk {
+                        offset: body,
+                        what: "end marker's record count does not match the records",
+                    });
                 }
                 let tail_at = self.offset;
                 if !self.read(1)?.is_empty() {

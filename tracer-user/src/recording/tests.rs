@@ -18,7 +18,14 @@ fn process() -> ProcessInfo {
 fn mixed() -> Stream {
     let mut s = Stream::new();
     s.grow(0.0, 1, 0x4a_1000, 0xc000_0100, 8, 8, 8).grow(0.3, 2, 0x4a_1000, 0xc000_0100, 8, 8, 8);
-    s.iter_start(10.0, 3, 0x4b_1000, 0xc000_9000, 0xc00f_0000).write(15.0, 4, 0x4b_2000, 0xc000_9000, crate::events::MapWriteOp::Assign, false);
+    s.iter_start(10.0, 3, 0x4b_1000, 0xc000_9000, 0xc00f_0000).write(
+        15.0,
+        4,
+        0x4b_2000,
+        0xc000_9000,
+        crate::events::MapWriteOp::Assign,
+        false,
+    );
     s.iter_next(20.0, 3, 0x4b_1010, 0xc000_9000, 0xc00f_0000, false);
     s.enter(30.0, 5, 0x4c_1000, 0xc000_a000, 0xc000_b000, 0);
     let mut s = s.sorted();
@@ -51,7 +58,8 @@ fn items_come_back_in_order() {
     let items: Vec<Item> = Reader::new(&bytes(&s.events)[..]).unwrap().map(Result::unwrap).collect();
     assert_eq!(items[0], Item::Process(process()));
     assert_eq!(items[1], Item::Stack { tgid: TGID, stack_id: 7, pcs: vec![0x4a_1000, 0x4a_2005] });
-    let events: Vec<Event> = items.iter().filter_map(|i| if let Item::Event(e) = i { Some(*e) } else { None }).collect();
+    let events: Vec<Event> =
+        items.iter().filter_map(|i| if let Item::Event(e) = i { Some(*e) } else { None }).collect();
     assert_eq!(events, s.events);
     assert_eq!(items.last(), Some(&Item::Lost(3)));
 }
@@ -86,10 +94,7 @@ fn every_truncation_is_an_error_with_an_offset() {
         let at = e.offset().expect("offset");
         assert!(at <= len as u64, "len {len}: {e}");
         assert!(e.to_string().contains(&format!("byte {at}")), "{e}");
-        assert!(
-            matches!(e, RecordingError::Truncated { .. } | RecordingError::MissingEnd { .. }),
-            "len {len}: {e}"
-        );
+        assert!(matches!(e, RecordingError::Truncated { .. } | RecordingError::MissingEnd { .. }), "len {len}: {e}");
     }
 }
 
@@ -130,11 +135,17 @@ fn a_missing_end_marker_and_trailing_data_are_errors() {
     let end_chunk = 12 + 8;
     let cut = &full[..full.len() - end_chunk];
     let e = replay_from(cut, &Config::default(), &NoSymbols).unwrap_err();
-    assert!(matches!(e, ReplayError::Recording(RecordingError::MissingEnd { offset }) if offset == cut.len() as u64), "{e}");
+    assert!(
+        matches!(e, ReplayError::Recording(RecordingError::MissingEnd { offset }) if offset == cut.len() as u64),
+        "{e}"
+    );
     let mut long = full.clone();
     long.push(0);
     let e = replay_from(&long[..], &Config::default(), &NoSymbols).unwrap_err();
-    assert!(matches!(e, ReplayError::Recording(RecordingError::Trailing { offset }) if offset == full.len() as u64), "{e}");
+    assert!(
+        matches!(e, ReplayError::Recording(RecordingError::Trailing { offset }) if offset == full.len() as u64),
+        "{e}"
+    );
 }
 
 #[test]
@@ -171,9 +182,21 @@ fn any_event() -> impl Strategy<Value = Event> {
             elem_size: 8
         }),
         (0..2u64, 0..2u64).prop_map(|(m, i)| EventKind::MapIterStart { map: 0x9000 + m, iter: 0xa000 + i }),
-        (0..2u64, 0..2u64, any::<bool>()).prop_map(|(m, i, w)| EventKind::MapIterNext { map: 0x9000 + m, iter: 0xa000 + i, writing: w }),
-        (0..2u64, any::<bool>()).prop_map(|(m, w)| EventKind::MapWrite { map: 0x9000 + m, op: crate::events::MapWriteOp::Assign, writing: w }),
-        (0..2u64, 0..3u64).prop_map(|(l, e)| EventKind::ListRemoveEnter { list: 0xb000 + l, elem: 0xc000, elem_list: [0xb000 + l, 0, 1][e as usize] }),
+        (0..2u64, 0..2u64, any::<bool>()).prop_map(|(m, i, w)| EventKind::MapIterNext {
+            map: 0x9000 + m,
+            iter: 0xa000 + i,
+            writing: w
+        }),
+        (0..2u64, any::<bool>()).prop_map(|(m, w)| EventKind::MapWrite {
+            map: 0x9000 + m,
+            op: crate::events::MapWriteOp::Assign,
+            writing: w
+        }),
+        (0..2u64, 0..3u64).prop_map(|(l, e)| EventKind::ListRemoveEnter {
+            list: 0xb000 + l,
+            elem: 0xc000,
+            elem_list: [0xb000 + l, 0, 1][e as usize]
+        }),
         (0..2u64).prop_map(|l| EventKind::ListRemoveExit { list: 0xb000 + l, elem: 0 }),
     ];
     (0..5_000_000u64, 1..5u64, 0..4u64, kind).prop_map(|(ts_ns, goid, site, kind)| Event {
