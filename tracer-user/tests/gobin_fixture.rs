@@ -25,7 +25,7 @@ fn fixture_version_functions_and_growth_sites() {
             assert_eq!(bin.go_version(), go_version_m(&tc, path), "{ctx}");
             assert_eq!(bin.stripped(), path == &stripped, "{ctx}");
             assert_eq!(bin.main_module(), Some("example.com/ghostfix"), "{ctx}");
-            assert!(bin.deps().iter().any(|d| d.path == "example.com/ghostdep"), "{ctx}");
+            assert!(bin.deps().iter().any(|d| d.path == "example.com/ghostdep.v2"), "{ctx}");
 
             // Function table = text symbols of nm (on the unstripped twin). Go 1.19
             // writes generic names elided (`F[...]`), so compare elided names.
@@ -53,10 +53,10 @@ fn fixture_version_functions_and_growth_sites() {
             // Default scope: only the fixture's own packages, and the expected callers.
             let default = bin.probe_plan(&Scope::Default);
             let pkgs: BTreeSet<&str> = default.probes.iter().map(|p| p.package.as_str()).collect();
-            assert_eq!(pkgs, BTreeSet::from(["example.com/ghostdep", "main"]), "{ctx}");
+            assert_eq!(pkgs, BTreeSet::from(["example.com/ghostdep.v2", "main"]), "{ctx}");
             let growers: BTreeSet<&str> =
                 default.probes.iter().filter(|p| p.kind == ProbeKind::SliceGrowCall).map(|p| p.caller.as_str()).collect();
-            for f in ["main.grow", "main.growStrings", "main.(*store).add", "main.keepCap", "example.com/ghostdep.Collect"] {
+            for f in ["main.grow", "main.growStrings", "main.(*store).add", "main.keepCap", "example.com/ghostdep%2ev2.Collect"] {
                 assert!(growers.contains(f), "{ctx}: no growth site in {f}: {growers:?}");
             }
             // Go 1.26+ grow stack-buffered slices whose capacity is used with growsliceBuf.

@@ -57,8 +57,11 @@ fn toolchain_executables_agree_with_nm_and_addr2line() {
                 let ours = position(&frames[0], &pos);
                 assert_eq!((frames.last().unwrap().function.as_str(), ours.as_str()), (func.as_str(), pos.as_str()), "{ctx} {pc:#x}");
             }
-            let plan = bin.probe_plan(&Scope::Default);
-            assert!(plan.functions.iter().any(|f| f.name == "runtime.growslice"), "{ctx}");
+            let report = bin.report(&Scope::Default);
+            assert!(report.plan.functions.iter().any(|f| f.name == "runtime.growslice"), "{ctx}");
+            assert!(report.module_data.is_some(), "{ctx}: moduledata not found");
+            assert!(!report.to_string().is_empty());
+            serde_json::to_string(&report).expect("report serializes");
             checked += 1;
         }
     }

@@ -51,6 +51,14 @@ pub struct ListSite {
 
 /// Collects inlined Remove sites of the functions in scope and adds their probes.
 pub(crate) fn add_list_sites(bin: &GoBinary, in_scope: &[(u64, u64, &str, String)], plan: &mut ProbePlan) {
+    // From Go 1.18 funcdata are offsets from moduledata.gofunc (see inline.rs).
+    if bin.module_data().is_none() && bin.version().at_least(1, 18) {
+        plan.missing.push(Missing {
+            what: format!("inlined {LIST_REMOVE} sites"),
+            reason: "moduledata not found, so the inline trees cannot be reached".into(),
+        });
+        return;
+    }
     let tab = bin.pclntab();
     for (entry, _end, name, pkg) in in_scope {
         let Some(row) = tab.find(*entry) else { continue };
