@@ -97,7 +97,9 @@ impl Engine {
     }
 
     /// Moves the clock to `now_ns` (kernel monotonic time) without an event, so that
-    /// slice candidates settle and idle state expires during quiet periods.
+    /// slice candidates settle and idle state expires during quiet periods. A run that
+    /// records should record each call (`recording::Writer::clock`): replay then
+    /// gives the same findings.
     pub fn advance_to(&mut self, now_ns: u64) {
         self.now = self.now.max(now_ns);
         self.advance(QUIET_SWEEP);

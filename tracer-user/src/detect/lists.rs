@@ -77,10 +77,7 @@ impl Lists {
             self.ignored += 1;
             return;
         }
-        if self.lists.touch(key, now, &mut |_, _, _| {}).is_none() {
-            self.lists.insert(key, ListState::default(), now, &mut |_, _, _| {});
-        }
-        let ls = self.lists.peek_mut(key).expect("just inserted");
+        let ls = self.lists.get_or_insert_with(key, now, ListState::default);
         // An enter that arrives after the exit of a span it falls into.
         for s in ls.spans.iter().flatten() {
             if s.enter.goid != t.goid && s.exit != 0 && s.enter.ts < t.ts && t.ts < s.exit {

@@ -95,29 +95,15 @@ impl Maps {
         (self.maps.evicted + self.iters.evicted, self.maps.expired + self.iters.expired)
     }
 
-    fn map_state(&mut self, tgid: u32, map: u64, now: u64) -> &mut MapState {
-        let key = Key::new(tgid, map);
-        if self.maps.touch(key, now, &mut |_, _, _| {}).is_none() {
-            self.maps.insert(key, MapState::default(), now, &mut |_, _, _| {});
-        }
-        self.maps.peek_mut(key).expect("just inserted")
-    }
-
     pub fn on_iter_start(&mut self, ev: &Event, map: u64, iter: u64, now: u64) {
         if ev.goid == 0 {
             self.ignored += 1;
             return;
         }
-        self.map_state(ev.tgid, map, now).note_iter(iter);
+        self.maps.get_or_insert_with(Key::new(ev.tgid, map), now, MapState::default).note_iter(iter);
         let t = Touch::of(ev);
         let fresh = IterState { map, last: t, prev_ts: t.ts };
-        let key = Key::new(ev.tgid, iter);
-        match self.iters.touch(key, now, &mut |_, _, _| {}) {
-            Some(st) => *st = fresh,
-            None => {
-                self.iters.insert(key, fresh, now, &mut |_, _, _| {});
-            }
-        }
+        *self.iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || fresh) = fresh;
     }
 
     pub fn on_iter_next(&mut self, ev: &Event, map: u64, iter: u64, writing: bool, now: u64, out: &mut Dedup) {
@@ -129,18 +115,18 @@ impl Maps {
         let t = Touch::of(ev);
         let Self { maps, iters, .. } = self;
         let mkey = Key::new(ev.tgid, map);
-        if maps.touch(mkey, now, &mut |_, _, _| {}).is_none() {
-            maps.insert(mkey, MapState::default(), now, &mut |_, _, _| {});
-        }
-        let ms = maps.peek_mut(mkey).expect("just inserted");
+        let ms = maps.get_or_insert_with(mkey, now, MapState::default);
         ms.note_iter(iter);
         if writing {
             let w = ms.recent_foreign(&t, window);
             out.add(sighting(Detector::MapIterWrite, mkey, t, w.map(|w| w.at), Detail::WritingFlag), 1);
         }
-        let key = Key::new(ev.tgid, iter);
-        match iters.touch(key, now, &mut |_, _, _| {}) {
-            Some(st) if st.map == map && st.last.goid == t.goid => {
+        let fresh = IterState { map, last: t, prev_ts: t.ts };
+        let st = iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || fresh);
+        match st {
+            // Created just now: no interval to check yet.
+            st if st.last == t => {}
+            st if st.map == map && st.last.goid == t.goid => {
                 if t.ts <= st.last.ts {
                     return; // an older step arriving late: its interval is already covered
                 }
@@ -152,10 +138,8 @@ impl Maps {
                 st.prev_ts = st.last.ts;
                 st.last = t;
             }
-            Some(st) => *st = IterState { map, last: t, prev_ts: t.ts },
-            None => {
-                iters.insert(key, IterState { map, last: t, prev_ts: t.ts }, now, &mut |_, _, _| {});
-            }
+            // Another map or goroutine: the iterator's memory belongs to a new range.
+            st => *st = fresh,
         }
     }
 
@@ -168,10 +152,7 @@ impl Maps {
         let t = Touch::of(ev);
         let Self { maps, iters, .. } = self;
         let mkey = Key::new(ev.tgid, map);
-        if maps.touch(mkey, now, &mut |_, _, _| {}).is_none() {
-            maps.insert(mkey, MapState::default(), now, &mut |_, _, _| {});
-        }
-        let ms = maps.peek_mut(mkey).expect("just inserted");
+        let ms = maps.get_or_insert_with(mkey, now, MapState::default);
         if writing {
             let w = ms.recent_foreign(&t, window);
             out.add(

@@ -152,6 +152,20 @@ impl<V: Copy> Table<V> {
     /// The entry, marked as used now. An entry past its time-to-live is dropped
     /// (handed to `dropped`) and reported absent, whether or not the sweep reached it.
     pub fn touch(&mut self, key: Key, now: u64, dropped: &mut impl FnMut(Key, V, Removal)) -> Option<&mut V> {
+        let i = self.touch_index(key, now, dropped)?;
+        Some(&mut self.slots[i].value)
+    }
+
+    /// For tables whose entries need nothing done when dropped: the entry for `key`,
+    /// marked as used now, created by `init` when absent or expired.
+    pub fn get_or_insert_with(&mut self, key: Key, now: u64, init: impl FnOnce() -> V) -> &mut V {
+        match self.touch_index(key, now, &mut |_, _, _| {}) {
+            Some(i) => &mut self.slots[i].value,
+            None => self.insert(key, init(), now, &mut |_, _, _| {}),
+        }
+    }
+
+    fn touch_index(&mut self, key: Key, now: u64, dropped: &mut impl FnMut(Key, V, Removal)) -> Option<usize> {
         let i = self.find(key)?;
         if self.stale(i, now) {
             let v = self.unindex(i);
@@ -161,9 +175,8 @@ impl<V: Copy> Table<V> {
             return None;
         }
         self.touched[i] = now;
-        let slot = &mut self.slots[i];
-        slot.flags |= REFERENCED;
-        Some(&mut slot.value)
+        self.slots[i].flags |= REFERENCED;
+        Some(i)
     }
 
     /// Adds an entry for an absent key; when full, the clock hand first drops one

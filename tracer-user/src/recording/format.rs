@@ -60,6 +60,8 @@ pub enum Tag {
     Stack = 3,
     /// u64: records the kernel reported lost while this recording was made.
     Lost = 4,
+    /// u64: the live engine's clock was moved to this time (`Engine::advance_to`).
+    Clock = 5,
     /// u64: number of records in the file. Last chunk; nothing may follow.
     End = 15,
 }
@@ -71,6 +73,7 @@ impl Tag {
             2 => Self::Records,
             3 => Self::Stack,
             4 => Self::Lost,
+            5 => Self::Clock,
             15 => Self::End,
             _ => return None,
         })

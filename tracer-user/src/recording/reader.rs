@@ -80,9 +80,15 @@ impl RecordingError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
     Process(ProcessInfo),
-    Stack { tgid: u32, stack_id: u32, pcs: Vec<u64> },
+    Stack {
+        tgid: u32,
+        stack_id: u32,
+        pcs: Vec<u64>,
+    },
     Event(Event),
     Lost(u64),
+    /// The live engine's clock moved to this time.
+    Clock(u64),
 }
 
 pub struct Reader<R: Read> {
@@ -301,6 +307,11 @@ impl<R: Read> Reader<R> {
                 let n = p.u64("lost count")?;
                 p.end("lost chunk has trailing bytes")?;
                 Item::Lost(n)
+            }
+            Tag::Clock => {
+                let now = p.u64("clock")?;
+                p.end("clock chunk has trailing bytes")?;
+                Item::Clock(now)
             }
             Tag::End => {
                 let n = p.u64("end record count")?;

@@ -77,6 +77,7 @@ pub fn replay_from(input: impl Read, config: &Config, sym: &dyn Symbolizer) -> R
                 stacks.insert((tgid, stack_id), pcs);
             }
             Item::Lost(n) => lost = lost.saturating_add(n),
+            Item::Clock(now) => engine.advance_to(now),
         }
     }
     engine.finish();

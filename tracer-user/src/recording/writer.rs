@@ -86,7 +86,8 @@ impl<W: Write> Writer<W> {
         self.chunk(Tag::Process, &b, "process")
     }
 
-    /// A user stack the kernel stored under `stack_id`, innermost first.
+    /// A user stack the kernel stored under `stack_id`, innermost first; write it
+    /// before the findings that name it are asked for.
     pub fn stack(&mut self, tgid: u32, stack_id: u32, pcs: &[u64]) -> Result<(), WriteError> {
         self.flush_records()?;
         let mut b = Vec::with_capacity(8 + 8 * pcs.len());
@@ -112,6 +113,13 @@ impl<W: Write> Writer<W> {
     pub fn lost(&mut self, count: u64) -> Result<(), WriteError> {
         self.flush_records()?;
         self.chunk(Tag::Lost, &count.to_le_bytes(), "lost")
+    }
+
+    /// The live engine's clock was moved to `now_ns` (`Engine::advance_to`): replay
+    /// moves it at the same point, so that candidates settle as they did live.
+    pub fn clock(&mut self, now_ns: u64) -> Result<(), WriteError> {
+        self.flush_records()?;
+        self.chunk(Tag::Clock, &now_ns.to_le_bytes(), "clock")
     }
 
     /// Writes what is gathered, so that a reader sees it (the file stays open).
