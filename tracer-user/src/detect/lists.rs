@@ -29,13 +29,15 @@ struct ListState {
 }
 
 impl ListState {
-    /// Keeps one span per goroutine, replacing that goroutine's own or the oldest.
+    /// Keeps one span per goroutine: replaces that goroutine's own, else fills an
+    /// empty slot, else replaces the oldest.
     fn put(&mut self, s: Span) {
-        let slot = self
-            .spans
+        let spans = &self.spans;
+        let slot = spans
             .iter()
-            .position(|x| x.is_none_or(|x| x.enter.goid == s.enter.goid))
-            .or_else(|| (0..self.spans.len()).min_by_key(|&i| self.spans[i].map_or(0, |x| x.enter.ts)))
+            .position(|x| x.is_some_and(|x| x.enter.goid == s.enter.goid))
+            .or_else(|| spans.iter().position(Option::is_none))
+            .or_else(|| (0..spans.len()).min_by_key(|&i| spans[i].map_or(0, |x| x.enter.ts)))
             .expect("three slots");
         self.spans[slot] = Some(s);
     }

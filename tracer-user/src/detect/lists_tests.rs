@@ -94,3 +94,13 @@ fn different_lists_may_be_removed_from_at_once() {
         .exit(3.0, 2, SITE_A, OTHER);
     assert!(s.run().is_empty());
 }
+
+#[test]
+fn a_goroutine_keeps_one_span() {
+    // Goroutine 1's first Remove never exits in the stream (its exit record was
+    // lost); its next Remove replaces it instead of taking a second slot.
+    let mut s = Stream::new();
+    s.enter(0.0, 1, SITE_A, L, E, L).enter(10.0, 2, SITE_B, L, E + 64, L).exit(11.0, 2, SITE_B, L);
+    s.enter(20.0, 1, SITE_A, L, E + 128, L).exit(21.0, 1, SITE_A, L);
+    assert!(s.run().is_empty());
+}

@@ -87,7 +87,8 @@ fn deadline(first: &Grow, p: &Pending, settle: u64) -> u64 {
 /// Counters the slice detectors keep.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SliceCounters {
-    /// Growths without an identity (zero capacity: `runtime.zerobase`) or goroutine.
+    /// Growths without an identity (zero capacity: `runtime.zerobase`), without a
+    /// goroutine, or with an impossible header.
     pub ignored: u64,
     /// Candidates dropped because their array proved to be copied by value.
     pub suppressed: u64,
@@ -144,7 +145,8 @@ impl Slices {
     pub fn on_grow(&mut self, ev: &Event, now: u64, out: &mut Dedup) {
         let Self { arrays, rules } = self;
         let EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size: elem, .. } = ev.kind else { return };
-        if ev.goid == 0 || old_cap == 0 || elem == 0 {
+        // A length beyond the capacity can only come from a failed read.
+        if ev.goid == 0 || old_cap == 0 || elem == 0 || old_len > old_cap {
             rules.counters.ignored += 1;
             return;
         }
