@@ -1,11 +1,10 @@
 //! Machine-code facts: call sites, RETs, the end of the prologue stack check, and
 //! whether the kernel emulates an instruction (so a uprobe on it costs one trap).
 //!
-//! amd64 goes through the iced-x86 decoder; arm64 instructions are fixed 32-bit
-//! words decoded by hand (BL, RET, B.cond only). Kernel emulation lists: x86
-//! `arch/x86/kernel/uprobes.c` (`branch_setup_xol_ops`: CALL/JMP rel, Jcc, 0x90 NOP;
-//! `push_setup_xol_ops`: PUSH r64), arm64 `arch/arm64/kernel/probes/decode-insn.c`
-//! (B, BL, B.cond, CBZ/TBZ, ADR/ADRP, literal LDR, BR/BLR/RET are simulated).
+//! amd64 goes through the iced-x86 decoder (this file); arm64 lives in `arm64.rs`.
+//! Kernel emulation list for x86: `arch/x86/kernel/uprobes.c`
+//! (`branch_setup_xol_ops`: CALL/JMP rel, Jcc, 0x90 NOP; `push_setup_xol_ops`:
+//! PUSH r64).
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
@@ -36,12 +35,12 @@ pub(crate) struct CodeFacts {
 pub(crate) fn scan(arch: Arch, code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFacts {
     match arch {
         Arch::Amd64 => scan_amd64(code, base, want_call),
-        Arch::Arm64 => scan_arm64(code, base, want_call),
+        Arch::Arm64 => super::arm64::scan(code, base, want_call),
     }
 }
 
 /// Instructions searched for the stack check at a function's start.
-const PROLOGUE_WINDOW: usize = 6;
+pub(crate) const PROLOGUE_WINDOW: usize = 6;
 
 fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFacts {
     let mut facts = CodeFacts::default();
@@ -125,57 +124,6 @@ pub(crate) fn gpr_number(r: Register) -> Option<u8> {
     [&R64[..], &R32, &R16, &R8B, &HIGH].iter().find_map(|set| set.iter().position(|&x| x == r)).map(|n| n as u8)
 }
 
-const ARM64_RET: u32 = 0xd65f_03c0;
-
-fn scan_arm64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFacts {
-    let mut facts = CodeFacts::default();
-    let words: Vec<(u64, u32)> = code
-        .chunks_exact(4)
-        .enumerate()
-        .map(|(i, w)| (base.wrapping_add(4 * i as u64), u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
-        .collect();
-    for (i, &(pc, w)) in words.iter().enumerate() {
-        if w & 0xfc00_0000 == 0x9400_0000 {
-            // BL imm26: target = pc + sext(imm26) * 4.
-            let imm = ((w & 0x03ff_ffff) << 6) as i32 >> 6;
-            let target = pc.wrapping_add_signed(i64::from(imm) * 4);
-            if want_call(target) {
-                let next = words.get(i + 1);
-                facts.calls.push(CallSite {
-                    addr: pc,
-                    target,
-                    next: pc.wrapping_add(4),
-                    next_emulated: next.is_some_and(|&(_, n)| arm64_emulated(n)),
-                });
-            }
-        } else if w == ARM64_RET {
-            facts.returns.push(pc);
-        }
-    }
-    // Stack check: `MOVD 16(g), R16` (ldr x16, [x28, #16]) … `BLS morestack`.
-    let ldr_guard = 0xf940_0b90u32;
-    if let Some(start) = words.iter().take(PROLOGUE_WINDOW).position(|&(_, w)| w == ldr_guard) {
-        let bcond = words.iter().enumerate().skip(start).take(PROLOGUE_WINDOW).find(|(_, (_, w))| w & 0xff00_0010 == 0x5400_0000);
-        if let Some((j, _)) = bcond
-            && let Some(&(pc, w)) = words.get(j + 1)
-        {
-            facts.after_stack_check = Some((pc, arm64_emulated(w)));
-        }
-    }
-    facts
-}
-
-/// Instructions the arm64 kernel simulates rather than stepping out of line.
-pub(crate) fn arm64_emulated(w: u32) -> bool {
-    let b_bl = w & 0x7c00_0000 == 0x1400_0000;
-    let bcond = w & 0xff00_0010 == 0x5400_0000;
-    let cbz = w & 0x7e00_0000 == 0x3400_0000;
-    let tbz = w & 0x7e00_0000 == 0x3600_0000;
-    let adr = w & 0x1f00_0000 == 0x1000_0000;
-    let ldr_lit = w & 0x3b00_0000 == 0x1800_0000;
-    let br_blr_ret = w & 0xff9f_fc1f == 0xd61f_0000 || w & 0xfffffc1f == 0xd65f_0000;
-    b_bl || bcond || cbz || tbz || adr || ldr_lit || br_blr_ret
-}
 
 /// Whether the instruction at the start of `code` is emulated.
 pub(crate) fn emulated_at(arch: Arch, code: &[u8], addr: u64) -> bool {
@@ -184,7 +132,7 @@ pub(crate) fn emulated_at(arch: Arch, code: &[u8], addr: u64) -> bool {
             let mut d = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
             d.can_decode() && amd64_emulated(&d.decode())
         }
-        Arch::Arm64 => code.get(..4).is_some_and(|w| arm64_emulated(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))),
+        Arch::Arm64 => code.get(..4).is_some_and(|w| super::arm64::emulated(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))),
     }
 }
 
@@ -195,7 +143,7 @@ pub(crate) struct Insn {
     pub len: u8,
     pub op: Op,
     /// Bit n set: general register n may be written (all bits: unknown effects).
-    pub writes: u16,
+    pub writes: u32,
     /// The kernel emulates it (see [`amd64_emulated`]).
     pub emulated: bool,
 }
@@ -223,9 +171,9 @@ pub(crate) enum Operand {
     Other,
 }
 
-const ALL_REGS: u16 = 0xffff;
+pub(crate) const ALL_REGS: u32 = u32::MAX;
 
-/// Decodes a whole amd64 function into [`Insn`]s (None for arm64).
+/// Decodes a whole amd64 function into [`Insn`]s.
 pub(crate) fn decode_amd64(code: &[u8], base: u64) -> Vec<Insn> {
     let mut out = Vec::new();
     let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
@@ -254,7 +202,7 @@ fn operand(insn: &Instruction, i: u32) -> Operand {
 fn summarize(insn: &Instruction) -> Insn {
     use Mnemonic::*;
     let (addr, len) = (insn.ip(), insn.len() as u8);
-    let reg_bit = |r: Register| gpr_number(r).map_or(0, |n| 1u16 << n);
+    let reg_bit = |r: Register| gpr_number(r).map_or(0, |n| 1u32 << n);
     let op0_write = if insn.op0_kind() == OpKind::Register { reg_bit(insn.op0_register()) } else { 0 };
     let (op, writes) = match insn.mnemonic() {
         Cmp if insn.code() == Code::Cmp_r64_rm64 || insn.code() == Code::Cmp_rm64_r64 => {
@@ -351,21 +299,4 @@ mod tests {
         assert_eq!(gpr_number(Register::R9L), Some(9));
     }
 
-    #[test]
-    fn arm64_facts() {
-        let words: [u32; 6] = [
-            0xf940_0b90, // ldr x16, [x28,#16]
-            0xeb30_63ff, // cmp sp, x16
-            0x5400_0109, // b.ls
-            0xf81e_0ffe, // str x30, [sp,#-32]!
-            0x9400_0004, // bl +16
-            ARM64_RET,
-        ];
-        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let f = scan(Arch::Arm64, &code, 0x1000, |t| t == 0x1020);
-        assert_eq!(f.calls.len(), 1);
-        assert_eq!((f.calls[0].addr, f.calls[0].next, f.calls[0].next_emulated), (0x1010, 0x1014, true));
-        assert_eq!(f.returns, vec![0x1014]);
-        assert_eq!(f.after_stack_check, Some((0x100c, false)));
-    }
 }

@@ -129,7 +129,7 @@ pub(crate) fn sites_in<'a>(bin: &'a GoBinary, tab: &Pclntab<'a>, func: &FuncData
     let entry = func.entry();
     let insns = match bin.arch() {
         Arch::Amd64 => bin.code(entry, end).map(|c| disasm::decode_amd64(c, entry)).unwrap_or_default(),
-        Arch::Arm64 => Vec::new(),
+        Arch::Arm64 => bin.code(entry, end).map(|c| super::arm64::decode(c, entry)).unwrap_or_default(),
     };
     let mut sites = Vec::new();
     for (r, mut ranges) in bodies {
@@ -140,7 +140,7 @@ pub(crate) fn sites_in<'a>(bin: &'a GoBinary, tab: &Pclntab<'a>, func: &FuncData
         // instructions the compiler gave the body's position elsewhere.
         let body_start = ranges.iter().map(|r| r.0).find(|&s| s > call_pc).unwrap_or(ranges[0].0);
         let registers = if insns.is_empty() {
-            Err(format!("register decoding is not implemented for {}", bin.arch()))
+            Err("function code is not in the file".to_string())
         } else {
             registers(&insns, call_pc, body_start, &ranges)
         };
@@ -257,7 +257,7 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     check_single_entry(insns, lo, hi)?;
     for (i, insn) in insns.iter().enumerate().take(hi).skip(lo) {
         let span_list = i >= c.min(p);
-        let mask = (1u16 << elem) | if span_list { 1u16 << list } else { 0 };
+        let mask = (1u32 << elem) | if span_list { 1u32 << list } else { 0 };
         if insn.writes & mask != 0 && i != def {
             return Err(format!("register overwritten at {:#x}", insn.addr));
         }

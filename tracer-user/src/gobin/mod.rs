@@ -7,6 +7,7 @@
 //! [`GoBinary::func_at`], [`GoBinary::symbolize`], [`GoBinary::layout`] and
 //! [`GoBinary::probe_plan`] and [`GoBinary::report`] (`ghostrace inspect`).
 
+mod arm64;
 mod binary;
 mod buildinfo;
 mod disasm;

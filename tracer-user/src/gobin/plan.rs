@@ -27,8 +27,10 @@ pub enum ProbeKind {
     MapIterNextCall,
     /// CALL to a map write (`mapassign*`, `mapdelete*`, `mapclear`).
     MapWriteCall(MapWriteOp),
-    /// First instruction of an inlined `container/list.(*List).Remove` body; the
-    /// list and element are in these x86 registers (AX=0 … R15=15).
+    /// First instruction of an inlined `container/list.(*List).Remove` body (or a
+    /// CALL of an out-of-line one); the list and element are in these registers:
+    /// x86 hardware numbers on amd64 (AX=0 CX=1 DX=2 BX=3 SP=4 BP=5 SI=6 DI=7
+    /// R8..R15=8..15), Xn numbers on arm64.
     ListRemoveEnter { list_reg: u8, elem_reg: u8 },
     /// An exit of an inlined `Remove` body (first instruction after it).
     ListRemoveExit,

@@ -19,7 +19,7 @@
 //! | `module_data` | `{addr, text, etext, gofunc}` or `null` when not found |
 //! | `layout` | `{goid_offset, m_offset, procid_offset, source: "dwarf"\|"table", verified}` |
 //! | `scope` | the scope the plan was computed for (`"default"`, `"all"`, `"std"` or the globs) |
-//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`, x86 register numbers AX=0 … R15=15), `list_remove_exit` |
+//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64), `list_remove_exit` |
 //! | `plan.functions` | runtime entry points present: `[{name, role, signature, entry, body?, returns, call_sites}]` (sites as in `after`) |
 //! | `plan.list_sites` | inlined `Remove` bodies: `[{caller, package, call_pc, ranges: [[start, end]], body_start, enter, exits, registers: {"Ok": [list, elem]} \| {"Err": reason}}]` |
 //! | `plan.missing` | `[{what, reason}]` |
