@@ -106,10 +106,9 @@ fn summarize(pc: u64, w: u32) -> Insn {
         let disp = i64::from((w >> 10) & 0xfff) * 8;
         let op = if rn < 31 { Op::Load { dst: rd as u8, base: rn as u8, disp } } else { Op::Other { ends_flow: false } };
         (op, bit(rd))
-    } else if w == 0xd503_201f {
-        (Op::Other { ends_flow: false }, 0) // NOP
-    } else if w & 0xffc0_0000 == 0xf900_0000 || w & 0xffc0_0000 == 0xa900_0000 || w & 0xffc0_0000 == 0x3900_0000 || w & 0xffc0_0000 == 0xb900_0000 {
-        (Op::Other { ends_flow: false }, 0) // STR/STP/STRB/STR(W), unsigned or signed offset, no writeback
+    } else if w == 0xd503_201f || [0xf900_0000, 0xa900_0000, 0x3900_0000, 0xb900_0000].contains(&(w & 0xffc0_0000)) {
+        // NOP; STR/STP/STRB/STR(W) with unsigned or signed offset (no writeback).
+        (Op::Other { ends_flow: false }, 0)
     } else if w & 0xffc0_0000 == 0xa940_0000 {
         (Op::Other { ends_flow: false }, bit(rd) | bit(rt2)) // LDP, signed offset
     } else if w & 0x7f80_0000 == 0x1100_0000 || w & 0x7f80_0000 == 0x5100_0000 || w & 0x7f20_0000 == 0x2a00_0000 || w & 0x1f00_0000 == 0x1000_0000 {
