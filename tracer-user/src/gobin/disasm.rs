@@ -84,6 +84,17 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
     facts
 }
 
+/// Whether any byte position holds `E8 rel32` whose target satisfies `want`: every
+/// real `CALL rel32` to a wanted target is among these positions.
+pub(crate) fn may_call_rel32(code: &[u8], base: u64, want: impl Fn(u64) -> bool) -> bool {
+    code.windows(5).enumerate().any(|(i, w)| {
+        w[0] == 0xe8 && {
+            let rel = i32::from_le_bytes([w[1], w[2], w[3], w[4]]);
+            want(base.wrapping_add(i as u64 + 5).wrapping_add_signed(i64::from(rel)))
+        }
+    })
+}
+
 /// `CMPQ SP, 16(Rg)` or `CMPQ R12, 16(Rg)` (large frames): compares against
 /// `g.stackguard0` (offset 16 of `runtime.g` in every version; Go
 /// `src/runtime/runtime2.go`), with `g` in R14 from 1.17 or loaded into CX before.
@@ -258,6 +269,8 @@ mod tests {
         assert_eq!(f.returns, vec![0x1013]);
         assert_eq!(f.after_stack_check, Some((0x1006, true)));
         assert!(scan(Arch::Amd64, AMD64, 0x1000, |_| false).calls.is_empty());
+        assert!(may_call_rel32(AMD64, 0x1000, |t| t == 0x2000));
+        assert!(!may_call_rel32(AMD64, 0x1000, |t| t == 0x2001));
     }
 
     #[test]

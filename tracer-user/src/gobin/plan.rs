@@ -266,6 +266,12 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     let mut counts = vec![0usize; targets.len()];
     for (entry, end, name, pkg) in &in_scope {
         let Some(code) = bin.code(*entry, *end) else { continue };
+        // Most functions call none of the entry points: a byte scan for a CALL
+        // rel32 encoding that would reach one skips decoding them (a superset
+        // test; decoding then finds the real instruction boundaries).
+        if bin.arch() == super::Arch::Amd64 && !disasm::may_call_rel32(code, *entry, |t| find_target(t).is_some()) {
+            continue;
+        }
         let facts = disasm::scan(bin.arch(), code, *entry, |t| find_target(t).is_some());
         for CallSite { addr, target, next, next_emulated } in facts.calls {
             let Some(ti) = find_target(target) else { continue };
