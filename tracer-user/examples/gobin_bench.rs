@@ -35,18 +35,33 @@ fn ms(t: Instant) -> f64 {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).map(PathBuf::from).or_else(default_binary).expect("no binary given and no Go compiler installed");
+    let path = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .or_else(default_binary)
+        .expect("no binary given and no Go compiler installed");
     let size = std::fs::metadata(&path).expect("stat").len();
     let rss_before = peak_rss();
     let t = Instant::now();
     let bin = GoBinary::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let open_ms = ms(t);
-    println!("binary   {} ({}, {:.1} MB, {} functions)", path.display(), bin.go_version(), size as f64 / 1e6, bin.function_count());
+    println!(
+        "binary   {} ({}, {:.1} MB, {} functions)",
+        path.display(),
+        bin.go_version(),
+        size as f64 / 1e6,
+        bin.function_count()
+    );
     println!("open     {open_ms:8.1} ms");
     for (name, scope) in [("default", Scope::Default), ("all", Scope::All)] {
         let t = Instant::now();
         let plan = bin.probe_plan(&scope);
-        println!("plan     {:8.1} ms  scope {name}: {} probes, {} inlined Remove sites", ms(t), plan.probes.len(), plan.list_sites.len());
+        println!(
+            "plan     {:8.1} ms  scope {name}: {} probes, {} inlined Remove sites",
+            ms(t),
+            plan.probes.len(),
+            plan.list_sites.len()
+        );
     }
     let t = Instant::now();
     let report = bin.report(&Scope::Default);

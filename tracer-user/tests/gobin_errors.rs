@@ -60,7 +60,8 @@ fn empty_file_and_script() {
 #[test]
 fn non_go_elf() {
     // Any ELF executable of the system that is not written in Go.
-    let Some(path) = ["/bin/sh", "/bin/ls", "/usr/bin/env"].iter().map(std::path::Path::new).find(|p| p.exists()) else {
+    let Some(path) = ["/bin/sh", "/bin/ls", "/usr/bin/env"].iter().map(std::path::Path::new).find(|p| p.exists())
+    else {
         eprintln!("SKIP non_go_elf: no system ELF executable found");
         return;
     };

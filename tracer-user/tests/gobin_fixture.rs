@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use gobin_support::*;
 use tracer_user::gobin::{GoBinary, ProbeKind, Scope};
 
-const GROWTH: [&str; 4] = ["runtime.growslice", "runtime.growsliceNoAlias", "runtime.growsliceBuf", "runtime.growsliceBufNoAlias"];
+const GROWTH: [&str; 4] =
+    ["runtime.growslice", "runtime.growsliceNoAlias", "runtime.growsliceBuf", "runtime.growsliceBufNoAlias"];
 
 #[test]
 fn fixture_version_functions_and_growth_sites() {
@@ -42,7 +43,8 @@ fn fixture_version_functions_and_growth_sites() {
                 .map(|i| i.addr)
                 .collect();
             let plan = bin.probe_plan(&Scope::All);
-            let got: BTreeSet<u64> = plan.probes.iter().filter(|p| p.kind == ProbeKind::SliceGrowCall).map(|p| p.address).collect();
+            let got: BTreeSet<u64> =
+                plan.probes.iter().filter(|p| p.kind == ProbeKind::SliceGrowCall).map(|p| p.address).collect();
             assert_eq!(got, want, "{ctx}: growth call sites");
             for p in &plan.probes {
                 assert_eq!(bin.func_at(p.address).map(|f| f.name), Some(p.caller.clone()), "{ctx}");
@@ -54,13 +56,27 @@ fn fixture_version_functions_and_growth_sites() {
             let default = bin.probe_plan(&Scope::Default);
             let pkgs: BTreeSet<&str> = default.probes.iter().map(|p| p.package.as_str()).collect();
             assert_eq!(pkgs, BTreeSet::from(["example.com/ghostdep.v2", "main"]), "{ctx}");
-            let growers: BTreeSet<&str> =
-                default.probes.iter().filter(|p| p.kind == ProbeKind::SliceGrowCall).map(|p| p.caller.as_str()).collect();
-            for f in ["main.grow", "main.growStrings", "main.(*store).add", "main.keepCap", "example.com/ghostdep%2ev2.Collect"] {
+            let growers: BTreeSet<&str> = default
+                .probes
+                .iter()
+                .filter(|p| p.kind == ProbeKind::SliceGrowCall)
+                .map(|p| p.caller.as_str())
+                .collect();
+            for f in [
+                "main.grow",
+                "main.growStrings",
+                "main.(*store).add",
+                "main.keepCap",
+                "example.com/ghostdep%2ev2.Collect",
+            ] {
                 assert!(growers.contains(f), "{ctx}: no growth site in {f}: {growers:?}");
             }
             // Go 1.26+ grow stack-buffered slices whose capacity is used with growsliceBuf.
-            let buf = default.probes.iter().find(|p| p.caller == "main.keepCap" && p.kind == ProbeKind::SliceGrowCall).expect("keepCap");
+            let buf = default
+                .probes
+                .iter()
+                .find(|p| p.caller == "main.keepCap" && p.kind == ProbeKind::SliceGrowCall)
+                .expect("keepCap");
             let want_target = if bin.version().at_least(1, 26) { "runtime.growsliceBuf" } else { "runtime.growslice" };
             assert_eq!(buf.target, want_target, "{ctx}");
         }

@@ -43,7 +43,12 @@ fn symbolize_matches_addr2line() {
             }
             assert!(inlined > 50, "{}: only {inlined} pcs in inlined code", label);
             // The inlined Remove frames name the caller chain.
-            let site = bin.probe_plan(&Scope::Default).list_sites.into_iter().find(|s| s.caller == "main.removeBoth").expect("site");
+            let site = bin
+                .probe_plan(&Scope::Default)
+                .list_sites
+                .into_iter()
+                .find(|s| s.caller == "main.removeBoth")
+                .expect("site");
             let frames = bin.symbolize(site.body_start).expect("frames");
             assert_eq!(frames[0].function, LIST_REMOVE, "{frames:?}");
             assert_eq!(frames.last().unwrap().function, "main.removeBoth");
@@ -68,7 +73,10 @@ fn inlined_remove_ranges_match_dwarf() {
             for s in fixture_sites {
                 assert!(s.registers.is_ok(), "{} {}: {:?}", label, s.caller, s.registers);
                 assert!(!s.exits.is_empty(), "{} {}: no exits", label, s.caller);
-                let enter = plan.probes.iter().find(|p| p.address == s.enter && matches!(p.kind, ProbeKind::ListRemoveEnter { .. }));
+                let enter = plan
+                    .probes
+                    .iter()
+                    .find(|p| p.address == s.enter && matches!(p.kind, ProbeKind::ListRemoveEnter { .. }));
                 assert!(enter.is_some(), "{label} {}: no enter probe", s.caller);
                 // amd64: the enter probe sits on an emulated instruction (the inline
                 // mark NOP or a Jcc); arm64 kernels single-step CMP and NOP.
@@ -161,9 +169,16 @@ fn entry_points_match_objdump() {
                 let got: Vec<u64> = f.returns.iter().map(|r| r.address).collect();
                 assert_eq!(got, rets, "{} {}: RET instructions", label, f.name);
                 // The body probe follows the stack check's conditional jump.
-                let check = body.iter().position(|i| ["JBE", "JLS", "BLS"].iter().any(|j| i.text.starts_with(j))).expect("stack check");
+                let check = body
+                    .iter()
+                    .position(|i| ["JBE", "JLS", "BLS"].iter().any(|j| i.text.starts_with(j)))
+                    .expect("stack check");
                 assert_eq!(f.body.map(|b| b.address), Some(body[check + 1].addr), "{} {}", label, f.name);
-                let want: BTreeSet<u64> = insns.iter().filter(|i| i.text.starts_with(&format!("CALL {}(SB)", f.name))).map(|i| i.addr).collect();
+                let want: BTreeSet<u64> = insns
+                    .iter()
+                    .filter(|i| i.text.starts_with(&format!("CALL {}(SB)", f.name)))
+                    .map(|i| i.addr)
+                    .collect();
                 let calls: Vec<_> = plan
                     .probes
                     .iter()
@@ -173,10 +188,21 @@ fn entry_points_match_objdump() {
                 assert_eq!(got, want, "{} {}: call sites", label, f.name);
                 assert_eq!(f.call_sites, want.len());
                 for p in calls {
-                    assert_eq!(p.after.map(|a| a.address), next_of.get(&p.address).copied(), "{} {:#x}", label, p.address);
+                    assert_eq!(
+                        p.after.map(|a| a.address),
+                        next_of.get(&p.address).copied(),
+                        "{} {:#x}",
+                        label,
+                        p.address
+                    );
                     let at = p.file_offset as usize;
                     let want = objdump_bytes(by_addr[&p.address], b.variant);
-                    assert_eq!(&file[at..at + want.len()], &want[..], "{label}: bytes at file offset of {:#x}", p.address);
+                    assert_eq!(
+                        &file[at..at + want.len()],
+                        &want[..],
+                        "{label}: bytes at file offset of {:#x}",
+                        p.address
+                    );
                 }
             }
         }

@@ -47,7 +47,8 @@ fn toolchain_executables_agree_with_nm_and_addr2line() {
                 let nm = nm_text_symbols(&tc, &path);
                 let extra: Vec<_> = ours.difference(&nm).take(5).collect();
                 assert!(extra.is_empty(), "{ctx}: functions not in nm: {extra:?}");
-                let missing: Vec<_> = nm.difference(&ours).filter(|(n, _)| !is_non_function_symbol(n)).take(5).collect();
+                let missing: Vec<_> =
+                    nm.difference(&ours).filter(|(n, _)| !is_non_function_symbol(n)).take(5).collect();
                 assert!(missing.is_empty(), "{ctx}: nm symbols missing: {missing:?}");
             }
             let step = (funcs.len() / SAMPLES).max(1);
@@ -55,7 +56,11 @@ fn toolchain_executables_agree_with_nm_and_addr2line() {
             for (pc, (func, pos)) in pcs.iter().zip(addr2line(&tc, &path, &pcs)) {
                 let frames = bin.symbolize(*pc).unwrap_or_else(|| panic!("{ctx}: {pc:#x}"));
                 let ours = position(&frames[0], &pos);
-                assert_eq!((frames.last().unwrap().function.as_str(), ours.as_str()), (func.as_str(), pos.as_str()), "{ctx} {pc:#x}");
+                assert_eq!(
+                    (frames.last().unwrap().function.as_str(), ours.as_str()),
+                    (func.as_str(), pos.as_str()),
+                    "{ctx} {pc:#x}"
+                );
             }
             let report = bin.report(&Scope::Default);
             assert!(report.plan.functions.iter().any(|f| f.name == "runtime.growslice"), "{ctx}");
@@ -70,5 +75,6 @@ fn toolchain_executables_agree_with_nm_and_addr2line() {
 
 /// nm lists a few text symbols that are not functions of the function table.
 fn is_non_function_symbol(name: &str) -> bool {
-    matches!(name, "runtime.text" | "runtime.etext" | "go:buildid" | "go.buildid") || name.starts_with("go:") && !name.contains('.')
+    matches!(name, "runtime.text" | "runtime.etext" | "go:buildid" | "go.buildid")
+        || name.starts_with("go:") && !name.contains('.')
 }

@@ -38,7 +38,12 @@ pub(crate) fn scan(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> C
     // Stack check: `MOVD 16(g), R16` (ldr x16, [x28, #16]) … `BLS morestack`.
     let ldr_guard = 0xf940_0b90u32;
     if let Some(start) = words.iter().take(PROLOGUE_WINDOW).position(|&(_, w)| w == ldr_guard) {
-        let bcond = words.iter().enumerate().skip(start).take(PROLOGUE_WINDOW).find(|(_, (_, w))| w & 0xff00_0010 == 0x5400_0000);
+        let bcond = words
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(PROLOGUE_WINDOW)
+            .find(|(_, (_, w))| w & 0xff00_0010 == 0x5400_0000);
         if let Some((j, _)) = bcond
             && let Some(&(pc, w)) = words.get(j + 1)
         {
@@ -60,9 +65,10 @@ pub(crate) fn emulated(w: u32) -> bool {
     b_bl || bcond || cbz || tbz || adr || ldr_lit || br_blr_ret
 }
 
-
 fn words(code: &[u8], base: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
-    code.chunks_exact(4).enumerate().map(move |(i, w)| (base.wrapping_add(4 * i as u64), u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+    code.chunks_exact(4)
+        .enumerate()
+        .map(move |(i, w)| (base.wrapping_add(4 * i as u64), u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
 }
 
 /// Sign-extended `bits`-wide field at `shift`, times 4 (branch offsets).
@@ -104,14 +110,19 @@ fn summarize(pc: u64, w: u32) -> Insn {
     } else if w & 0xffc0_0000 == 0xf940_0000 {
         // LDR Xt, [Xn, #imm12*8]
         let disp = i64::from((w >> 10) & 0xfff) * 8;
-        let op = if rn < 31 { Op::Load { dst: rd as u8, base: rn as u8, disp } } else { Op::Other { ends_flow: false } };
+        let op =
+            if rn < 31 { Op::Load { dst: rd as u8, base: rn as u8, disp } } else { Op::Other { ends_flow: false } };
         (op, bit(rd))
     } else if w == 0xd503_201f || [0xf900_0000, 0xa900_0000, 0x3900_0000, 0xb900_0000].contains(&(w & 0xffc0_0000)) {
         // NOP; STR/STP/STRB/STR(W) with unsigned or signed offset (no writeback).
         (Op::Other { ends_flow: false }, 0)
     } else if w & 0xffc0_0000 == 0xa940_0000 {
         (Op::Other { ends_flow: false }, bit(rd) | bit(rt2)) // LDP, signed offset
-    } else if w & 0x7f80_0000 == 0x1100_0000 || w & 0x7f80_0000 == 0x5100_0000 || w & 0x7f20_0000 == 0x2a00_0000 || w & 0x1f00_0000 == 0x1000_0000 {
+    } else if w & 0x7f80_0000 == 0x1100_0000
+        || w & 0x7f80_0000 == 0x5100_0000
+        || w & 0x7f20_0000 == 0x2a00_0000
+        || w & 0x1f00_0000 == 0x1000_0000
+    {
         (Op::Other { ends_flow: false }, bit(rd)) // ADD/SUB imm, ORR (MOV), ADR/ADRP
     } else {
         // Unknown effects: any register field may be a destination.

@@ -58,7 +58,10 @@ pub struct GoBinary {
 
 impl std::fmt::Debug for GoBinary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoBinary").field("path", &self.path).field("version", &self.build.go_version).finish_non_exhaustive()
+        f.debug_struct("GoBinary")
+            .field("path", &self.path)
+            .field("version", &self.build.go_version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +74,11 @@ impl GoBinary {
             return Err(GobinError::Directory { path: path.to_path_buf() });
         }
         let file = File::open(path).map_err(io)?;
-        let data = if meta.len() == 0 { Backing::Owned(Vec::new()) } else { Backing::Map(crate::sys::map_readonly(&file).map_err(io)?) };
+        let data = if meta.len() == 0 {
+            Backing::Owned(Vec::new())
+        } else {
+            Backing::Map(crate::sys::map_readonly(&file).map_err(io)?)
+        };
         Self::from_backing(path.to_path_buf(), data)
     }
 
@@ -90,7 +97,10 @@ impl GoBinary {
             reason: "cannot parse the version string",
         })?;
         if version < OLDEST {
-            return Err(GobinError::UnsupportedVersion { version: build.go_version.clone(), reason: "ghostrace reads Go 1.16 and later" });
+            return Err(GobinError::UnsupportedVersion {
+                version: build.go_version.clone(),
+                reason: "ghostrace reads Go 1.16 and later",
+            });
         }
         let section = elf
             .section(".gopclntab")

@@ -60,7 +60,10 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
                 saw_check = true;
             } else if saw_check && is_jcc(&insn) {
                 let next = insn.next_ip();
-                let rest = usize::try_from(next.wrapping_sub(base)).ok().and_then(|off| code.get(off..)).filter(|r| !r.is_empty());
+                let rest = usize::try_from(next.wrapping_sub(base))
+                    .ok()
+                    .and_then(|off| code.get(off..))
+                    .filter(|r| !r.is_empty());
                 if let Some(rest) = rest {
                     let mut d = Decoder::with_ip(64, rest, next, DecoderOptions::NONE);
                     let after = d.decode();
@@ -110,7 +113,10 @@ fn is_stack_check_cmp(insn: &Instruction) -> bool {
 fn is_jcc(insn: &Instruction) -> bool {
     use Mnemonic::*;
     insn.op0_kind() == OpKind::NearBranch64
-        && matches!(insn.mnemonic(), Ja | Jae | Jb | Jbe | Je | Jg | Jge | Jl | Jle | Jne | Jno | Jnp | Jns | Jo | Jp | Js)
+        && matches!(
+            insn.mnemonic(),
+            Ja | Jae | Jb | Jbe | Je | Jg | Jge | Jl | Jle | Jne | Jno | Jnp | Jns | Jo | Jp | Js
+        )
 }
 
 /// Whether x86 uprobes emulate `insn` instead of single-stepping it.
@@ -120,7 +126,13 @@ pub(crate) fn amd64_emulated(insn: &Instruction) -> bool {
     }
     matches!(
         insn.code(),
-        Code::Call_rel32_64 | Code::Jmp_rel32_64 | Code::Jmp_rel8_64 | Code::Nopw | Code::Nopd | Code::Nopq | Code::Push_r64
+        Code::Call_rel32_64
+            | Code::Jmp_rel32_64
+            | Code::Jmp_rel8_64
+            | Code::Nopw
+            | Code::Nopd
+            | Code::Nopq
+            | Code::Push_r64
     )
 }
 
@@ -135,7 +147,6 @@ pub(crate) fn gpr_number(r: Register) -> Option<u8> {
     [&R64[..], &R32, &R16, &R8B, &HIGH].iter().find_map(|set| set.iter().position(|&x| x == r)).map(|n| n as u8)
 }
 
-
 /// Whether the instruction at the start of `code` is emulated.
 pub(crate) fn emulated_at(arch: Arch, code: &[u8], addr: u64) -> bool {
     match arch {
@@ -143,7 +154,9 @@ pub(crate) fn emulated_at(arch: Arch, code: &[u8], addr: u64) -> bool {
             let mut d = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
             d.can_decode() && amd64_emulated(&d.decode())
         }
-        Arch::Arm64 => code.get(..4).is_some_and(|w| super::arm64::emulated(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))),
+        Arch::Arm64 => {
+            code.get(..4).is_some_and(|w| super::arm64::emulated(u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+        }
     }
 }
 
@@ -165,12 +178,21 @@ pub(crate) enum Op {
     /// 64-bit compare of two operands.
     Cmp(Operand, Operand),
     /// `MOV dst, [base+disp]` (64-bit load without index).
-    Load { dst: u8, base: u8, disp: i64 },
+    Load {
+        dst: u8,
+        base: u8,
+        disp: i64,
+    },
     /// Direct jump; `conditional` for Jcc.
-    Branch { target: u64, conditional: bool },
+    Branch {
+        target: u64,
+        conditional: bool,
+    },
     Ret,
     /// Calls, indirect jumps, anything else that ends straight-line flow.
-    Other { ends_flow: bool },
+    Other {
+        ends_flow: bool,
+    },
 }
 
 /// A compare operand.
@@ -178,7 +200,10 @@ pub(crate) enum Op {
 pub(crate) enum Operand {
     Reg(u8),
     /// `[base+disp]` without index register.
-    Mem { base: u8, disp: i64 },
+    Mem {
+        base: u8,
+        disp: i64,
+    },
     Other,
 }
 
@@ -221,7 +246,9 @@ fn summarize(insn: &Instruction) -> Insn {
         }
         Cmp | Test | Bt | Nop => (Op::Other { ends_flow: false }, 0),
         _ if is_jcc(insn) => (Op::Branch { target: insn.near_branch_target(), conditional: true }, 0),
-        Jmp if insn.op0_kind() == OpKind::NearBranch64 => (Op::Branch { target: insn.near_branch_target(), conditional: false }, 0),
+        Jmp if insn.op0_kind() == OpKind::NearBranch64 => {
+            (Op::Branch { target: insn.near_branch_target(), conditional: false }, 0)
+        }
         Ret => (Op::Ret, 0),
         Mov if insn.code() == Code::Mov_r64_rm64 && insn.op1_kind() == OpKind::Memory => {
             let load = match (gpr_number(insn.op0_register()), operand(insn, 1)) {
@@ -231,10 +258,10 @@ fn summarize(insn: &Instruction) -> Insn {
             (load, op0_write)
         }
         // Instructions whose only register effect is writing operand 0.
-        Mov | Movzx | Movsx | Movsxd | Lea | Add | Sub | And | Or | Xor | Inc | Dec | Neg | Not | Shl | Shr | Sar | Rol
-        | Ror | Adc | Sbb | Movups | Movaps | Movdqu | Movq | Movd | Pxor | Xorps | Seta | Setae | Setb | Setbe | Sete
-        | Setg | Setge | Setl | Setle | Setne | Cmova | Cmovae | Cmovb | Cmovbe | Cmove | Cmovg | Cmovge | Cmovl
-        | Cmovle | Cmovne => (Op::Other { ends_flow: false }, op0_write),
+        Mov | Movzx | Movsx | Movsxd | Lea | Add | Sub | And | Or | Xor | Inc | Dec | Neg | Not | Shl | Shr | Sar
+        | Rol | Ror | Adc | Sbb | Movups | Movaps | Movdqu | Movq | Movd | Pxor | Xorps | Seta | Setae | Setb
+        | Setbe | Sete | Setg | Setge | Setl | Setle | Setne | Cmova | Cmovae | Cmovb | Cmovbe | Cmove | Cmovg
+        | Cmovge | Cmovl | Cmovle | Cmovne => (Op::Other { ends_flow: false }, op0_write),
         Imul if insn.op_count() >= 2 => (Op::Other { ends_flow: false }, op0_write),
         Push => (Op::Other { ends_flow: false }, 1 << 4),
         Pop => (Op::Other { ends_flow: false }, op0_write | 1 << 4),
@@ -311,5 +338,4 @@ mod tests {
         assert_eq!(gpr_number(Register::BH), Some(3));
         assert_eq!(gpr_number(Register::R9L), Some(9));
     }
-
 }

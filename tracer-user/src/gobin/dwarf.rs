@@ -116,7 +116,8 @@ pub(crate) fn runtime_offsets(data: &DwarfData<'_>) -> Result<Option<(u64, u64, 
                     };
                 }
                 gimli::DW_TAG_member if inside.is_some_and(|(_, d)| depth == d + 1) => {
-                    let Some(off) = entry.attr_value(gimli::DW_AT_data_member_location)?.and_then(|v| v.udata_value()) else {
+                    let Some(off) = entry.attr_value(gimli::DW_AT_data_member_location)?.and_then(|v| v.udata_value())
+                    else {
                         continue;
                     };
                     match (inside.map(|(s, _)| s), name.slice()) {

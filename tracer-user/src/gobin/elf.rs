@@ -74,7 +74,9 @@ impl ElfInfo {
             (other, is_64, little) => {
                 let bits = if is_64 { 64 } else { 32 };
                 let endian = if little { "little" } else { "big" };
-                return Err(GobinError::UnsupportedArch { machine: format!("{other:?} ({bits}-bit, {endian}-endian)") });
+                return Err(GobinError::UnsupportedArch {
+                    machine: format!("{other:?} ({bits}-bit, {endian}-endian)"),
+                });
             }
         };
         let mut sections = Vec::new();

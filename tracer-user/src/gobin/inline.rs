@@ -48,7 +48,13 @@ fn gofunc_word(v: GoVersion) -> Option<u64> {
 impl ModuleData {
     /// Finds moduledata by its first words: `pcHeader` = the pclntab address and the
     /// `funcnametab`/`ftab` slices pointing inside the table.
-    pub(crate) fn locate(file: &[u8], elf: &ElfInfo, version: GoVersion, pcln_addr: u64, pcln_size: u64) -> Option<ModuleData> {
+    pub(crate) fn locate(
+        file: &[u8],
+        elf: &ElfInfo,
+        version: GoVersion,
+        pcln_addr: u64,
+        pcln_size: u64,
+    ) -> Option<ModuleData> {
         let candidates = [".go.module", ".noptrdata", ".data", ".data.rel.ro"];
         for name in candidates {
             let Some(section) = elf.section(name) else { continue };
@@ -107,7 +113,13 @@ pub(crate) struct InlineTree<'a> {
 
 impl<'a> InlineTree<'a> {
     /// The tree of `func`, or None when it has no inlined calls.
-    pub(crate) fn of(file: &'a [u8], elf: &ElfInfo, module: Option<&ModuleData>, tab_version: PclnVersion, func: &FuncData<'a>) -> Result<Option<InlineTree<'a>>> {
+    pub(crate) fn of(
+        file: &'a [u8],
+        elf: &ElfInfo,
+        module: Option<&ModuleData>,
+        tab_version: PclnVersion,
+        func: &FuncData<'a>,
+    ) -> Result<Option<InlineTree<'a>>> {
         let Some(slot) = func.funcdata(FUNCDATA_INL_TREE)? else { return Ok(None) };
         let addr = match slot {
             FuncDataRef::Address(a) => a,
@@ -149,12 +161,22 @@ pub struct Frame {
 const MAX_INLINE_DEPTH: usize = 64;
 
 /// Frames for `pc` inside `func`: inlined bodies first, the real function last.
-pub(crate) fn frames<'a>(tab: &Pclntab<'a>, func: &FuncData<'a>, tree: Option<InlineTree<'a>>, pc: u64) -> Result<Vec<Frame>> {
+pub(crate) fn frames<'a>(
+    tab: &Pclntab<'a>,
+    func: &FuncData<'a>,
+    tree: Option<InlineTree<'a>>,
+    pc: u64,
+) -> Result<Vec<Frame>> {
     let mut out = Vec::new();
     let mut at = pc;
     let to_frame = |name: &str, at: u64, inlined: bool| -> Result<Frame> {
         let (file, line) = func.file_line(at)?;
-        Ok(Frame { function: name.to_string(), file: file.unwrap_or("").to_string(), line: line.max(0) as u32, inlined })
+        Ok(Frame {
+            function: name.to_string(),
+            file: file.unwrap_or("").to_string(),
+            line: line.max(0) as u32,
+            inlined,
+        })
     };
     if let Some(tree) = tree {
         let mut ix = func.inline_index(at)?;

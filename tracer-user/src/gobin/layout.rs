@@ -40,11 +40,8 @@ pub(crate) fn dwarf_layout((goid_offset, m_offset, procid_offset): (u64, u64, u6
 type Release = (u32, u32);
 
 /// (first version, last version, goid, m, procid) as measured.
-const TABLE: &[(Release, Release, u64, u64, u64)] = &[
-    ((1, 19), (1, 22), 152, 48, 72),
-    ((1, 23), (1, 24), 160, 48, 72),
-    ((1, 25), (1, 27), 152, 48, 64),
-];
+const TABLE: &[(Release, Release, u64, u64, u64)] =
+    &[((1, 19), (1, 22), 152, 48, 72), ((1, 23), (1, 24), 160, 48, 72), ((1, 25), (1, 27), 152, 48, 64)];
 
 /// The table row for `v`; versions outside the measured range take the nearest
 /// row and are marked unverified.

@@ -104,7 +104,14 @@ fn push_probes(bin: &GoBinary, site: &ListSite, plan: &mut ProbePlan) {
 }
 
 /// Inlined Remove sites of one function.
-pub(crate) fn sites_in<'a>(bin: &'a GoBinary, tab: &Pclntab<'a>, func: &FuncData<'a>, end: u64, name: &str, pkg: &str) -> Result<Vec<ListSite>> {
+pub(crate) fn sites_in<'a>(
+    bin: &'a GoBinary,
+    tab: &Pclntab<'a>,
+    func: &FuncData<'a>,
+    end: u64,
+    name: &str,
+    pkg: &str,
+) -> Result<Vec<ListSite>> {
     let Some(tree) = bin.inline_tree(func)? else { return Ok(Vec::new()) };
     let mut runs: Vec<(u64, u64, i32)> = Vec::new();
     func.walk_inline(|s, e, ix| {
@@ -238,9 +245,8 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
         .ok_or("no 64-bit compare at the start of the body")?;
     let Op::Cmp(a, b) = insns[c].op else { unreachable!() };
     let (list, elem, def) = match (a, b) {
-        (Operand::Mem { base, disp: ELEMENT_LIST_OFFSET }, Operand::Reg(l)) | (Operand::Reg(l), Operand::Mem { base, disp: ELEMENT_LIST_OFFSET }) => {
-            (l, base, c)
-        }
+        (Operand::Mem { base, disp: ELEMENT_LIST_OFFSET }, Operand::Reg(l))
+        | (Operand::Reg(l), Operand::Mem { base, disp: ELEMENT_LIST_OFFSET }) => (l, base, c),
         (Operand::Reg(x), Operand::Reg(y)) => match (load_of_list(insns, c, x), load_of_list(insns, c, y)) {
             (Some((e, d)), None) => (y, e, d),
             (None, Some((e, d))) => (x, e, d),
@@ -273,7 +279,9 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
 fn load_of_list(insns: &[Insn], c: usize, reg: u8) -> Option<(u8, usize)> {
     for i in (0..c).rev() {
         match insns[i].op {
-            Op::Load { dst, base, disp } if dst == reg => return (disp == ELEMENT_LIST_OFFSET && base != reg).then_some((base, i)),
+            Op::Load { dst, base, disp } if dst == reg => {
+                return (disp == ELEMENT_LIST_OFFSET && base != reg).then_some((base, i));
+            }
             _ if insns[i].writes & (1 << reg) != 0 => return None,
             Op::Ret | Op::Other { ends_flow: true } => return None,
             _ => {}
@@ -347,7 +355,8 @@ fn absorb_gaps(insns: &[Insn], ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
         let (gap_start, gap_end) = (w[0].1, w[1].0);
         let (Some(a), Some(b)) = (index_of(insns, gap_start), index_of(insns, gap_end)) else { continue };
         let gap = &insns[a..b];
-        let straight = gap.len() <= MAX_GAP_INSNS && gap.iter().all(|i| matches!(i.op, Op::Other { ends_flow: false } | Op::Load { .. }));
+        let straight = gap.len() <= MAX_GAP_INSNS
+            && gap.iter().all(|i| matches!(i.op, Op::Other { ends_flow: false } | Op::Load { .. }));
         if straight {
             out.push((gap_start, gap_end));
         }

@@ -1,11 +1,12 @@
 //! Go binary analysis: everything the probes need, read from the binary itself.
-#![forbid(unsafe_code)]
 //!
 //! [`GoBinary::open`] maps an ELF Go executable and reads its version and modules
 //! (`.go.buildinfo`), function table (`.gopclntab`) and `moduledata`; everything
 //! else is computed on demand from the mapping without copying it:
 //! [`GoBinary::func_at`], [`GoBinary::symbolize`], [`GoBinary::layout`] and
 //! [`GoBinary::probe_plan`] and [`GoBinary::report`] (`ghostrace inspect`).
+//! The one `unsafe` call (the memory map) lives in `crate::sys`.
+#![forbid(unsafe_code)]
 
 mod arm64;
 mod binary;
@@ -29,8 +30,8 @@ pub use dwarf::{DwarfData, DwarfReader};
 pub use elf::Arch;
 pub use error::GobinError;
 pub use inline::{Frame, ModuleData};
-pub use listsites::{LIST_REMOVE, ListSite};
 pub use layout::{LayoutSource, RuntimeLayout, table_layout};
+pub use listsites::{LIST_REMOVE, ListSite};
 pub use plan::{Missing, Probe, ProbeKind, ProbePlan, Role, RuntimeFunc, Signature, Site, entry_point_names};
 pub use report::{BuildSettings, InspectReport, Summary};
 pub use scope::{Scope, glob_match, package_of, unescape_package};

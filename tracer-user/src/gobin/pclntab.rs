@@ -94,7 +94,9 @@ impl PclnHeader {
         if nfunc > MAX_FUNCS {
             return Err(t.malformed(8, format!("{nfunc} functions is implausible")));
         }
-        for (name, off) in [("funcname", hdr.funcname), ("cutab", hdr.cutab), ("filetab", hdr.filetab), ("pctab", hdr.pctab)] {
+        for (name, off) in
+            [("funcname", hdr.funcname), ("cutab", hdr.cutab), ("filetab", hdr.filetab), ("pctab", hdr.pctab)]
+        {
             if off > t.len() {
                 return Err(t.malformed(8, format!("{name} offset {off:#x} is past the table end {:#x}", t.len())));
             }
@@ -338,8 +340,6 @@ impl<'a> FuncData<'a> {
         self.rec.u8(self.layout.nfuncdata)
     }
 
-
-
     /// Offset (into pctab) of pcdata table `i`, or None when absent.
     pub(crate) fn pcdata(&self, i: u32) -> Result<Option<u32>> {
         if i >= self.npcdata()? {
@@ -390,7 +390,6 @@ impl<'a> FuncData<'a> {
             None => Ok(()),
         }
     }
-
 }
 
 #[cfg(test)]

@@ -277,7 +277,9 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             let Some(ti) = find_target(target) else { continue };
             let t = &targets[ti];
             counts[ti] += 1;
-            let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else { continue };
+            let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else {
+                continue;
+            };
             let after = Site { address: next, file_offset: next_offset, emulated: next_emulated };
             if t.role == Role::ListRemove {
                 plan.probes.push(Probe {
@@ -309,7 +311,9 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     for (t, calls) in targets.iter().zip(counts) {
         let Some(code) = bin.code(t.entry, t.end) else { continue };
         let facts = disasm::scan(bin.arch(), code, t.entry, |_| false);
-        let site = |addr: u64, emulated: bool| bin.file_offset(addr).map(|file_offset| Site { address: addr, file_offset, emulated });
+        let site = |addr: u64, emulated: bool| {
+            bin.file_offset(addr).map(|file_offset| Site { address: addr, file_offset, emulated })
+        };
         let Some(entry) = site(t.entry, disasm::emulated_at(bin.arch(), code, t.entry)) else { continue };
         plan.functions.push(RuntimeFunc {
             name: t.name.to_string(),

@@ -103,7 +103,8 @@ impl BuildSettings {
     fn from(settings: &[(String, String)]) -> BuildSettings {
         let get = |k: &str| settings.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         let ldflags = get("-ldflags");
-        let has_flag = |f: &str| ldflags.as_ref().map(|l| l.split_whitespace().any(|w| w == f || w == format!("{f}=true")));
+        let has_flag =
+            |f: &str| ldflags.as_ref().map(|l| l.split_whitespace().any(|w| w == f || w == format!("{f}=true")));
         BuildSettings {
             strip_symbols: has_flag("-s"),
             strip_dwarf: has_flag("-w"),
@@ -181,7 +182,12 @@ impl fmt::Display for InspectReport {
         let dwarf = if self.dwarf { "DWARF" } else { "no DWARF" };
         writeln!(f, "binary     {}", self.path)?;
         writeln!(f, "go         {} {} ({strip}, {dwarf})", self.go_version, self.arch)?;
-        writeln!(f, "module     {} ({} dependencies)", self.main_module.as_deref().or(self.main_package.as_deref()).unwrap_or("?"), self.deps.len())?;
+        writeln!(
+            f,
+            "module     {} ({} dependencies)",
+            self.main_module.as_deref().or(self.main_package.as_deref()).unwrap_or("?"),
+            self.deps.len()
+        )?;
         let b = &self.build;
         writeln!(
             f,
@@ -192,7 +198,10 @@ impl fmt::Display for InspectReport {
             yes_no(b.trimpath),
             yes_no(b.cgo_enabled)
         )?;
-        let md = self.module_data.as_ref().map_or("moduledata not found".to_string(), |m| format!("moduledata at {:#x}", m.addr));
+        let md = self
+            .module_data
+            .as_ref()
+            .map_or("moduledata not found".to_string(), |m| format!("moduledata at {:#x}", m.addr));
         writeln!(f, "functions  {} ({md})", self.functions)?;
         let l = &self.layout;
         let src = match l.source {
@@ -200,7 +209,11 @@ impl fmt::Display for InspectReport {
             LayoutSource::Table if l.verified => "table",
             LayoutSource::Table => "table, unverified for this version",
         };
-        writeln!(f, "layout     g.goid +{}, g.m +{}, m.procid +{} ({src})", l.goid_offset, l.m_offset, l.procid_offset)?;
+        writeln!(
+            f,
+            "layout     g.goid +{}, g.m +{}, m.procid +{} ({src})",
+            l.goid_offset, l.m_offset, l.procid_offset
+        )?;
         let s = &self.summary;
         writeln!(f, "scope      {}: {} probes, {} emulated", self.scope, s.probes, s.emulated)?;
         for (k, n) in &s.by_kind {
@@ -210,7 +223,14 @@ impl fmt::Display for InspectReport {
         for rf in &self.plan.functions {
             let body = rf.body.as_ref().map_or("-".to_string(), site);
             let rets: Vec<String> = rf.returns.iter().map(site).collect();
-            writeln!(f, "  {:32} entry {} body {body} ret [{}] calls {}", rf.name, site(&rf.entry), rets.join(" "), rf.call_sites)?;
+            writeln!(
+                f,
+                "  {:32} entry {} body {body} ret [{}] calls {}",
+                rf.name,
+                site(&rf.entry),
+                rets.join(" "),
+                rf.call_sites
+            )?;
         }
         writeln!(f, "\nprobes")?;
         for p in &self.plan.probes {
@@ -220,7 +240,15 @@ impl fmt::Display for InspectReport {
                 _ => String::new(),
             };
             let star = if p.emulated { " " } else { "*" };
-            writeln!(f, "  {}{star} +{:<8x} {}{detail} {} -> {}", Hex(p.address), p.file_offset, kind_name(&p.kind), p.caller, p.target)?;
+            writeln!(
+                f,
+                "  {}{star} +{:<8x} {}{detail} {} -> {}",
+                Hex(p.address),
+                p.file_offset,
+                kind_name(&p.kind),
+                p.caller,
+                p.target
+            )?;
         }
         if !self.plan.list_sites.is_empty() {
             writeln!(f, "\ninlined list Remove sites")?;
@@ -255,7 +283,10 @@ mod tests {
             ("-trimpath".to_string(), "true".to_string()),
         ];
         let b = BuildSettings::from(&lines);
-        assert_eq!((b.strip_symbols, b.strip_dwarf, b.trimpath, b.cgo_enabled), (Some(true), Some(true), Some(true), Some(false)));
+        assert_eq!(
+            (b.strip_symbols, b.strip_dwarf, b.trimpath, b.cgo_enabled),
+            (Some(true), Some(true), Some(true), Some(false))
+        );
         let none = BuildSettings::from(&[]);
         assert_eq!((none.strip_symbols, none.cgo_enabled), (None, None));
     }

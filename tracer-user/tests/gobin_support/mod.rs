@@ -21,7 +21,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// Scratch directory for built fixtures and Go caches, under the cargo target dir.
 pub fn scratch_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     let target = if target.is_absolute() { target } else { workspace_root().join(target) };
     target.join("gobin-fixtures")
 }
@@ -163,7 +164,12 @@ pub fn build_variant(tc: &Toolchain, variant: Variant, stripped: bool) -> PathBu
         cmd.arg("-ldflags=-s -w");
     }
     let res = cmd.arg(".").output().expect("run go build");
-    assert!(res.status.success(), "go build with {} ({variant:?}) failed: {}", tc.label, String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "go build with {} ({variant:?}) failed: {}",
+        tc.label,
+        String::from_utf8_lossy(&res.stderr)
+    );
     std::fs::rename(&tmp, &out).expect("rename fixture");
     out
 }
@@ -226,7 +232,11 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
 /// Output of `go tool TOOL BIN`, cached next to the built fixtures (keyed by the
 /// binary's path and modification time) so several tests share one run.
 pub fn tool_output(tc: &Toolchain, tool: &str, bin: &Path) -> String {
-    let key = format!("{}-{}", bin.display(), std::fs::metadata(bin).and_then(|m| m.modified()).map(|t| format!("{t:?}")).unwrap_or_default());
+    let key = format!(
+        "{}-{}",
+        bin.display(),
+        std::fs::metadata(bin).and_then(|m| m.modified()).map(|t| format!("{t:?}")).unwrap_or_default()
+    );
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let dir = scratch_dir().join("tool-cache");
     std::fs::create_dir_all(&dir).expect("cache dir");
@@ -305,7 +315,12 @@ pub fn objdump(tc: &Toolchain, bin: &Path) -> Vec<ObjdumpInsn> {
         if fields.len() >= 4
             && let Some(addr) = fields[1].strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok())
         {
-            insns.push(ObjdumpInsn { function: func.clone(), addr, hex: fields[2].to_string(), text: fields[3..].join(" ") });
+            insns.push(ObjdumpInsn {
+                function: func.clone(),
+                addr,
+                hex: fields[2].to_string(),
+                text: fields[3..].join(" "),
+            });
         }
     }
     insns
