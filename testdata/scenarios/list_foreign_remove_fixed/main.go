@@ -23,11 +23,13 @@ type Cache struct {
 	probation           *list.List
 	protected           *list.List
 	probCap, protCap    int
+	minVersion          map[string]int // from invalidation events
 	hits, misses, stale int
 }
 
 func NewCache(probCap, protCap int) *Cache {
-	return &Cache{items: map[string]*list.Element{}, probation: list.New(), protected: list.New(), probCap: probCap, protCap: protCap}
+	return &Cache{items: map[string]*list.Element{}, probation: list.New(), protected: list.New(),
+		probCap: probCap, protCap: protCap, minVersion: map[string]int{}}
 }
 
 // Get returns the cached version of key, loading it from src on a miss.
@@ -37,8 +39,8 @@ func (c *Cache) Get(key string, src *Catalogue) int {
 	if e, ok := c.items[key]; ok {
 		ent := e.Value.(*entry)
 		c.hits++
-		if ent.version != src.Version(key) {
-			c.stale++
+		if ent.version < c.minVersion[key] {
+			c.stale++ // served a version older than an invalidation we processed
 		}
 		if ent.hot {
 			c.protected.MoveToFront(e)
@@ -72,10 +74,11 @@ func (c *Cache) promote(e *list.Element) {
 	}
 }
 
-// Invalidate drops key after the product changed.
-func (c *Cache) Invalidate(key string) {
+// Invalidate drops key after the product changed to version.
+func (c *Cache) Invalidate(key string, version int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.minVersion[key] = version
 	if e, ok := c.items[key]; ok {
 		if e.Value.(*entry).hot {
 			c.protected.Remove(e)
@@ -98,10 +101,11 @@ func (s *Catalogue) Version(key string) int {
 	return s.versions[key]
 }
 
-func (s *Catalogue) Update(key string) {
+func (s *Catalogue) Update(key string) int {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.versions[key]++
-	s.mu.Unlock()
+	return s.versions[key]
 }
 
 func productKey(i int) string { return fmt.Sprintf("product-%03d", i) }
@@ -136,8 +140,7 @@ func main() {
 		for r := 0; r < 60; r++ {
 			time.Sleep(4 * time.Millisecond)
 			key := productKey(r * 7 % 20)
-			src.Update(key)
-			cache.Invalidate(key)
+			cache.Invalidate(key, src.Update(key))
 		}
 	}()
 	wg.Wait()
