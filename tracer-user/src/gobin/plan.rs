@@ -143,39 +143,55 @@ pub struct ProbePlan {
     pub missing: Vec<Missing>,
 }
 
-/// A traced entry point: symbol, role, first Go version whose runtime always has
-/// it (None: only present in some builds).
+/// A traced entry point: symbol, role, and the Go versions `[from, until)` whose
+/// compiler emits calls to it by default (None: only in some builds). Its absence
+/// in such a version is reported as missing.
 struct EntryPoint {
     name: &'static str,
     role: Role,
-    since: Option<(u32, u32)>,
+    expected: Option<((u32, u32), (u32, u32))>,
 }
 
-const fn ep(name: &'static str, role: Role, since: (u32, u32)) -> EntryPoint {
-    EntryPoint { name, role, since: Some(since) }
+/// `until` of an entry point the newest Go still calls.
+const ALWAYS: (u32, u32) = (u32::MAX, 0);
+
+const fn ep(name: &'static str, role: Role, from: (u32, u32), until: (u32, u32)) -> EntryPoint {
+    EntryPoint { name, role, expected: Some((from, until)) }
 }
 
+const fn ep_optional(name: &'static str, role: Role) -> EntryPoint {
+    EntryPoint { name, role, expected: None }
+}
+
+// Slice-growth functions are every function named `growslice*` in Go
+// src/runtime/slice.go. The compiler (src/cmd/compile/internal/ssagen/ssa.go,
+// 1.26–1.27) calls growsliceBuf for stack-buffered slices whose capacity is used,
+// and the *NoAlias variants only under GOEXPERIMENT=runtimefreegc. The
+// `moveSlice*` functions (1.26+) copy a stack buffer to the heap without growing
+// it and are not traced. Map iteration goes through mapIterStart/mapIterNext from
+// 1.24 (swiss maps, src/runtime/map_swiss.go); mapiterinit/mapiternext stay for
+// `//go:linkname` users and GOEXPERIMENT=noswissmap (1.24–1.25).
 const ENTRY_POINTS: &[EntryPoint] = &[
-    ep("runtime.growslice", Role::SliceGrow, (1, 0)),
-    ep("runtime.growsliceNoAlias", Role::SliceGrow, (1, 26)),
-    ep("runtime.growsliceBuf", Role::SliceGrow, (1, 26)),
-    ep("runtime.growsliceBufNoAlias", Role::SliceGrow, (1, 26)),
-    ep("runtime.mapiterinit", Role::MapIterStart, (1, 0)),
-    ep("runtime.mapIterStart", Role::MapIterStart, (1, 24)),
-    ep("runtime.mapiternext", Role::MapIterNext, (1, 0)),
-    ep("runtime.mapIterNext", Role::MapIterNext, (1, 24)),
-    ep("runtime.mapassign", Role::MapAssign, (1, 0)),
-    ep("runtime.mapassign_fast32", Role::MapAssign, (1, 0)),
-    ep("runtime.mapassign_fast32ptr", Role::MapAssign, (1, 0)),
-    ep("runtime.mapassign_fast64", Role::MapAssign, (1, 0)),
-    ep("runtime.mapassign_fast64ptr", Role::MapAssign, (1, 0)),
-    ep("runtime.mapassign_faststr", Role::MapAssign, (1, 0)),
-    ep("runtime.mapdelete", Role::MapDelete, (1, 0)),
-    ep("runtime.mapdelete_fast32", Role::MapDelete, (1, 0)),
-    ep("runtime.mapdelete_fast64", Role::MapDelete, (1, 0)),
-    ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0)),
-    ep("runtime.mapclear", Role::MapClear, (1, 0)),
-    EntryPoint { name: super::LIST_REMOVE, role: Role::ListRemove, since: None },
+    ep("runtime.growslice", Role::SliceGrow, (1, 0), ALWAYS),
+    ep_optional("runtime.growsliceNoAlias", Role::SliceGrow),
+    ep("runtime.growsliceBuf", Role::SliceGrow, (1, 26), ALWAYS),
+    ep_optional("runtime.growsliceBufNoAlias", Role::SliceGrow),
+    ep("runtime.mapiterinit", Role::MapIterStart, (1, 0), (1, 24)),
+    ep("runtime.mapIterStart", Role::MapIterStart, (1, 24), ALWAYS),
+    ep("runtime.mapiternext", Role::MapIterNext, (1, 0), (1, 24)),
+    ep("runtime.mapIterNext", Role::MapIterNext, (1, 24), ALWAYS),
+    ep("runtime.mapassign", Role::MapAssign, (1, 0), ALWAYS),
+    ep("runtime.mapassign_fast32", Role::MapAssign, (1, 0), ALWAYS),
+    ep("runtime.mapassign_fast32ptr", Role::MapAssign, (1, 0), ALWAYS),
+    ep("runtime.mapassign_fast64", Role::MapAssign, (1, 0), ALWAYS),
+    ep("runtime.mapassign_fast64ptr", Role::MapAssign, (1, 0), ALWAYS),
+    ep("runtime.mapassign_faststr", Role::MapAssign, (1, 0), ALWAYS),
+    ep("runtime.mapdelete", Role::MapDelete, (1, 0), ALWAYS),
+    ep("runtime.mapdelete_fast32", Role::MapDelete, (1, 0), ALWAYS),
+    ep("runtime.mapdelete_fast64", Role::MapDelete, (1, 0), ALWAYS),
+    ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0), ALWAYS),
+    ep("runtime.mapclear", Role::MapClear, (1, 0), ALWAYS),
+    ep_optional(super::LIST_REMOVE, Role::ListRemove),
 ];
 
 /// The names of every runtime entry point ghostrace traces in some version.
@@ -253,7 +269,9 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     targets.sort_by_key(|t| t.entry);
 
     for e in ENTRY_POINTS {
-        let expected = e.since.is_some_and(|(major, minor)| version.at_least(major, minor));
+        let expected = e.expected.is_some_and(|(from, until)| {
+            version.at_least(from.0, from.1) && (until == ALWAYS || !version.at_least(until.0, until.1))
+        });
         if expected && !targets.iter().any(|t| t.name == e.name) {
             plan.missing.push(Missing {
                 what: e.name.to_string(),
