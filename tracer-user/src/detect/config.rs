@@ -29,6 +29,11 @@ pub struct Config {
     pub max_lists: usize,
     /// Distinct (detector, call-site pair) findings kept; later ones are counted only.
     pub max_findings: usize,
+    /// Every probe hit is in the stream: the kernel's transition filter was off (or
+    /// sampled every hit). Only then can a goroutine's own write be placed inside
+    /// its own range (`map_write_during_range`); the filter drops exactly the
+    /// goroutine-local hits that would show a new range starting. Default false.
+    pub complete_stream: bool,
 }
 
 impl Default for Config {
@@ -43,6 +48,7 @@ impl Default for Config {
             max_iterators: 1 << 16,
             max_lists: 1 << 16,
             max_findings: 10_000,
+            complete_stream: false,
         }
     }
 }

@@ -1,10 +1,17 @@
 //! Map detectors (`map_iter_write`, `map_concurrent_write`, `map_write_during_range`)
 //! over iteration steps and write starts, with one state per map and per iterator.
 //!
-//! A write that starts between two steps of one iterator happened while that range
-//! was live: under any lock that orders the writer after the range, the writer's
-//! record would come after the iterator's last step. The map's own writing flag,
-//! read before a call, means another goroutine's write is in progress right then.
+//! `map_iter_write`: goroutine A steps its range at `t`; goroutine B's write started
+//! after A's previous record on the map (of any kind) and before `t`. The range that
+//! `t` steps was live at the write: had it started after the write, its start would
+//! have been A's first hit after B's, which the kernel's transition filter always
+//! sends, so it would be A's previous record. A lock ordering B after the range would
+//! stamp B's write after `t`. The previous record, not the iterator's previous step,
+//! bounds the interval: A's own hits right after one of its records may be filtered,
+//! and a new range over the same iterator slot may hide among them.
+//!
+//! The map's own writing flag, read before a call, means another goroutine's write
+//! is in progress right then.
 
 use super::{
     config::Config,
@@ -20,13 +27,32 @@ struct WriteMark {
     op: MapWriteOp,
 }
 
-/// Recent writes and iterators of one map.
+/// The map's latest records form an unbroken run of one goroutine: a step of
+/// `iter`, then only that goroutine's own writes (the first non-delete one kept).
+/// A next step of `iter` then shows a write inside the goroutine's own range, if the
+/// stream is complete: filtered, the run may hide the goroutine's own hits, a new
+/// range over the same iterator slot among them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OwnRun {
+    goid: u64,
+    iter: u64,
+    write: Option<WriteMark>,
+}
+
+/// Goroutines remembered per map with their latest record.
+const RECENT: usize = 4;
+
+/// Recent records of one map.
 #[derive(Clone, Copy, Default)]
 struct MapState {
     /// The latest write of the two goroutines that wrote last, newest first.
     writes: [Option<WriteMark>; 2],
+    /// (goid, timestamp) of the latest record of the goroutines that touched the map
+    /// last, newest first; goid 0 is an empty slot.
+    recent: [(u64, u64); RECENT],
     /// Iterators that stepped last (0: none), newest first.
     iters: [u64; 2],
+    own_run: Option<OwnRun>,
 }
 
 impl MapState {
@@ -43,6 +69,18 @@ impl MapState {
         }
     }
 
+    /// Timestamp of `goid`'s latest record on this map, if still remembered.
+    fn latest_of(&self, goid: u64) -> Option<u64> {
+        self.recent.iter().find(|r| r.0 == goid).map(|r| r.1)
+    }
+
+    fn note_record(&mut self, goid: u64, ts: u64) {
+        let prior = self.latest_of(goid).unwrap_or(0);
+        let at = self.recent.iter().position(|r| r.0 == goid).unwrap_or(RECENT - 1);
+        self.recent.copy_within(0..at, 1);
+        self.recent[0] = (goid, ts.max(prior));
+    }
+
     /// The write of another goroutine that started at most `window` before `t`:
     /// the best candidate for the write in progress when `t` saw the writing flag.
     fn recent_foreign(&self, t: &Touch, window: u64) -> Option<WriteMark> {
@@ -54,20 +92,22 @@ impl MapState {
     }
 }
 
-/// One live (or finished, unbeknown to us) range loop.
+/// One live (or finished, unbeknown to us) range loop, as of its latest step.
 #[derive(Clone, Copy)]
 struct IterState {
     map: u64,
-    /// Its latest step (the start counts as one: mapiterinit steps once itself).
     last: Touch,
-    /// The step before `last`.
-    prev_ts: u64,
+    /// The goroutine's previous record on the map before `last`: foreign writes
+    /// after it and before `last` fell inside the range.
+    bound: u64,
 }
 
 pub(crate) struct Maps {
     maps: Table<MapState>,
     iters: Table<IterState>,
     window: u64,
+    /// `Config::complete_stream`: own writes can be placed inside own ranges.
+    complete: bool,
     /// Map records from no known goroutine.
     pub ignored: u64,
 }
@@ -79,6 +119,7 @@ impl Maps {
             maps: Table::new(cfg.max_maps, ttl),
             iters: Table::new(cfg.max_iterators, ttl),
             window: Config::ns(cfg.window),
+            complete: cfg.complete_stream,
             ignored: 0,
         }
     }
@@ -95,14 +136,18 @@ impl Maps {
         (self.maps.evicted + self.iters.evicted, self.maps.expired + self.iters.expired)
     }
 
+    /// A range starts (the runtime takes its first step inside this call).
     pub fn on_iter_start(&mut self, ev: &Event, map: u64, iter: u64, now: u64) {
         if ev.goid == 0 {
             self.ignored += 1;
             return;
         }
-        self.maps.get_or_insert_with(Key::new(ev.tgid, map), now, MapState::default).note_iter(iter);
         let t = Touch::of(ev);
-        let fresh = IterState { map, last: t, prev_ts: t.ts };
+        let ms = self.maps.get_or_insert_with(Key::new(ev.tgid, map), now, MapState::default);
+        ms.note_iter(iter);
+        ms.note_record(t.goid, t.ts);
+        ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None });
+        let fresh = IterState { map, last: t, bound: t.ts };
         *self.iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || fresh) = fresh;
     }
 
@@ -111,35 +156,34 @@ impl Maps {
             self.ignored += 1;
             return;
         }
-        let window = self.window;
         let t = Touch::of(ev);
-        let Self { maps, iters, .. } = self;
         let mkey = Key::new(ev.tgid, map);
-        let ms = maps.get_or_insert_with(mkey, now, MapState::default);
-        ms.note_iter(iter);
+        let ms = self.maps.get_or_insert_with(mkey, now, MapState::default);
         if writing {
-            let w = ms.recent_foreign(&t, window);
+            let w = ms.recent_foreign(&t, self.window);
             out.add(sighting(Detector::MapIterWrite, mkey, t, w.map(|w| w.at), Detail::WritingFlag), 1);
-        }
-        let fresh = IterState { map, last: t, prev_ts: t.ts };
-        let st = iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || fresh);
-        match st {
-            // Created just now: no interval to check yet.
-            st if st.last == t => {}
-            st if st.map == map && st.last.goid == t.goid => {
-                if t.ts <= st.last.ts {
-                    return; // an older step arriving late: its interval is already covered
-                }
-                if !writing {
-                    for w in ms.writes.iter().flatten().filter(|w| st.last.ts < w.at.ts && w.at.ts < t.ts) {
-                        write_between_steps(mkey, t, w, out);
-                    }
-                }
-                st.prev_ts = st.last.ts;
-                st.last = t;
+        } else if let Some(bound) = ms.latest_of(t.goid) {
+            for w in ms.writes.iter().flatten().filter(|w| w.at.goid != t.goid && bound < w.at.ts && w.at.ts < t.ts) {
+                let detail = Detail::Write { op: w.op, flag: false };
+                out.add(sighting(Detector::MapIterWrite, mkey, t, Some(w.at), detail), 1);
             }
-            // Another map or goroutine: the iterator's memory belongs to a new range.
-            st => *st = fresh,
+        }
+        if let Some(OwnRun { goid, iter: i, write: Some(w) }) = ms.own_run
+            && self.complete
+            && goid == t.goid
+            && i == iter
+        {
+            let detail = Detail::Write { op: w.op, flag: false };
+            out.add(sighting(Detector::MapWriteDuringRange, mkey, t, Some(w.at), detail), 1);
+        }
+        let bound = ms.latest_of(t.goid).unwrap_or(t.ts);
+        ms.note_iter(iter);
+        ms.note_record(t.goid, t.ts);
+        ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None });
+        let step = IterState { map, last: t, bound };
+        let st = self.iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || step);
+        if t.ts >= st.last.ts || st.map != map || st.last.goid != t.goid {
+            *st = step;
         }
     }
 
@@ -148,31 +192,39 @@ impl Maps {
             self.ignored += 1;
             return;
         }
-        let window = self.window;
         let t = Touch::of(ev);
-        let Self { maps, iters, .. } = self;
+        let Self { maps, iters, window, .. } = self;
         let mkey = Key::new(ev.tgid, map);
         let ms = maps.get_or_insert_with(mkey, now, MapState::default);
+        let w = WriteMark { at: t, op };
         if writing {
-            let w = ms.recent_foreign(&t, window);
-            out.add(
-                sighting(Detector::MapConcurrentWrite, mkey, t, w.map(|w| w.at), Detail::Write { op, flag: true }),
-                1,
-            );
+            let other = ms.recent_foreign(&t, *window);
+            let detail = Detail::Write { op, flag: true };
+            out.add(sighting(Detector::MapConcurrentWrite, mkey, t, other.map(|o| o.at), detail), 1);
         }
         // The step after this write may have been processed first (records of
         // different CPUs interleave): check the last interval of recent iterators.
-        let w = WriteMark { at: t, op };
         for iter in ms.iters.into_iter().filter(|&i| i != 0) {
             if let Some(st) = iters.peek_mut(Key::new(ev.tgid, iter))
                 && st.map == map
-                && st.prev_ts < t.ts
+                && st.last.goid != t.goid
+                && st.bound < t.ts
                 && t.ts < st.last.ts
             {
-                write_between_steps(mkey, st.last, &w, out);
+                let detail = Detail::Write { op, flag: false };
+                out.add(sighting(Detector::MapIterWrite, mkey, st.last, Some(t), detail), 1);
             }
         }
+        ms.own_run = match ms.own_run {
+            // Deleting during one's own range is deterministic (deleted keys are not
+            // produced later) and idiomatic: it keeps the run but is not reported.
+            Some(run) if run.goid == t.goid => {
+                Some(OwnRun { write: run.write.or((op != MapWriteOp::Delete).then_some(w)), ..run })
+            }
+            _ => None,
+        };
         ms.note_write(w);
+        ms.note_record(t.goid, t.ts);
     }
 
     /// Sweeps up to `budget` maps and iterators for expiry.
@@ -184,18 +236,6 @@ impl Maps {
 
 fn sighting(detector: Detector, key: Key, a: Touch, b: Option<Touch>, detail: Detail) -> Sighting {
     Sighting { detector, tgid: key.tgid, object: key.addr, a, b, detail }
-}
-
-/// Write `w` started between two steps of the range whose later step is `step`.
-fn write_between_steps(key: Key, step: Touch, w: &WriteMark, out: &mut Dedup) {
-    let detail = Detail::Write { op: w.op, flag: false };
-    if w.at.goid != step.goid {
-        out.add(sighting(Detector::MapIterWrite, key, step, Some(w.at), detail), 1);
-    } else if w.op != MapWriteOp::Delete {
-        // Deleting during one's own range is deterministic (deleted keys are not
-        // produced later) and idiomatic: not worth even an info finding.
-        out.add(sighting(Detector::MapWriteDuringRange, key, step, Some(w.at), detail), 1);
-    }
 }
 
 #[cfg(test)]

@@ -102,3 +102,99 @@ proptest! {
         prop_assert_eq!(first, second);
     }
 }
+
+/// What one goroutine does next, each taking some microseconds.
+#[derive(Clone, Debug)]
+enum Action {
+    Range { steps: u8 },
+    Write { op: u8, us: u8 },
+    Remove { elem_list: u8 },
+    Pause { us: u8 },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (0..6u8).prop_map(|steps| Action::Range { steps }),
+        (0..3u8, 1..4u8).prop_map(|(op, us)| Action::Write { op, us }),
+        (0..6u8).prop_map(|elem_list| Action::Remove { elem_list }),
+        (1..20u8).prop_map(|us| Action::Pause { us }),
+    ]
+}
+
+/// Three goroutines acting on one map and one list at the same time, with the
+/// map's writing flag as the runtime would show it.
+fn concurrent_stream(scripts: &[Vec<Action>]) -> Vec<Event> {
+    const MAP: u64 = 0xc000_1000;
+    const LIST: u64 = 0xc000_2000;
+    let mut events = Vec::new();
+    let mut writes: Vec<(u64, u64)> = Vec::new(); // write intervals, ns
+    for (g, script) in scripts.iter().enumerate() {
+        let goid = g as u64 + 1;
+        let mut t = 1_000 * goid;
+        let ev =
+            |ts_ns, pc, kind| Event { ts_ns, tgid: TGID, tid: goid as u32, goid, pc, probe: 0, stack_id: None, kind };
+        for a in script {
+            match *a {
+                Action::Range { steps } => {
+                    let iter = 0xc0f0_0000 + goid * 0x100;
+                    events.push(ev(t, 0x10, EventKind::MapIterStart { map: MAP, iter }));
+                    for _ in 0..steps {
+                        t += 700;
+                        events.push(ev(t, 0x11, EventKind::MapIterNext { map: MAP, iter, writing: false }));
+                    }
+                }
+                Action::Write { op, us } => {
+                    let op = [MapWriteOp::Assign, MapWriteOp::Delete, MapWriteOp::Clear][op as usize];
+                    events.push(ev(t, 0x20 + goid, EventKind::MapWrite { map: MAP, op, writing: false }));
+                    writes.push((t, t + u64::from(us) * 1_000));
+                }
+                Action::Remove { elem_list } => {
+                    let elem_list = [LIST, LIST, LIST, LIST, 0, 0xc000_3000][elem_list as usize];
+                    events.push(ev(
+                        t,
+                        0x30 + goid,
+                        EventKind::ListRemoveEnter { list: LIST, elem: 0xc000_4000, elem_list },
+                    ));
+                    events.push(ev(t + 400, 0x31, EventKind::ListRemoveExit { list: LIST, elem: 0 }));
+                }
+                Action::Pause { .. } => {}
+            }
+            t += match *a {
+                Action::Pause { us } | Action::Write { us, .. } => u64::from(us) * 1_000,
+                _ => 900,
+            };
+        }
+    }
+    // The writing flag: another goroutine's write interval covers the record.
+    for e in &mut events {
+        let busy =
+            |ts: u64, own_start: Option<u64>| writes.iter().any(|&(s, f)| s < ts && ts < f && Some(s) != own_start);
+        match &mut e.kind {
+            EventKind::MapIterNext { writing, .. } => *writing = busy(e.ts_ns, None),
+            EventKind::MapWrite { writing, .. } => *writing = busy(e.ts_ns, Some(e.ts_ns)),
+            _ => {}
+        }
+    }
+    events.sort_by_key(|e| (e.ts_ns, e.goid));
+    events
+}
+
+fn detector_set(f: &[Finding]) -> std::collections::BTreeSet<super::Detector> {
+    f.iter().map(|f| f.detector).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_kernel_filter_never_adds_map_or_list_findings(
+        scripts in prop::collection::vec(prop::collection::vec(action(), 0..25), 3),
+    ) {
+        let events = concurrent_stream(&scripts);
+        let complete = Config { complete_stream: true, ..Config::default() };
+        let full = detector_set(&detect_all(complete, [], &events, &NoSymbols).expect("valid config").0);
+        let filtered = detector_set(&run(&super::testkit::kernel_filter(&events)));
+        prop_assert!(filtered.is_subset(&full), "filtered {:?} but full {:?}", filtered, full);
+        prop_assert!(!filtered.contains(&super::Detector::MapWriteDuringRange));
+    }
+}

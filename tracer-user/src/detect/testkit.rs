@@ -75,6 +75,11 @@ impl Stream {
         self.run_with(Config::default()).0
     }
 
+    /// Runs the stream as one with every probe hit (`Config::complete_stream`).
+    pub fn run_complete(&self) -> Vec<Finding> {
+        self.run_with(Config { complete_stream: true, ..Config::default() }).0
+    }
+
     /// Runs the stream as sent by the kernel's transition filter.
     pub fn run_filtered(&self) -> Vec<Finding> {
         Self { events: kernel_filter(&self.events) }.run()

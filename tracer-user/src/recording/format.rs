@@ -34,16 +34,32 @@ impl ClockAnchor {
     }
 }
 
-/// The fixed header: magic, version, header length, record size, flags (0), anchor.
-pub(crate) fn header(anchor: ClockAnchor) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..8].copy_from_slice(&MAGIC);
-    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    h[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-    h[12..14].copy_from_slice(&(RECORD_SIZE as u16).to_le_bytes());
-    h[16..24].copy_from_slice(&anchor.unix_ns.to_le_bytes());
-    h[24..32].copy_from_slice(&anchor.monotonic_ns.to_le_bytes());
-    h
+/// Header flag: every probe hit is in the recording (no kernel filtering).
+pub(crate) const FLAG_COMPLETE: u16 = 1;
+
+/// What the header says about the whole recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub anchor: ClockAnchor,
+    /// Every probe hit was recorded (the kernel filter was off, or sampled every
+    /// hit): replay sets `Config::complete_stream` from it.
+    pub complete_stream: bool,
+}
+
+impl Header {
+    /// Magic, version, header length, record size, flags, anchor.
+    pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..8].copy_from_slice(&MAGIC);
+        h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        h[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        h[12..14].copy_from_slice(&(RECORD_SIZE as u16).to_le_bytes());
+        let flags = if self.complete_stream { FLAG_COMPLETE } else { 0 };
+        h[14..16].copy_from_slice(&flags.to_le_bytes());
+        h[16..24].copy_from_slice(&self.anchor.unix_ns.to_le_bytes());
+        h[24..32].copy_from_slice(&self.anchor.monotonic_ns.to_le_bytes());
+        h
+    }
 }
 
 /// Chunk kinds. A reader rejects tags it does not know: version 1 has no optional chunks.

@@ -12,7 +12,7 @@ mod reader;
 mod replay;
 mod writer;
 
-pub use format::{ClockAnchor, MAGIC, VERSION, encode};
+pub use format::{ClockAnchor, Header, MAGIC, VERSION, encode};
 pub use reader::{Item, Reader, RecordingError};
 pub use replay::{Replay, ReplayError, replay, replay_from};
 pub use writer::{WriteError, Writer};

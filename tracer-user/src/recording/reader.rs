@@ -10,7 +10,7 @@ use std::{
 use thiserror::Error;
 use tracer_common::RECORD_SIZE;
 
-use super::format::{CHUNK_HEADER_LEN, ClockAnchor, HEADER_LEN, MAGIC, MAX_CHUNK, Tag, VERSION};
+use super::format::{CHUNK_HEADER_LEN, ClockAnchor, FLAG_COMPLETE, HEADER_LEN, Header, MAGIC, MAX_CHUNK, Tag, VERSION};
 use crate::{
     detect::ProcessInfo,
     events::{DecodeError, Event, decode},
@@ -95,7 +95,7 @@ pub struct Reader<R: Read> {
     input: R,
     /// Bytes consumed so far.
     offset: u64,
-    anchor: ClockAnchor,
+    header: Header,
     /// The current records chunk, its file offset, and the next record in it.
     records: Vec<u8>,
     records_at: u64,
@@ -149,7 +149,7 @@ impl<R: Read> Reader<R> {
         let mut r = Self {
             input,
             offset: 0,
-            anchor: ClockAnchor::default(),
+            header: Header::default(),
             records: Vec::new(),
             records_at: 0,
             next_record: 0,
@@ -180,15 +180,22 @@ impl<R: Read> Reader<R> {
         if usize::from(u16_at(12)) != RECORD_SIZE {
             return Err(RecordingError::Header { offset: 12, what: "record size is not 88" });
         }
-        r.anchor = ClockAnchor {
-            unix_ns: i64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
-            monotonic_ns: u64::from_le_bytes(h[24..32].try_into().expect("8 bytes")),
+        let flags = u16_at(14);
+        if flags & !FLAG_COMPLETE != 0 {
+            return Err(RecordingError::Header { offset: 14, what: "unknown header flags" });
+        }
+        r.header = Header {
+            anchor: ClockAnchor {
+                unix_ns: i64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
+                monotonic_ns: u64::from_le_bytes(h[24..32].try_into().expect("8 bytes")),
+            },
+            complete_stream: flags & FLAG_COMPLETE != 0,
         };
         Ok(r)
     }
 
-    pub fn anchor(&self) -> ClockAnchor {
-        self.anchor
+    pub fn header(&self) -> Header {
+        self.header
     }
 
     /// Up to `len` bytes (fewer only at the end of the file).

@@ -11,7 +11,7 @@ use std::{
 use thiserror::Error;
 
 use super::{
-    format::ClockAnchor,
+    format::Header,
     reader::{Item, Reader, RecordingError},
 };
 use crate::detect::{Config, ConfigError, Engine, Finding, Frame, ProcessInfo, Stats, Symbolizer};
@@ -32,7 +32,7 @@ pub struct Replay {
     pub processes: Vec<ProcessInfo>,
     /// Records the kernel lost while the recording was made: findings may be missing.
     pub lost: u64,
-    pub anchor: ClockAnchor,
+    pub header: Header,
 }
 
 /// Stacks from the recording (the last one stored under an id wins, as in the
@@ -64,9 +64,10 @@ pub fn replay(path: &Path, config: &Config, sym: &dyn Symbolizer) -> Result<Repl
 
 /// Replays a recording from any reader.
 pub fn replay_from(input: impl Read, config: &Config, sym: &dyn Symbolizer) -> Result<Replay, ReplayError> {
-    let mut engine = Engine::new(config.clone())?;
     let mut reader = Reader::new(input)?;
-    let anchor = reader.anchor();
+    let header = reader.header();
+    // Whether the kernel filtered is a fact of the run, not a choice of the replay.
+    let mut engine = Engine::new(Config { complete_stream: header.complete_stream, ..config.clone() })?;
     let mut stacks = HashMap::new();
     let mut lost = 0u64;
     while let Some(item) = reader.next_item()? {
@@ -87,6 +88,6 @@ pub fn replay_from(input: impl Read, config: &Config, sym: &dyn Symbolizer) -> R
         stats: engine.stats(),
         processes: engine.processes().cloned().collect(),
         lost,
-        anchor,
+        header,
     })
 }

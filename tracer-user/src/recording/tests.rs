@@ -34,7 +34,8 @@ fn mixed() -> Stream {
 }
 
 fn bytes(events: &[Event]) -> Vec<u8> {
-    let mut w = Writer::new(Vec::new(), ClockAnchor { unix_ns: 1_700_000_000_000_000_000, monotonic_ns: 5 }).unwrap();
+    let anchor = ClockAnchor { unix_ns: 1_700_000_000_000_000_000, monotonic_ns: 5 };
+    let mut w = Writer::new(Vec::new(), Header { anchor, complete_stream: false }).unwrap();
     w.process(&process()).unwrap();
     w.stack(TGID, 7, &[0x4a_1000, 0x4a_2005]).unwrap();
     for (i, ev) in events.iter().enumerate() {
@@ -111,9 +112,9 @@ fn every_corrupted_byte_is_caught_or_harmless() {
         match replay_from(&bad[..], &Config::default(), &NoSymbols) {
             Err(ReplayError::Recording(e)) => assert!(e.offset().is_some_and(|o| o <= i as u64), "byte {i}: {e}"),
             Err(e) => panic!("byte {i}: {e}"),
-            // Only the clock anchor and the reserved flags carry no checksum.
+            // Only the clock anchor carries no checksum.
             Ok(r) => {
-                assert!((14..32).contains(&i), "byte {i} flipped unnoticed");
+                assert!((16..32).contains(&i), "byte {i} flipped unnoticed");
                 assert_eq!(r.findings, clean.findings);
             }
         }
@@ -153,7 +154,7 @@ fn a_missing_end_marker_and_trailing_data_are_errors() {
 
 #[test]
 fn undecodable_records_are_refused_by_the_writer() {
-    let mut w = Writer::new(Vec::new(), ClockAnchor::default()).unwrap();
+    let mut w = Writer::new(Vec::new(), Header::default()).unwrap();
     let mut raw = encode(&mixed().events[0]);
     raw[0] = 99;
     assert!(matches!(w.record(&raw), Err(WriteError::Record { index: 0, .. })));
@@ -168,7 +169,7 @@ fn replay_reads_files() {
     std::fs::write(&path, bytes(&mixed().events)).unwrap();
     let r = replay(&path, &Config::default(), &NoSymbols).unwrap();
     assert_eq!(r.findings.len(), 3);
-    assert_eq!(r.anchor.unix_offset_ns(), 1_700_000_000_000_000_000 - 5);
+    assert_eq!(r.header.anchor.unix_offset_ns(), 1_700_000_000_000_000_000 - 5);
     let missing = replay(&dir.join("absent"), &Config::default(), &NoSymbols).unwrap_err();
     assert!(missing.to_string().contains("absent"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -235,5 +236,22 @@ proptest! {
         live.finish();
         prop_assert_eq!(a.findings, live.findings(&Names));
         prop_assert_eq!(a.stats, live.stats());
+    }
+}
+
+#[test]
+fn the_complete_stream_flag_travels_with_the_recording() {
+    // A goroutine assigning inside its own range: reported only from a complete stream.
+    let mut s = Stream::new();
+    s.iter_start(0.0, 1, 0x10, 0xc000_9000, 0xc00f_0000).iter_next(10.0, 1, 0x11, 0xc000_9000, 0xc00f_0000, false);
+    s.write(15.0, 1, 0x20, 0xc000_9000, crate::events::MapWriteOp::Assign, false);
+    s.iter_next(20.0, 1, 0x11, 0xc000_9000, 0xc00f_0000, false);
+    for complete in [false, true] {
+        let mut w = Writer::new(Vec::new(), Header { complete_stream: complete, ..Header::default() }).unwrap();
+        s.events.iter().for_each(|ev| w.record(&encode(ev)).unwrap());
+        let file = w.finish().unwrap();
+        let r = replay_from(&file[..], &Config::default(), &NoSymbols).unwrap();
+        assert!(r.header.complete_stream == complete);
+        assert_eq!(r.findings.len(), usize::from(complete));
     }
 }

@@ -10,7 +10,7 @@ use std::{
 use thiserror::Error;
 use tracer_common::RECORD_SIZE;
 
-use super::format::{CHUNK_HEADER_LEN, ClockAnchor, MAX_CHUNK, RECORDS_PER_CHUNK, Tag, header};
+use super::format::{CHUNK_HEADER_LEN, Header, MAX_CHUNK, RECORDS_PER_CHUNK, Tag};
 use crate::{
     detect::ProcessInfo,
     events::{DecodeError, decode},
@@ -39,14 +39,14 @@ pub struct Writer<W: Write> {
 }
 
 impl Writer<BufWriter<File>> {
-    pub fn create(path: &Path, anchor: ClockAnchor) -> Result<Self, WriteError> {
-        Self::new(BufWriter::new(File::create(path)?), anchor)
+    pub fn create(path: &Path, header: Header) -> Result<Self, WriteError> {
+        Self::new(BufWriter::new(File::create(path)?), header)
     }
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(mut out: W, anchor: ClockAnchor) -> Result<Self, WriteError> {
-        out.write_all(&header(anchor))?;
+    pub fn new(mut out: W, header: Header) -> Result<Self, WriteError> {
+        out.write_all(&header.to_bytes())?;
         Ok(Self { out, pending: Vec::with_capacity(RECORDS_PER_CHUNK * RECORD_SIZE), records: 0 })
     }
 
