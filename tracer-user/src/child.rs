@@ -3,13 +3,14 @@
 //! The few libc calls live here, each with its reason.
 
 use std::{
-    ffi::OsString,
-    io::Write,
+    ffi::{CString, OsStr, OsString},
+    io::{self, Write},
     os::{
         fd::{AsRawFd, OwnedFd},
-        unix::process::{CommandExt, ExitStatusExt},
+        unix::{ffi::OsStrExt, process::ExitStatusExt},
     },
-    process::{Child, Command, ExitStatus},
+    path::Path,
+    process::ExitStatus,
     sync::atomic::{AtomicI32, Ordering},
 };
 
@@ -27,41 +28,50 @@ pub enum ChildError {
 
 /// A started child still held before `exec`.
 pub struct GatedChild {
-    child: Child,
+    pid: libc::pid_t,
     gate: Option<std::fs::File>,
+    reaped: bool,
 }
 
 /// Forks and holds the child before `exec` until [`GatedChild::release`]. If
 /// ghostrace dies first, the gate closes and the child exits without running.
-pub fn spawn_gated(program: &std::path::Path, args: &[OsString]) -> Result<GatedChild, ChildError> {
+/// (`std::process::Command` cannot do this: `spawn` waits until the child has
+/// exec'd.)
+pub fn spawn_gated(program: &Path, argv0: &OsStr, args: &[OsString]) -> Result<GatedChild, ChildError> {
     let spawn_err = |source| ChildError::Spawn { program: program.display().to_string(), source };
-    let (reader, writer) = std::io::pipe().map_err(spawn_err)?;
-    let reader_fd: OwnedFd = reader.into();
-    let writer: std::fs::File = OwnedFd::from(writer).into();
-    let (read_end, write_end) = (reader_fd.as_raw_fd(), writer.as_raw_fd());
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    // SAFETY: between fork and exec the closure only calls async-signal-safe
-    // functions (close, read, _exit) on descriptors inherited from the parent.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The child's copy of the write end would keep the gate open forever.
-            libc::close(write_end);
+    let cstr = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| spawn_err(io::Error::from(io::ErrorKind::InvalidInput)));
+    // Everything the child needs is allocated before fork: it may not allocate after.
+    let path = cstr(program.as_os_str())?;
+    let argv: Vec<CString> = std::iter::once(cstr(argv0)).chain(args.iter().map(|a| cstr(a))).collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let (gate_read, gate_write) = std::io::pipe().map_err(spawn_err)?;
+    let (read_fd, write_fd) = (gate_read.as_raw_fd(), gate_write.as_raw_fd());
+    // SAFETY: after fork the child only calls async-signal-safe functions (close,
+    // read, execv, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above; the child never returns from this block.
+        unsafe {
+            libc::close(write_fd);
             let mut byte = 0u8;
-            if libc::read(read_end, (&raw mut byte).cast(), 1) != 1 {
+            if libc::read(read_fd, (&raw mut byte).cast(), 1) != 1 {
                 libc::_exit(126);
             }
-            Ok(())
-        });
+            libc::execv(path.as_ptr(), argv_ptrs.as_ptr());
+            libc::_exit(127);
+        }
     }
-    let child = cmd.spawn().map_err(spawn_err)?;
-    drop(reader_fd);
-    Ok(GatedChild { child, gate: Some(writer) })
+    if pid < 0 {
+        return Err(spawn_err(io::Error::last_os_error()));
+    }
+    drop(gate_read);
+    Ok(GatedChild { pid, gate: Some(OwnedFd::from(gate_write).into()), reaped: false })
 }
 
 impl GatedChild {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid as u32
     }
 
     /// Lets the child `exec` its program.
@@ -74,18 +84,33 @@ impl GatedChild {
     /// Waits for the child, forwarding SIGTERM/SIGHUP to it meanwhile (SIGINT from a
     /// terminal already reaches the whole process group, so ghostrace ignores it).
     pub fn wait(mut self) -> Result<ExitStatus, ChildError> {
-        let pid = self.pid();
-        forward_signals_to(pid as i32);
-        let status = self.child.wait().map_err(|source| ChildError::Wait { pid, source });
+        forward_signals_to(self.pid);
+        let status = loop {
+            let mut status = 0;
+            // SAFETY: waits for our own child; status is a valid out-pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if r == self.pid {
+                break Ok(ExitStatus::from_raw(status));
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                break Err(ChildError::Wait { pid: self.pid(), source: err });
+            }
+        };
         forward_signals_to(0);
+        self.reaped = true;
         status
     }
 }
 
 impl Drop for GatedChild {
     fn drop(&mut self) {
-        // Never leave a child held at the gate: closing it makes the child exit.
-        self.gate.take();
+        // Never leave a child held at the gate: closing it makes the child exit, and
+        // reaping it leaves no zombie.
+        if self.gate.take().is_some() && !self.reaped {
+            // SAFETY: reaps our own child, which exits as soon as the gate closes.
+            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+        }
     }
 }
 
@@ -104,7 +129,7 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-fn forward_signals_to(pid: i32) {
+fn forward_signals_to(pid: libc::pid_t) {
     FORWARD_TO.store(pid, Ordering::Relaxed);
     let handler = if pid > 0 { forward as *const () as libc::sighandler_t } else { libc::SIG_DFL };
     // SAFETY: installing handlers that only call async-signal-safe functions.

@@ -1,8 +1,13 @@
 //! ghostrace: finds shared-slice, map and list hazards in running Go programs.
 
+pub mod child;
+pub mod cli;
 pub mod detect;
 pub mod events;
 pub mod export;
 pub mod gobin;
+pub mod pipeline;
+pub mod probes;
 pub mod recording;
+pub mod stats;
 pub mod sys;

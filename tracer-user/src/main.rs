@@ -1,1 +1,5 @@
-fn main() {}
+//! The `ghostrace` command.
+
+fn main() {
+    std::process::exit(tracer_user::cli::main());
+}

@@ -27,7 +27,7 @@ fn resolve(program: &OsString) -> Result<PathBuf> {
 pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     let path = resolve(&command[0])?;
     let mut session = session::prepare(&path, options)?;
-    let mut child = child::spawn_gated(&path, &command[1..])?;
+    let mut child = child::spawn_gated(&path, &command[0], &command[1..])?;
     // The child is held before exec: if attaching fails it is dropped, and the
     // closed gate makes it exit without running.
     let attached = session.start(child.pid(), options)?;

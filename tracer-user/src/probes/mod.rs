@@ -64,7 +64,7 @@ impl Tracer {
     /// Loads the programs (not yet attached anywhere).
     pub fn load(ring_bytes: u32) -> Result<Self, ProbeError> {
         let object = EBPF_OBJECT.ok_or(ProbeError::NoObject)?;
-        let mut ebpf = EbpfLoader::new().set_max_entries("RECORDS", ring_bytes).load(object).map_err(|e| {
+        let mut ebpf = EbpfLoader::new().map_max_entries("RECORDS", ring_bytes).load(object).map_err(|e| {
             let text = format!("{e:#}");
             if text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("permission") {
                 ProbeError::Permission(text)
@@ -126,7 +126,7 @@ impl Tracer {
 
     /// Starts tracing a process.
     pub fn add_process(&mut self, tgid: u32, config: ProcConfig) -> Result<(), ProbeError> {
-        self.procs()?.insert(tgid, config, 0).map_err(map_err("PROCS"))
+        self.procs()?.insert(&tgid, &config, 0).map_err(map_err("PROCS"))
     }
 
     /// Stops tracing a process (it exited, or was deselected).

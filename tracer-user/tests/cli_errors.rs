@@ -1,0 +1,67 @@
+//! Bad input gets one clear line on stderr and a non-zero status, never a panic, a
+//! hang or a child left behind.
+
+mod support;
+
+use std::process::Output;
+
+use support::{build, ghostrace, toolchains};
+
+fn assert_one_line_error(out: &Output, expect: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got {:?}; stderr: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("ghostrace: ") && lines[0].contains(expect), "unexpected message: {stderr}");
+}
+
+#[test]
+fn missing_program() {
+    let out = ghostrace().args(["run", "--", "/nonexistent/program"]).output().unwrap();
+    assert_one_line_error(&out, "no such file");
+    let out = ghostrace().args(["run", "--", "no-such-program-anywhere"]).output().unwrap();
+    assert_one_line_error(&out, "not found in PATH");
+}
+
+#[test]
+fn not_a_go_binary() {
+    let out = ghostrace().args(["run", "--", "/bin/true"]).output().unwrap();
+    assert_one_line_error(&out, "not a Go binary");
+    let out = ghostrace().args(["run", "--", env!("CARGO_MANIFEST_DIR")]).output().unwrap();
+    assert_one_line_error(&out, "directory");
+    let script = support::temp_file("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let out = ghostrace().args(["run", "--"]).arg(&script).output().unwrap();
+    assert_one_line_error(&out, "not an ELF file");
+}
+
+#[test]
+fn attach_to_missing_pid() {
+    let out = ghostrace().args(["attach", "--pid", "999999999"]).output().unwrap();
+    assert_one_line_error(&out, "no process with pid");
+}
+
+/// Without privileges the error names what is missing, and the Go program is
+/// never started (so it cannot be left stopped or orphaned).
+#[test]
+fn unprivileged_run_names_the_missing_privilege() {
+    let Some(tc) = toolchains().pop() else {
+        eprintln!("skipped unprivileged_run_names_the_missing_privilege: no Go toolchain installed");
+        return;
+    };
+    let bin = build(&tc, "fixtures/grow", false);
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        // Drop to nobody with no capabilities (util-linux setpriv).
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]);
+        c.arg(env!("CARGO_BIN_EXE_ghostrace"));
+        c
+    } else {
+        ghostrace()
+    };
+    let out = cmd.args(["run", "--"]).arg(&bin).arg("10").output().unwrap();
+    assert_one_line_error(&out, "needs root");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("goid="), "the program ran although tracing failed");
+}

