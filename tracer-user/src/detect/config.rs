@@ -14,11 +14,13 @@ pub struct Config {
     /// arrays up to 256 KiB (0.43 ms measured) plus the probe's own trap cost.
     pub window: Duration,
     /// A re-growth by another goroutine at least this long after the first growth is
-    /// `slice_stale_header`. Default 100 ms: far beyond any racing append.
+    /// `slice_stale_header`; sub-slices grown closer together can be
+    /// `slice_capacity_overlap`. Default 100 ms: far beyond any racing append, and
+    /// short against the GC cycle an address needs to come back for a new array.
     pub stale_after: Duration,
     /// How long a slice candidate (`slice_lost_append`, `slice_capacity_overlap`) waits
     /// for evidence that the array is a template or pooled buffer copied by value before
-    /// it becomes a finding; also the horizon for pairing sub-slices. Default 1 s.
+    /// it becomes a finding. Default 1 s.
     pub settle: Duration,
     /// Per-object state untouched for this long is forgotten. Default 60 s.
     pub ttl: Duration,

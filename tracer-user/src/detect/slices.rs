@@ -222,7 +222,9 @@ impl Rules {
                 self.candidate(key, st, Candidate::LostAppend, g);
                 return;
             }
-        } else if overlap(&first, &g).is_some() && dt <= self.settle {
+        } else if overlap(&first, &g).is_some() && dt < self.stale_after {
+            // Bounded so that the array cannot have been freed and its address given
+            // to a new array meanwhile: that takes a GC cycle starting after `first`.
             self.candidate(key, st, Candidate::Overlap, g);
             return;
         }

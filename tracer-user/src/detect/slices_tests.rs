@@ -34,11 +34,13 @@ fn overlapping_sub_slices_fire_with_the_exact_overlap() {
 }
 
 #[test]
-fn overlap_pairs_are_kept_for_the_settle_horizon_only() {
-    // Beyond `settle` a different start is a new life of the address or a reused
-    // buffer: at most a stale header.
-    let f = head_and_tail(2_000_000.0).run();
-    assert_eq!(detectors(&f), [Detector::SliceStaleHeader]);
+fn overlap_pairs_are_kept_until_stale_after_only() {
+    // Later, a different start may be a new life of the address (after a GC cycle)
+    // or a reused buffer: at most a stale header.
+    assert_eq!(detectors(&head_and_tail(90_000.0).run()), [Detector::SliceCapacityOverlap]);
+    for gap in [100_000.0, 2_000_000.0] {
+        assert_eq!(detectors(&head_and_tail(gap).run()), [Detector::SliceStaleHeader]);
+    }
 }
 
 #[test]
