@@ -171,13 +171,16 @@ impl Slices {
     pub fn advance(&mut self, now: u64, budget: usize, out: &mut Dedup) {
         let Self { arrays, rules } = self;
         while let Some(&(deadline, key)) = rules.due.front() {
-            if deadline > now {
+            // Over the table's bound, the oldest candidate settles early: the queue
+            // holds at most one entry per array it could still concern.
+            let early = rules.due.len() > arrays.capacity();
+            if deadline > now && !early {
                 break;
             }
             rules.due.pop_front();
             if let Some(st) = arrays.peek_mut(key)
                 && st.pending
-                && rules.due_by(key, st, now)
+                && (early || rules.due_by(key, st, now))
             {
                 rules.settle(key, st, out);
             }

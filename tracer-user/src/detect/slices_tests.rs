@@ -262,3 +262,16 @@ fn the_window_is_configurable() {
     assert!(s.run_with(cfg).0.is_empty(), "0.4 µs apart is outside a 100 ns window");
     assert_eq!(kernel_filter(&s.events).len(), 2);
 }
+
+#[test]
+fn the_settle_queue_stays_within_the_table_bound() {
+    let mut s = Stream::new();
+    for i in 0..20u64 {
+        let ptr = BASE + i * 0x1000;
+        s.grow(i as f64, 1, SITE_A, ptr, 8, 8, 8).grow(i as f64 + 0.2, 2, SITE_A, ptr, 8, 8, 8);
+    }
+    let (f, stats) = s.run_with(Config { max_arrays: 4, ..Config::default() });
+    assert_eq!(detectors(&f), [Detector::SliceLostAppend]);
+    assert_eq!(f[0].count, 20, "every pair settles once: evicted, early or at the end");
+    assert_eq!(stats.evicted, 16);
+}

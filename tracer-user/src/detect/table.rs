@@ -134,6 +134,10 @@ impl<V: Copy> Table<V> {
         self.live
     }
 
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     fn find(&self, key: Key) -> Option<usize> {
         let slots = &self.slots;
         self.index.find(key.hash(), |&i| slots[i as usize].key() == key).map(|&i| i as usize)
