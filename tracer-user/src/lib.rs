@@ -10,4 +10,5 @@ pub mod pipeline;
 pub mod probes;
 pub mod recording;
 pub mod stats;
+pub mod symbolize;
 pub mod sys;

@@ -20,6 +20,13 @@ pub struct ReadStats {
     pub undecodable: u64,
 }
 
+/// What the reader thread feeds: every decoded record, and a tick about ten times a
+/// second (and once at the end) for time-driven work.
+pub trait Sink: Send + 'static {
+    fn record(&mut self, raw: &[u8], event: Event);
+    fn tick(&mut self) {}
+}
+
 /// The reader thread and its stop flag.
 pub struct Reader<C> {
     stop: Arc<AtomicBool>,
@@ -27,7 +34,7 @@ pub struct Reader<C> {
 }
 
 /// Starts reading `ring` into `consumer` on a new thread.
-pub fn start<C: FnMut(Event) + Send + 'static>(mut ring: RingBuf<MapData>, mut consumer: C) -> Reader<C> {
+pub fn start<C: Sink>(mut ring: RingBuf<MapData>, mut consumer: C) -> Reader<C> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
     let handle = std::thread::spawn(move || {
@@ -39,10 +46,11 @@ pub fn start<C: FnMut(Event) + Send + 'static>(mut ring: RingBuf<MapData>, mut c
             while let Some(item) = ring.next() {
                 stats.records += 1;
                 match events::decode(&item) {
-                    Ok(event) => consumer(event),
+                    Ok(event) => consumer.record(&item, event),
                     Err(_) => stats.undecodable += 1,
                 }
             }
+            consumer.tick();
             if stopping {
                 break;
             }

@@ -14,3 +14,11 @@ pub fn map_readonly(file: &File) -> io::Result<Mmap> {
     // being rewritten while they run.
     unsafe { Mmap::map(file) }
 }
+
+/// CLOCK_MONOTONIC in ns: the clock of the kernel records (`bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -17,6 +17,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show what ghostrace reads from a Go binary: version, build settings, runtime
+    /// layout and the probe plan.
+    Inspect {
+        /// The Go executable.
+        binary: std::path::PathBuf,
+        /// Print the report as JSON (stable; see docs/inspect.md).
+        #[arg(long)]
+        json: bool,
+        /// Which call sites to plan probes for (see `run --help`).
+        #[arg(long, value_delimiter = ',', default_value = "default")]
+        scope: Vec<String>,
+    },
     /// Start CMD held until the probes are attached, trace it until it exits, and
     /// exit with its status (66 when --fail-on matched a finding).
     Run {
@@ -25,6 +37,20 @@ enum Command {
         /// The command to run and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
+    },
+    /// Run the detectors over a recording made with `--record`.
+    Replay {
+        /// The recording.
+        file: std::path::PathBuf,
+        /// Write findings as JSON lines to FILE.
+        #[arg(long, value_name = "FILE")]
+        json_out: Option<std::path::PathBuf>,
+        /// Exit with status 66 when a finding of this severity or worse was found.
+        #[arg(long, value_name = "SEVERITY")]
+        fail_on: Option<crate::detect::Severity>,
+        /// Concurrency window of slice_lost_append (as for `run`).
+        #[arg(long, value_parser = options::parse_duration, default_value = "1ms", value_name = "DURATION")]
+        window: std::time::Duration,
     },
     /// Trace a running process until Ctrl-C, SIGTERM, --duration or its exit.
     Attach {
@@ -39,6 +65,8 @@ enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Inspect { binary, json, scope } => inspect(&binary, json, &scope),
+        Command::Replay { file, json_out, fail_on, window } => replay(&file, json_out.as_deref(), fail_on, window),
         Command::Run { options, command } => run::run(&options, &command),
         Command::Attach { pid, options } => run::attach(&options, pid),
     };
@@ -49,4 +77,40 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Result<i32> {
+    let bin = crate::gobin::GoBinary::open(binary)?;
+    let report = bin.report(&options::parse_scope(scope));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(0)
+}
+
+fn replay(
+    file: &std::path::Path,
+    json_out: Option<&std::path::Path>,
+    fail_on: Option<crate::detect::Severity>,
+    window: std::time::Duration,
+) -> anyhow::Result<i32> {
+    let config = crate::detect::Config { window, ..Default::default() };
+    let symbols = crate::symbolize::BinarySymbols::default();
+    let replay = crate::recording::replay(file, &config, &symbols)?;
+    eprint!("{}", crate::export::table::render(&replay.findings, Some(&replay.stats)));
+    if replay.lost > 0 {
+        eprintln!("ghostrace: {} records were lost while recording: findings may be missing", replay.lost);
+    }
+    if let Some(out) = json_out {
+        let file = std::fs::File::create(out).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+        let mut json = crate::export::json::JsonLines::new(std::io::BufWriter::new(file))
+            .with_unix_offset(replay.header.anchor.unix_offset_ns());
+        json.write_all(&replay.findings)?;
+    }
+    Ok(match fail_on {
+        Some(threshold) if crate::detect::fails(&replay.findings, threshold) => session::FAIL_ON_STATUS,
+        _ => 0,
+    })
 }

@@ -4,10 +4,26 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::gobin::Scope;
+use crate::{
+    detect::{Config, Severity},
+    gobin::Scope,
+};
 
 #[derive(Args, Clone, Debug)]
 pub struct TraceOptions {
+    /// Write findings as JSON lines to FILE (docs/findings-schema.md).
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+    /// Record the raw kernel records to FILE for `ghostrace replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Exit with status 66 when a finding of this severity or worse was seen
+    /// (info, warning, critical).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<Severity>,
+    /// Two growths of one array closer than this are concurrent (slice_lost_append).
+    #[arg(long, value_parser = parse_duration, default_value = "1ms", value_name = "DURATION")]
+    pub window: std::time::Duration,
     /// Which call sites to probe: `default` (code outside the Go standard library),
     /// `all`, `std`, or package glob patterns (e.g. `main`, `github.com/acme/*`).
     #[arg(long, value_delimiter = ',', default_value = "default")]
@@ -31,12 +47,22 @@ pub struct TraceOptions {
 
 impl TraceOptions {
     pub fn scope(&self) -> Scope {
-        match self.scope.as_slice() {
-            [one] if one == "default" => Scope::Default,
-            [one] if one == "all" => Scope::All,
-            [one] if one == "std" => Scope::Std,
-            patterns => Scope::Patterns(patterns.to_vec()),
-        }
+        parse_scope(&self.scope)
+    }
+
+    /// The detection engine's settings; `complete` when every hit reaches user space.
+    pub fn detect_config(&self) -> Config {
+        Config { window: self.window, complete_stream: self.sample_every == 1, ..Config::default() }
+    }
+}
+
+/// `default`, `all`, `std`, or package glob patterns.
+pub fn parse_scope(words: &[String]) -> Scope {
+    match words {
+        [one] if one == "default" => Scope::Default,
+        [one] if one == "all" => Scope::All,
+        [one] if one == "std" => Scope::Std,
+        patterns => Scope::Patterns(patterns.to_vec()),
     }
 }
 

@@ -34,8 +34,8 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     eprintln!("ghostrace: {} probes on {} ({}), pid {}", attached, path.display(), session.binary.go_version(), child.pid());
     child.release()?;
     let status = child.wait()?;
-    session.finish(options)?;
-    Ok(child::exit_code(status))
+    let outcome = session.finish(options)?;
+    Ok(outcome.exit_code(child::exit_code(status), options))
 }
 
 pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
@@ -52,6 +52,6 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     while !child::stop_requested() && child::alive(pid) && options.duration.is_none_or(|d| started.elapsed() < d) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    session.finish(options)?;
-    Ok(0)
+    let outcome = session.finish(options)?;
+    Ok(outcome.exit_code(0, options))
 }

@@ -1,46 +1,114 @@
-//! One tracing session over one Go process: plan, load, attach, read, and at the
-//! end the summary and output files. Shared by `run` and `attach`.
+//! One tracing session over one Go process: plan, load, attach, read, detect, and at
+//! the end the findings, the summary and the output files. Shared by `run` and `attach`.
 
-use std::{collections::HashMap, path::{Path, PathBuf}};
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::BufWriter,
+    path::{Path, PathBuf},
+    rc::Rc,
+};
 
 use anyhow::{Context, Result};
+use aya::maps::{MapData, StackTraceMap};
 
 use super::TraceOptions;
 use crate::{
+    detect::{Engine, Finding, ProcessInfo, fails},
     events::Event,
+    export,
     gobin::GoBinary,
-    pipeline::{self, ReadStats, Reader},
+    pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Tracer},
-    stats::{SiteStats, StatsReport},
+    recording::{ClockAnchor, Header, Writer},
+    stats::SiteStats,
+    symbolize::BinarySymbols,
+    sys::monotonic_ns,
 };
 
-/// What the reader thread feeds with events.
-#[derive(Default)]
-pub struct Collector {
+/// Exit status of `run` when `--fail-on` matched, as `go test -race` uses.
+pub const FAIL_ON_STATUS: i32 = 66;
+
+/// What the reader thread feeds with records.
+struct Collector {
+    engine: Engine,
+    recording: Option<Writer<BufWriter<File>>>,
+    recording_error: Option<String>,
+    stack_map: StackTraceMap<MapData>,
+    stacks: HashMap<(u32, u32), Vec<u64>>,
     /// Records per (probe id, goroutine id).
-    pub by_goroutine: HashMap<(u32, u64), u64>,
+    by_goroutine: HashMap<(u32, u64), u64>,
 }
 
 impl Collector {
-    fn consume(&mut self, event: Event) {
+    fn write(&mut self, f: impl FnOnce(&mut Writer<BufWriter<File>>) -> Result<(), crate::recording::WriteError>) {
+        if let Some(writer) = &mut self.recording
+            && let Err(e) = f(writer)
+        {
+            self.recording_error.get_or_insert(e.to_string());
+            self.recording = None;
+        }
+    }
+}
+
+impl Sink for Collector {
+    fn record(&mut self, raw: &[u8], event: Event) {
         *self.by_goroutine.entry((event.probe, event.goid)).or_default() += 1;
+        // Stack ids are reused once the kernel's table fills: read the stack now.
+        if let Some(id) = event.stack_id
+            && !self.stacks.contains_key(&(event.tgid, id))
+            && let Ok(trace) = self.stack_map.get(&id, 0)
+        {
+            let pcs: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
+            self.write(|w| w.stack(event.tgid, id, &pcs));
+            self.stacks.insert((event.tgid, id), pcs);
+        }
+        self.write(|w| w.record(raw));
+        self.engine.process(&event);
+    }
+
+    fn tick(&mut self) {
+        let now = monotonic_ns();
+        self.engine.advance_to(now);
+        self.write(|w| w.clock(now));
     }
 }
 
 pub struct Session {
-    pub binary: GoBinary,
+    pub binary: Rc<GoBinary>,
     pub path: PathBuf,
     pub tracer: Tracer,
-    reader: Option<Reader<Box<dyn FnMut(Event) + Send>>>,
-    collector: std::sync::Arc<std::sync::Mutex<Collector>>,
+    reader: Option<Reader<Collector>>,
+    process: Option<ProcessInfo>,
+    anchor: ClockAnchor,
+}
+
+/// What a finished session saw.
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+}
+
+impl Outcome {
+    /// `run`'s exit status: the child's, unless `--fail-on` matched.
+    pub fn exit_code(&self, child_code: i32, options: &TraceOptions) -> i32 {
+        match options.fail_on {
+            Some(threshold) if fails(&self.findings, threshold) => FAIL_ON_STATUS,
+            _ => child_code,
+        }
+    }
 }
 
 /// Opens and plans `path`, and loads the probes (not attached yet): everything that
 /// can fail before a process is touched.
 pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
+    options.detect_config().validate()?;
     let tracer = Tracer::load(options.ring_bytes)?;
-    Ok(Session { binary, path: path.to_path_buf(), tracer, reader: None, collector: Default::default() })
+    let anchor = ClockAnchor {
+        unix_ns: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64),
+        monotonic_ns: monotonic_ns(),
+    };
+    Ok(Session { binary: Rc::new(binary), path: path.to_path_buf(), tracer, reader: None, process: None, anchor })
 }
 
 impl Session {
@@ -48,31 +116,82 @@ impl Session {
     pub fn start(&mut self, pid: u32, options: &TraceOptions) -> Result<usize> {
         let plan = self.binary.probe_plan(&options.scope());
         let config = probes::proc_config(&self.binary, options.sample_every, !options.no_stacks);
+        let process =
+            ProcessInfo { pid, binary: self.path.display().to_string(), go_version: self.binary.go_version().into(), load_bias: 0 };
+        let mut engine = Engine::new(options.detect_config())?;
+        engine.add_process(process.clone());
+        let mut recording = match &options.record {
+            Some(file) => {
+                let header = Header { anchor: self.anchor, complete_stream: options.sample_every == 1 };
+                Some(Writer::create(file, header).with_context(|| format!("recording to {}", file.display()))?)
+            }
+            None => None,
+        };
+        if let Some(writer) = &mut recording {
+            writer.process(&process)?;
+        }
         self.tracer.add_process(pid, config)?;
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
-        let ring = self.tracer.take_records()?;
-        let collector = self.collector.clone();
-        let consumer: Box<dyn FnMut(Event) + Send> =
-            Box::new(move |event| collector.lock().expect("collector lock").consume(event));
-        self.reader = Some(pipeline::start(ring, consumer));
+        let collector = Collector {
+            engine,
+            recording,
+            recording_error: None,
+            stack_map: self.tracer.take_stacks()?,
+            stacks: HashMap::new(),
+            by_goroutine: HashMap::new(),
+        };
+        self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
+        self.process = Some(process);
         Ok(attached)
     }
 
-    /// Drains the records, detaches every probe, and writes the summary and files.
-    pub fn finish(mut self, options: &TraceOptions) -> Result<StatsReport> {
-        let read = match self.reader.take() {
-            Some(reader) => reader.finish().1,
-            None => ReadStats::default(),
+    /// Drains the records, detaches every probe, and writes findings, summary and files.
+    pub fn finish(mut self, options: &TraceOptions) -> Result<Outcome> {
+        let (mut collector, read) = match self.reader.take() {
+            Some(reader) => {
+                let (collector, read) = reader.finish();
+                (Some(collector), read)
+            }
+            None => (None, ReadStats::default()),
         };
         let counters = self.tracer.counters()?;
         self.tracer.detach_all();
-        let collector = std::mem::take(&mut *self.collector.lock().expect("collector lock"));
-        let report = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }
-            .report(&counters, &collector.by_goroutine, read);
-        eprint!("{}", report.table());
-        if let Some(file) = &options.stats_out {
-            std::fs::write(file, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", file.display()))?;
+        if let Some(pid) = self.process.as_ref().map(|p| p.pid) {
+            self.tracer.remove_process(pid)?;
         }
-        Ok(report)
+        let stats = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }.report(
+            &counters,
+            collector.as_ref().map(|c| &c.by_goroutine).unwrap_or(&HashMap::new()),
+            read,
+        );
+        let findings = match &mut collector {
+            Some(c) => {
+                c.engine.finish();
+                let lost: u64 = counters.iter().map(|c| c.lost).sum();
+                c.write(|w| w.lost(lost));
+                if let Some(writer) = c.recording.take() {
+                    writer.finish()?;
+                }
+                if let Some(e) = &c.recording_error {
+                    eprintln!("ghostrace: the recording is incomplete: {e}");
+                }
+                let mut symbols = BinarySymbols::with_binary(&self.path, self.binary.clone());
+                symbols.stacks = std::mem::take(&mut c.stacks);
+                let findings = c.engine.findings(&symbols);
+                eprint!("{}", export::table::render(&findings, Some(&c.engine.stats())));
+                findings
+            }
+            None => Vec::new(),
+        };
+        eprint!("{}", stats.table());
+        if let Some(file) = &options.json_out {
+            let out = File::create(file).with_context(|| format!("writing {}", file.display()))?;
+            let mut json = export::json::JsonLines::new(BufWriter::new(out)).with_unix_offset(self.anchor.unix_offset_ns());
+            json.write_all(&findings)?;
+        }
+        if let Some(file) = &options.stats_out {
+            std::fs::write(file, serde_json::to_vec_pretty(&stats)?).with_context(|| format!("writing {}", file.display()))?;
+        }
+        Ok(Outcome { findings })
     }
 }

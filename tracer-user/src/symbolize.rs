@@ -1,0 +1,51 @@
+//! Source positions for findings, from the traced binaries themselves (gobin) and
+//! the user stacks the kernel captured.
+#![forbid(unsafe_code)]
+
+use std::{cell::RefCell, collections::HashMap, path::Path, rc::Rc};
+
+use crate::{
+    detect::{Frame, ProcessInfo, Symbolizer},
+    gobin::GoBinary,
+};
+
+/// Symbolizes through each process's binary, opened once per path.
+#[derive(Default)]
+pub struct BinarySymbols {
+    binaries: RefCell<HashMap<String, Option<Rc<GoBinary>>>>,
+    /// (tgid, stack id) → user stack, innermost first.
+    pub stacks: HashMap<(u32, u32), Vec<u64>>,
+}
+
+impl BinarySymbols {
+    /// Uses an already opened binary for `path`.
+    pub fn with_binary(path: &Path, binary: Rc<GoBinary>) -> Self {
+        let symbols = Self::default();
+        symbols.binaries.borrow_mut().insert(path.display().to_string(), Some(binary));
+        symbols
+    }
+
+    fn binary(&self, path: &str) -> Option<Rc<GoBinary>> {
+        self.binaries
+            .borrow_mut()
+            .entry(path.to_string())
+            .or_insert_with(|| GoBinary::open(Path::new(path)).ok().map(Rc::new))
+            .clone()
+    }
+}
+
+impl Symbolizer for BinarySymbols {
+    fn frames(&self, process: &ProcessInfo, pc: u64) -> Vec<Frame> {
+        let Some(binary) = self.binary(&process.binary) else { return Vec::new() };
+        binary
+            .symbolize(pc.wrapping_sub(process.load_bias))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| Frame { function: f.function, file: f.file, line: f.line })
+            .collect()
+    }
+
+    fn stack(&self, process: &ProcessInfo, stack_id: u32) -> Vec<u64> {
+        self.stacks.get(&(process.pid, stack_id)).cloned().unwrap_or_default()
+    }
+}
