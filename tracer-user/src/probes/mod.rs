@@ -65,12 +65,7 @@ impl Tracer {
     pub fn load(ring_bytes: u32) -> Result<Self, ProbeError> {
         let object = EBPF_OBJECT.ok_or(ProbeError::NoObject)?;
         let mut ebpf = EbpfLoader::new().map_max_entries("RECORDS", ring_bytes).load(object).map_err(|e| {
-            let text = format!("{e:#}");
-            if text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("permission") {
-                ProbeError::Permission(text)
-            } else {
-                ProbeError::Load(text)
-            }
+            if denied(&e) { ProbeError::Permission(chain(&e)) } else { ProbeError::Load(chain(&e)) }
         })?;
         for name in PROGRAMS {
             let program: &mut UProbe = ebpf
@@ -173,6 +168,32 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         self.detach_all();
     }
+}
+
+/// The error and its sources, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Whether the kernel refused for lack of privilege somewhere in the error chain.
+fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Waits up to `timeout_ms` for records to be readable.
