@@ -73,11 +73,22 @@ struct ArrayState {
     first: Grow,
     /// A `Pending` entry exists for this array.
     pending: bool,
-    /// The array is copied by value (a template, a pooled buffer): a header that is
-    /// shared and updated moves to a new array once it grows, so the same slice of
-    /// this array grown twice by one goroutine, or again after the window, means
-    /// every user holds its own copy and only reads the array.
-    by_value: bool,
+    /// Evidence that the array is copied by value (a template, a pooled buffer): a
+    /// header that is shared and updated moves to a new array once it grows, so the
+    /// same slice of this array grown again means each user holds its own copy of
+    /// the header. Again within the window by the same goroutine (a loop) is proof
+    /// enough; later, it can also be the address reused for a new array after a GC
+    /// cycle, so it takes `BY_VALUE` such growths (a template is used again and again).
+    repeats: u8,
+}
+
+/// Later repeats of one slice that show an array is copied by value.
+const BY_VALUE: u8 = 3;
+
+impl ArrayState {
+    fn by_value(&self) -> bool {
+        self.repeats >= BY_VALUE
+    }
 }
 
 fn deadline(first: &Grow, p: &Pending, settle: u64) -> u64 {
@@ -160,7 +171,7 @@ impl Slices {
                 rules.relate(key, st, g, out);
             }
             None => {
-                let st = ArrayState { first: g, pending: false, by_value: false };
+                let st = ArrayState { first: g, pending: false, repeats: 0 };
                 arrays.insert(key, st, now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
             }
         }
@@ -206,15 +217,16 @@ impl Rules {
     }
 
     fn relate(&mut self, key: Key, st: &mut ArrayState, g: Grow, out: &mut Dedup) {
-        let repeats = |prior: &Grow| {
-            prior.same_slice(&g)
-                && prior.at.ts != g.at.ts
-                && (prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window)
+        // 0: no evidence, 1: a later repeat, BY_VALUE: one goroutine again at once.
+        let evidence = |prior: &Grow| match prior.same_slice(&g) && prior.at.ts != g.at.ts {
+            false => 0,
+            true if prior.at.goid == g.at.goid && prior.at.ts.abs_diff(g.at.ts) <= self.window => BY_VALUE,
+            true if prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window => 1,
+            true => 0,
         };
         let partner = if st.pending { self.pending.get(&key).map(|p| p.partner) } else { None };
-        if repeats(&st.first) || partner.as_ref().is_some_and(repeats) {
-            st.by_value = true;
-        }
+        let seen = evidence(&st.first).max(partner.as_ref().map_or(0, evidence));
+        st.repeats = st.repeats.saturating_add(seen).min(BY_VALUE);
         let first = st.first;
         if first.at.goid == g.at.goid {
             return;
@@ -246,7 +258,7 @@ impl Rules {
     }
 
     fn candidate(&mut self, key: Key, st: &mut ArrayState, kind: Candidate, g: Grow) {
-        if st.by_value {
+        if st.by_value() {
             self.counters.suppressed += 1;
             return;
         }
@@ -270,7 +282,7 @@ impl Rules {
         }
         let Some(Pending { kind, partner, extra }) = self.pending.remove(&key) else { return };
         let count = 1 + u64::from(extra);
-        if st.by_value {
+        if st.by_value() {
             self.counters.suppressed += count;
             return;
         }

@@ -275,3 +275,38 @@ fn the_settle_queue_stays_within_the_table_bound() {
     assert_eq!(f[0].count, 20, "every pair settles once: evicted, early or at the end");
     assert_eq!(stats.evicted, 16);
 }
+
+#[test]
+fn batch_shards_appending_past_their_end_overlap_even_if_an_address_comes_back() {
+    // testdata/scenarios/batch_subslice_overlap: every ~10 ms a 675-element array of
+    // 32-byte elements is cut into shards starting at 0, 100, ..., 500; shards 4 and 5
+    // (always goroutines 5 and 6) grow theirs to the common end once per batch.
+    // Batch 7 gets batch 2's address back from the allocator.
+    let mut s = Stream::new();
+    for batch in 0..12u64 {
+        let base = BASE + if batch == 7 { 2 } else { batch } * 0x10_0000;
+        let t = batch as f64 * 10_000.0;
+        s.grow(t, 5, SITE_A, base + 400 * 32, 275, 275, 32).grow(t + 300.0, 6, SITE_B, base + 500 * 32, 175, 175, 32);
+    }
+    for f in [s.run(), s.run_filtered()] {
+        assert_eq!(detectors(&f), [Detector::SliceCapacityOverlap]);
+        assert_eq!(f[0].count, 12);
+        assert!(f[0].message.contains("overlap by 175 element(s)"), "{}", f[0].message);
+    }
+}
+
+#[test]
+fn a_reloaded_configuration_grown_through_old_headers_is_a_stale_header() {
+    // testdata/scenarios/config_reload_stale: the watcher (1) grows the route table
+    // at 60, 300 and 780 ms; sessions 2 and 3 grow the arrays they kept at 650 and
+    // 910 ms, from the same slices the watcher grew.
+    let (a4, a8, a16) = (BASE, BASE + 0x1000, BASE + 0x2000);
+    let mut s = Stream::new();
+    s.grow(60_000.0, 1, SITE_A, a4, 4, 4, 16).grow(300_000.0, 1, SITE_A, a8, 8, 8, 16);
+    s.grow(650_000.0, 2, SITE_B, a4, 4, 4, 16).grow(780_000.0, 1, SITE_A, a16, 16, 16, 16);
+    s.grow(910_000.0, 3, SITE_B, a8, 8, 8, 16);
+    for f in [s.run(), s.run_filtered()] {
+        assert_eq!(detectors(&f), [Detector::SliceStaleHeader]);
+        assert_eq!(f[0].count, 2);
+    }
+}
