@@ -142,10 +142,45 @@ pub enum Counter {
 
 pub const COUNTER_COUNT: u32 = 5;
 
+/// What a [`ProcEvent`] announces.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcEventKind {
+    /// A process finished `execve` (`sched/sched_process_exec`).
+    Exec = 1,
+    /// A thread-group leader exited (`sched/sched_process_exit` with pid == tgid).
+    Exit = 2,
+}
+
+impl ProcEventKind {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Exec),
+            2 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// A process lifecycle record of the `PROC_EVENTS` ring buffer, for the daemon's
+/// discovery. Starts with its kind tag like every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcEvent {
+    /// A [`ProcEventKind`] value.
+    pub kind: u32,
+    pub tgid: u32,
+}
+
+pub const PROC_EVENT_SIZE: usize = 8;
+const _: () = assert!(core::mem::size_of::<ProcEvent>() == PROC_EVENT_SIZE);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain #[repr(C)] integers with no padding (checked by the size asserts).
     unsafe impl aya::Pod for super::Record {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProcConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcEvent {}
 }

@@ -10,6 +10,8 @@ mod map_iter_next_call;
 mod map_iter_start_call;
 mod map_write_call;
 mod maps;
+mod process_exec;
+mod process_exit;
 mod regs;
 mod slice_grow_call;
 

@@ -59,3 +59,8 @@ pub struct GoroutineKey {
 
 #[map]
 pub static REMOVING: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Process execs and exits for the daemon's discovery (small: one event per exec
+/// or exit on the host, drained every few milliseconds).
+#[map]
+pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 18, 0);

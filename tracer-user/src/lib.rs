@@ -6,6 +6,7 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod gobin;
+pub mod live;
 pub mod pipeline;
 pub mod probes;
 pub mod recording;

@@ -2,7 +2,7 @@
 //! the user stacks the kernel captured.
 #![forbid(unsafe_code)]
 
-use std::{cell::RefCell, collections::HashMap, path::Path, rc::Rc};
+use std::{cell::RefCell, collections::HashMap, path::Path, sync::Arc};
 
 use crate::{
     detect::{Frame, ProcessInfo, Symbolizer},
@@ -12,24 +12,24 @@ use crate::{
 /// Symbolizes through each process's binary, opened once per path.
 #[derive(Default)]
 pub struct BinarySymbols {
-    binaries: RefCell<HashMap<String, Option<Rc<GoBinary>>>>,
+    binaries: RefCell<HashMap<String, Option<Arc<GoBinary>>>>,
     /// (tgid, stack id) → user stack, innermost first.
     pub stacks: HashMap<(u32, u32), Vec<u64>>,
 }
 
 impl BinarySymbols {
     /// Uses an already opened binary for `path`.
-    pub fn with_binary(path: &Path, binary: Rc<GoBinary>) -> Self {
+    pub fn with_binary(path: &Path, binary: Arc<GoBinary>) -> Self {
         let symbols = Self::default();
         symbols.binaries.borrow_mut().insert(path.display().to_string(), Some(binary));
         symbols
     }
 
-    fn binary(&self, path: &str) -> Option<Rc<GoBinary>> {
+    fn binary(&self, path: &str) -> Option<Arc<GoBinary>> {
         self.binaries
             .borrow_mut()
             .entry(path.to_string())
-            .or_insert_with(|| GoBinary::open(Path::new(path)).ok().map(Rc::new))
+            .or_insert_with(|| GoBinary::open(Path::new(path)).ok().map(Arc::new))
             .clone()
     }
 }

@@ -6,7 +6,7 @@ use std::{
     fs::File,
     io::BufWriter,
     path::{Path, PathBuf},
-    rc::Rc,
+    sync::Arc,
 };
 
 use anyhow::{Context, Result};
@@ -18,6 +18,7 @@ use crate::{
     events::Event,
     export,
     gobin::GoBinary,
+    live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Tracer},
     recording::{ClockAnchor, Header, Writer},
@@ -31,11 +32,10 @@ pub const FAIL_ON_STATUS: i32 = 66;
 
 /// What the reader thread feeds with records.
 struct Collector {
-    engine: Engine,
+    live: Live,
     recording: Option<Writer<BufWriter<File>>>,
     recording_error: Option<String>,
     stack_map: StackTraceMap<MapData>,
-    stacks: HashMap<(u32, u32), Vec<u64>>,
     /// Records per (probe id, goroutine id).
     by_goroutine: HashMap<(u32, u64), u64>,
 }
@@ -54,28 +54,22 @@ impl Collector {
 impl Sink for Collector {
     fn record(&mut self, raw: &[u8], event: Event) {
         *self.by_goroutine.entry((event.probe, event.goid)).or_default() += 1;
-        // Stack ids are reused once the kernel's table fills: read the stack now.
-        if let Some(id) = event.stack_id
-            && !self.stacks.contains_key(&(event.tgid, id))
-            && let Ok(trace) = self.stack_map.get(&id, 0)
-        {
-            let pcs: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
+        let fresh = self.live.record(&self.stack_map, &event).map(<[u64]>::to_vec);
+        if let (Some(pcs), Some(id)) = (fresh, event.stack_id) {
             self.write(|w| w.stack(event.tgid, id, &pcs));
-            self.stacks.insert((event.tgid, id), pcs);
         }
         self.write(|w| w.record(raw));
-        self.engine.process(&event);
     }
 
     fn tick(&mut self) {
         let now = monotonic_ns();
-        self.engine.advance_to(now);
+        self.live.tick(now);
         self.write(|w| w.clock(now));
     }
 }
 
 pub struct Session {
-    pub binary: Rc<GoBinary>,
+    pub binary: Arc<GoBinary>,
     pub path: PathBuf,
     pub tracer: Tracer,
     reader: Option<Reader<Collector>>,
@@ -108,7 +102,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         unix_ns: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64),
         monotonic_ns: monotonic_ns(),
     };
-    Ok(Session { binary: Rc::new(binary), path: path.to_path_buf(), tracer, reader: None, process: None, anchor })
+    Ok(Session { binary: Arc::new(binary), path: path.to_path_buf(), tracer, reader: None, process: None, anchor })
 }
 
 impl Session {
@@ -133,11 +127,10 @@ impl Session {
         self.tracer.add_process(pid, config)?;
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
         let collector = Collector {
-            engine,
+            live: Live::new(engine, BinarySymbols::with_binary(&self.path, self.binary.clone())),
             recording,
             recording_error: None,
             stack_map: self.tracer.take_stacks()?,
-            stacks: HashMap::new(),
             by_goroutine: HashMap::new(),
         };
         self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
@@ -166,7 +159,7 @@ impl Session {
         );
         let findings = match &mut collector {
             Some(c) => {
-                c.engine.finish();
+                c.live.engine.finish();
                 let lost: u64 = counters.iter().map(|c| c.lost).sum();
                 c.write(|w| w.lost(lost));
                 if let Some(writer) = c.recording.take() {
@@ -175,10 +168,8 @@ impl Session {
                 if let Some(e) = &c.recording_error {
                     eprintln!("ghostrace: the recording is incomplete: {e}");
                 }
-                let mut symbols = BinarySymbols::with_binary(&self.path, self.binary.clone());
-                symbols.stacks = std::mem::take(&mut c.stacks);
-                let findings = c.engine.findings(&symbols);
-                eprint!("{}", export::table::render(&findings, Some(&c.engine.stats())));
+                let findings = c.live.findings();
+                eprint!("{}", export::table::render(&findings, Some(&c.live.engine.stats())));
                 findings
             }
             None => Vec::new(),

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod json;
+pub mod prometheus;
 pub mod table;
 
 #[cfg(test)]

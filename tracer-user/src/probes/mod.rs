@@ -2,6 +2,7 @@
 //! only code that touches `aya::programs`.
 
 mod config;
+mod lifecycle;
 mod table;
 
 use std::{num::NonZeroU32, os::fd::AsRawFd, path::Path};
@@ -14,7 +15,11 @@ use aya::{
 use thiserror::Error;
 use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig};
 
-pub use self::{config::proc_config, table::{PlacedProbe, ProbeTable}};
+pub use self::{
+    config::proc_config,
+    lifecycle::{Attachment, ProcEvents},
+    table::{PlacedProbe, ProbeTable},
+};
 use crate::gobin::ProbePlan;
 
 include!(concat!(env!("OUT_DIR"), "/ebpf_object.rs"));
@@ -144,23 +149,27 @@ impl Tracer {
 
     /// Current counters of every probe in the table.
     pub fn counters(&self) -> Result<Vec<ProbeCounters>, ProbeError> {
+        self.counters_in(0..self.table.len() as u32)
+    }
+
+    /// Current counters of the probes with ids in `ids`.
+    pub fn counters_in(&self, ids: std::ops::Range<u32>) -> Result<Vec<ProbeCounters>, ProbeError> {
         let map: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map")).map_err(map_err("PROBE_COUNTERS"))?;
         let sum = |idx: u32| -> Result<u64, ProbeError> {
             Ok(map.get(&idx, 0).map_err(map_err("PROBE_COUNTERS"))?.iter().sum())
         };
-        (0..self.table.len() as u32)
-            .map(|probe| {
-                let base = probe * COUNTER_COUNT;
-                Ok(ProbeCounters {
-                    hits: sum(base)?,
-                    emitted: sum(base + 1)?,
-                    filtered: sum(base + 2)?,
-                    lost: sum(base + 3)?,
-                    read_errors: sum(base + 4)?,
-                })
+        ids.map(|probe| {
+            let base = probe * COUNTER_COUNT;
+            Ok(ProbeCounters {
+                hits: sum(base)?,
+                emitted: sum(base + 1)?,
+                filtered: sum(base + 2)?,
+                lost: sum(base + 3)?,
+                read_errors: sum(base + 4)?,
             })
-            .collect()
+        })
+        .collect()
     }
 }
 
