@@ -2,6 +2,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod daemon;
 pub mod detect;
 pub mod events;
 pub mod export;

@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
+mod daemon;
 mod options;
 mod run;
 mod session;
@@ -59,6 +60,10 @@ enum Command {
         #[command(flatten)]
         options: TraceOptions,
     },
+    /// Trace every selected Go process on the host, those running now and those
+    /// started later, until SIGINT/SIGTERM: findings to stdout as JSON lines
+    /// (docs/findings-schema.md), Prometheus metrics on --listen (docs/metrics.md).
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Runs the command line; returns the process exit status.
@@ -69,6 +74,7 @@ pub fn main() -> i32 {
         Command::Replay { file, json_out, fail_on, window } => replay(&file, json_out.as_deref(), fail_on, window),
         Command::Run { options, command } => run::run(&options, &command),
         Command::Attach { pid, options } => run::attach(&options, pid),
+        Command::Daemon(args) => daemon::daemon(args),
     };
     match result {
         Ok(code) => code,

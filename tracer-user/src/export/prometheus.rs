@@ -84,20 +84,26 @@ pub struct Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
     let metric = IntCounter::new(name, help).map_err(|source| MetricsError::Register { name: name.into(), source })?;
-    registry.register(Box::new(metric.clone())).map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
     Ok(metric)
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, MetricsError> {
-    let metric =
-        IntCounterVec::new(Opts::new(name, help), labels).map_err(|source| MetricsError::Register { name: name.into(), source })?;
-    registry.register(Box::new(metric.clone())).map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
     Ok(metric)
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
     let metric = IntGauge::new(name, help).map_err(|source| MetricsError::Register { name: name.into(), source })?;
-    registry.register(Box::new(metric.clone())).map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
     Ok(metric)
 }
 
@@ -107,7 +113,12 @@ impl Metrics {
         let by_finding = ["detector", "severity", "binary"];
         let by_probe = ["probe", "binary"];
         let metrics = Self {
-            findings: counter_vec(&r, "ghostrace_findings_total", "Distinct findings (detector, call-site pair, process).", &by_finding)?,
+            findings: counter_vec(
+                &r,
+                "ghostrace_findings_total",
+                "Distinct findings (detector, call-site pair, process).",
+                &by_finding,
+            )?,
             finding_occurrences: counter_vec(
                 &r,
                 "ghostrace_finding_occurrences_total",
@@ -126,7 +137,12 @@ impl Metrics {
                 "Records the kernel side wrote to the ring buffer.",
                 &by_probe,
             )?,
-            records_lost: counter_vec(&r, "ghostrace_records_lost_total", "Records lost because the ring buffer was full.", &by_probe)?,
+            records_lost: counter_vec(
+                &r,
+                "ghostrace_records_lost_total",
+                "Records lost because the ring buffer was full.",
+                &by_probe,
+            )?,
             hits_filtered: counter_vec(
                 &r,
                 "ghostrace_kernel_filtered_hits_total",
@@ -142,22 +158,47 @@ impl Metrics {
             records_received: counter(&r, "ghostrace_records_received_total", "Records read from the ring buffer.")?,
             traced_processes: gauge(&r, "ghostrace_traced_processes", "Processes traced now.")?,
             go_processes: gauge(&r, "ghostrace_go_processes", "Selected Go processes running now, traced or not.")?,
-            attached_binaries: gauge(&r, "ghostrace_attached_binaries", "Executables (inodes) with probes attached now.")?,
+            attached_binaries: gauge(
+                &r,
+                "ghostrace_attached_binaries",
+                "Executables (inodes) with probes attached now.",
+            )?,
             attached_probes: gauge(&r, "ghostrace_attached_probes", "Uprobes attached now.")?,
-            attach_errors: counter_vec(&r, "ghostrace_attach_errors_total", "Go executables that could not be traced.", &["reason"])?,
-            ignored_binaries: counter(&r, "ghostrace_ignored_binaries_total", "Executables found not to be Go programs.")?,
-            discovered: counter_vec(&r, "ghostrace_processes_discovered_total", "Processes that became traced.", &["source"])?,
+            attach_errors: counter_vec(
+                &r,
+                "ghostrace_attach_errors_total",
+                "Go executables that could not be traced.",
+                &["reason"],
+            )?,
+            ignored_binaries: counter(
+                &r,
+                "ghostrace_ignored_binaries_total",
+                "Executables found not to be Go programs.",
+            )?,
+            discovered: counter_vec(
+                &r,
+                "ghostrace_processes_discovered_total",
+                "Processes that became traced.",
+                &["source"],
+            )?,
             detector_evictions: counter_vec(
                 &r,
                 "ghostrace_detector_evictions_total",
                 "Detector per-object states dropped (table_full: least recently used; idle: unused for the ttl).",
                 &["cause"],
             )?,
-            detector_tracked: gauge(&r, "ghostrace_detector_tracked_objects", "Arrays, maps, iterators and lists followed now.")?,
+            detector_tracked: gauge(
+                &r,
+                "ghostrace_detector_tracked_objects",
+                "Arrays, maps, iterators and lists followed now.",
+            )?,
             registry: r,
         };
-        let info = IntGaugeVec::new(Opts::new("ghostrace_build_info", "The ghostrace build: 1, labelled by version."), &["version"])
-            .map_err(|source| MetricsError::Register { name: "ghostrace_build_info".into(), source })?;
+        let info = IntGaugeVec::new(
+            Opts::new("ghostrace_build_info", "The ghostrace build: 1, labelled by version."),
+            &["version"],
+        )
+        .map_err(|source| MetricsError::Register { name: "ghostrace_build_info".into(), source })?;
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         metrics
             .registry

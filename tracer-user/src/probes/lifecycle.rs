@@ -69,9 +69,12 @@ impl Tracer {
                 .try_into()
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
-            program.attach(category, event).map_err(|e| ProbeError::Load(format!("{name} on {category}/{event}: {e:#}")))?;
+            program
+                .attach(category, event)
+                .map_err(|e| ProbeError::Load(format!("{name} on {category}/{event}: {e:#}")))?;
         }
-        let ring = RingBuf::try_from(self.ebpf.take_map("PROC_EVENTS").expect("PROC_EVENTS map")).map_err(map_err("PROC_EVENTS"))?;
+        let ring = RingBuf::try_from(self.ebpf.take_map("PROC_EVENTS").expect("PROC_EVENTS map"))
+            .map_err(map_err("PROC_EVENTS"))?;
         Ok(ProcEvents { ring })
     }
 

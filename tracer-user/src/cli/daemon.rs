@@ -1,0 +1,69 @@
+//! `ghostrace daemon`: its flags and environment variables.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::options::{parse_duration, parse_scope};
+use crate::{
+    daemon::{DaemonConfig, Options, Rule, Selector},
+    detect::Config,
+};
+
+/// Every flag can also be set by the environment variable named in its help.
+#[derive(Args, Clone, Debug)]
+pub struct DaemonArgs {
+    /// Address of the HTTP endpoint: /metrics (Prometheus), /healthz, /readyz and
+    /// /status (what is traced, JSON). Use 0.0.0.0:9560 to be scraped from elsewhere.
+    #[arg(long, env = "GHOSTRACE_LISTEN", default_value = "127.0.0.1:9560", value_name = "ADDR")]
+    pub listen: String,
+    /// Trace only processes matching a rule: `path:GLOB` (executable path; `*` within
+    /// a path element, `**` across), `name:NAME` (process name or executable file
+    /// name; `*` allowed), `cgroup:TEXT` (substring of /proc/PID/cgroup). Repeat the
+    /// flag or separate rules with commas; any rule matching selects. Default: every
+    /// Go process.
+    #[arg(long = "select", env = "GHOSTRACE_SELECT", value_delimiter = ',', value_name = "RULE")]
+    pub select: Vec<Rule>,
+    /// Which call sites to probe: `default` (code outside the Go standard library),
+    /// `all`, `std`, or package glob patterns.
+    #[arg(long, env = "GHOSTRACE_SCOPE", value_delimiter = ',', default_value = "default")]
+    pub scope: Vec<String>,
+    /// Two growths of one array closer than this are concurrent (slice_lost_append).
+    #[arg(long, env = "GHOSTRACE_WINDOW", value_parser = parse_duration, default_value = "1ms", value_name = "DURATION")]
+    pub window: Duration,
+    /// Write a finding's JSON line again at most this often while its count grows
+    /// (new findings are written at once, and a last time when the process exits).
+    #[arg(long, env = "GHOSTRACE_FINDING_INTERVAL", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub finding_interval: Duration,
+    /// Also send 1 in N goroutine-local hits per probe to user space (0: none).
+    #[arg(long, env = "GHOSTRACE_SAMPLE_EVERY", default_value_t = 0, value_name = "N")]
+    pub sample_every: u32,
+    /// Do not capture user stacks for records.
+    #[arg(long, env = "GHOSTRACE_NO_STACKS")]
+    pub no_stacks: bool,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    #[arg(long, env = "GHOSTRACE_RING_BYTES", default_value_t = 1 << 22, value_name = "BYTES")]
+    pub ring_bytes: u32,
+    /// Stop after this long (default: run until SIGINT or SIGTERM).
+    #[arg(long, env = "GHOSTRACE_DURATION", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+}
+
+pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
+    let options = Options {
+        selector: Selector::new(args.select),
+        scope: parse_scope(&args.scope),
+        sample_every: args.sample_every,
+        stacks: !args.no_stacks,
+    };
+    let detect = Config { window: args.window, complete_stream: args.sample_every == 1, ..Config::default() };
+    crate::daemon::run(DaemonConfig {
+        listen: args.listen,
+        options,
+        detect,
+        ring_bytes: args.ring_bytes,
+        finding_interval: args.finding_interval,
+        duration: args.duration,
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,360 @@
+//! What the daemon traces: Go executables by file identity, each attached once and
+//! shared by all its processes; the processes; and what it learnt about files it
+//! will not trace. A process that exits leaves nothing here, and the last process
+//! of an executable takes its probes with it.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    os::fd::AsRawFd,
+    sync::{Arc, mpsc::Sender},
+};
+
+use serde_json::json;
+use tracer_common::ProcConfig;
+
+use super::{
+    findings::Control,
+    procfs::{self, FileId, FileStamp},
+    select::{Candidate, Selector},
+};
+use crate::{
+    detect::ProcessInfo,
+    export::prometheus::{AttachFailure, Metrics},
+    gobin::{GoBinary, GobinError, ProbeKind, Scope},
+    probes::{self, Attachment, ProbeCounters, ProbeError, Tracer},
+};
+
+/// Files found not to be Go programs (or not traceable) remembered at most; the
+/// memory starts over when full.
+const MAX_VERDICTS: usize = 4096;
+
+/// How the daemon came to know a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The start-up scan of /proc.
+    Scan,
+    /// An exec event.
+    Exec,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Scan => "scan",
+            Self::Exec => "exec",
+        }
+    }
+}
+
+/// What is traced and how.
+pub struct Options {
+    pub selector: Selector,
+    pub scope: Scope,
+    pub sample_every: u32,
+    pub stacks: bool,
+}
+
+/// A Go executable with probes attached.
+struct Binary {
+    label: String,
+    path: String,
+    binary: Arc<GoBinary>,
+    config: ProcConfig,
+    attachment: Attachment,
+    pids: BTreeSet<u32>,
+    /// The `probe` label of each probe, by id - first id.
+    kinds: Vec<&'static str>,
+    /// Kernel counters at the last refresh, same order.
+    last: Vec<ProbeCounters>,
+}
+
+/// Why a file is not traced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    NotGo,
+    Failed,
+}
+
+pub struct Fleet {
+    options: Options,
+    binaries: HashMap<FileId, Binary>,
+    verdicts: HashMap<FileStamp, Verdict>,
+    /// Traced pid → its executable.
+    traced: HashMap<u32, FileId>,
+    /// Selected Go processes that could not be traced → their executable.
+    untraced: HashMap<u32, FileStamp>,
+    control: Sender<Control>,
+    metrics: Arc<Metrics>,
+    changed: bool,
+}
+
+/// The `probe` label of a probe kind.
+fn kind_label(kind: &ProbeKind) -> &'static str {
+    match kind {
+        ProbeKind::SliceGrowCall => "slice_grow",
+        ProbeKind::MapIterStartCall => "map_iter_start",
+        ProbeKind::MapIterNextCall => "map_iter_next",
+        ProbeKind::MapWriteCall(_) => "map_write",
+        ProbeKind::ListRemoveEnter { .. } => "list_remove_enter",
+        ProbeKind::ListRemoveExit => "list_remove_exit",
+    }
+}
+
+impl Fleet {
+    pub fn new(options: Options, control: Sender<Control>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            options,
+            binaries: HashMap::new(),
+            verdicts: HashMap::new(),
+            traced: HashMap::new(),
+            untraced: HashMap::new(),
+            control,
+            metrics,
+            changed: true,
+        }
+    }
+
+    pub fn is_known(&self, pid: u32) -> bool {
+        self.traced.contains_key(&pid) || self.untraced.contains_key(&pid)
+    }
+
+    /// A process runs a new program (or was found by the scan): trace it if it is a
+    /// selected Go program.
+    pub fn exec(&mut self, tracer: &mut Tracer, pid: u32, source: Source) {
+        if self.is_known(pid) {
+            // It exec'd again: whatever it ran before is gone.
+            self.exit(tracer, pid);
+        }
+        // Gone already, or a kernel thread: nothing to trace.
+        let Ok(process) = procfs::read(pid, self.options.selector.needs_cgroup()) else { return };
+        let candidate = Candidate { exe: &process.exe, comm: &process.comm, cgroup: &process.cgroup };
+        if !self.options.selector.matches(&candidate) {
+            return;
+        }
+        let file = process.file;
+        if !self.binaries.contains_key(&file.id) {
+            match self.verdicts.get(&file) {
+                Some(Verdict::NotGo) => return,
+                Some(Verdict::Failed) => {
+                    self.untraced.insert(pid, file);
+                    self.changed = true;
+                    return;
+                }
+                None => match self.attach(tracer, &process) {
+                    Ok(()) => {}
+                    Err(Some(verdict)) => {
+                        self.remember(file, verdict);
+                        if verdict == Verdict::Failed {
+                            self.untraced.insert(pid, file);
+                            self.changed = true;
+                        }
+                        return;
+                    }
+                    Err(None) => return,
+                },
+            }
+        }
+        let bin = self.binaries.get_mut(&file.id).expect("attached above");
+        if let Err(e) = tracer.add_process(pid, bin.config) {
+            eprintln!("ghostrace: cannot trace pid {pid} ({}): {e}", process.exe);
+            self.metrics.attach_failed(AttachFailure::ProcessTableFull);
+            self.untraced.insert(pid, file);
+            self.changed = true;
+            return;
+        }
+        let shared = !bin.pids.is_empty();
+        bin.pids.insert(pid);
+        self.traced.insert(pid, file.id);
+        let info =
+            ProcessInfo { pid, binary: bin.path.clone(), go_version: bin.binary.go_version().into(), load_bias: 0 };
+        let _ = self.control.send(Control::Add { info, binary: bin.binary.clone(), label: bin.label.clone() });
+        self.metrics.discovered.with_label_values(&[source.name()]).inc();
+        eprintln!(
+            "ghostrace: tracing pid {pid} ({}) {} [{}, {} probes, {} attachment {}]",
+            process.comm,
+            process.exe,
+            bin.binary.go_version(),
+            bin.attachment.probes(),
+            if shared { "shared" } else { "new" },
+            file.id,
+        );
+        self.changed = true;
+    }
+
+    /// Opens, plans and attaches the executable of `process`. `Err(None)`: the
+    /// process went away meanwhile; `Err(Some(verdict))`: remember the file.
+    fn attach(&mut self, tracer: &mut Tracer, process: &procfs::Process) -> Result<(), Option<Verdict>> {
+        // Held open, the file stays reachable through /proc/self/fd even if the
+        // process exits while it is analysed and attached.
+        let Ok(file) = std::fs::File::open(procfs::exe_link(process.pid)) else { return Err(None) };
+        let link = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let binary = match GoBinary::open(&link) {
+            Ok(binary) => binary,
+            Err(GobinError::NotGo { .. } | GobinError::NotElf { .. } | GobinError::Directory { .. }) => {
+                self.metrics.ignored_binaries.inc();
+                return Err(Some(Verdict::NotGo));
+            }
+            Err(GobinError::Io { .. }) => return Err(None),
+            Err(e) => {
+                eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+                self.metrics.attach_failed(AttachFailure::Unsupported);
+                return Err(Some(Verdict::Failed));
+            }
+        };
+        let plan = binary.probe_plan(&self.options.scope);
+        let attachment = match tracer.attach_binary(&link, &plan) {
+            Ok(attachment) => attachment,
+            Err(e) => {
+                let failure = match e {
+                    ProbeError::TooManyProbes => AttachFailure::ProbeTableFull,
+                    _ => AttachFailure::Attach,
+                };
+                eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+                self.metrics.attach_failed(failure);
+                return Err(Some(Verdict::Failed));
+            }
+        };
+        let kinds = attachment
+            .ids
+            .clone()
+            .map(|id| tracer.table.get(id).map_or("unknown", |p| kind_label(&p.probe.kind)))
+            .collect::<Vec<_>>();
+        let label = procfs::label_of(&process.exe);
+        self.metrics.add_binary(&label);
+        let config = probes::proc_config(&binary, self.options.sample_every, self.options.stacks);
+        self.binaries.insert(
+            process.file.id,
+            Binary {
+                label,
+                path: process.exe.clone(),
+                binary: Arc::new(binary),
+                config,
+                last: vec![ProbeCounters::default(); kinds.len()],
+                kinds,
+                attachment,
+                pids: BTreeSet::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn remember(&mut self, file: FileStamp, verdict: Verdict) {
+        if self.verdicts.len() >= MAX_VERDICTS {
+            self.verdicts.clear();
+        }
+        self.verdicts.insert(file, verdict);
+    }
+
+    /// A process exited: forget it, and detach its executable if it was the last.
+    pub fn exit(&mut self, tracer: &mut Tracer, pid: u32) {
+        if self.untraced.remove(&pid).is_some() {
+            self.changed = true;
+        }
+        let Some(file) = self.traced.remove(&pid) else { return };
+        self.changed = true;
+        let _ = tracer.remove_process(pid);
+        let _ = self.control.send(Control::Remove { pid });
+        let Some(bin) = self.binaries.get_mut(&file) else { return };
+        bin.pids.remove(&pid);
+        eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
+        if bin.pids.is_empty() {
+            let mut bin = self.binaries.remove(&file).expect("present");
+            self.count(tracer, &mut bin);
+            eprintln!("ghostrace: detached {} probes from {} ({file})", bin.attachment.probes(), bin.path);
+            tracer.detach(bin.attachment);
+        }
+    }
+
+    /// Safety net for lost exit events: known processes that are gone, or run
+    /// another executable now, are handled as if the events had arrived.
+    pub fn sweep(&mut self, tracer: &mut Tracer) {
+        let traced: Vec<(u32, FileId)> = self.traced.iter().map(|(&p, &f)| (p, f)).collect();
+        let untraced: Vec<(u32, FileId)> = self.untraced.iter().map(|(&p, f)| (p, f.id)).collect();
+        for (pid, file) in traced.into_iter().chain(untraced) {
+            match procfs::file_of(pid) {
+                Ok(now) if now.id == file => {}
+                Ok(_) => self.exec(tracer, pid, Source::Exec),
+                Err(_) => self.exit(tracer, pid),
+            }
+        }
+    }
+
+    /// Adds what the kernel counted since the last refresh to the metrics.
+    pub fn refresh_counters(&mut self, tracer: &Tracer) {
+        let mut binaries = std::mem::take(&mut self.binaries);
+        for bin in binaries.values_mut() {
+            self.count(tracer, bin);
+        }
+        self.binaries = binaries;
+    }
+
+    fn count(&self, tracer: &Tracer, bin: &mut Binary) {
+        let Ok(now) = tracer.counters_in(bin.attachment.ids.clone()) else { return };
+        let mut sums: HashMap<&'static str, ProbeCounters> = HashMap::new();
+        for ((kind, new), old) in bin.kinds.iter().zip(&now).zip(&bin.last) {
+            let sum = sums.entry(kind).or_default();
+            sum.hits += new.hits.saturating_sub(old.hits);
+            sum.emitted += new.emitted.saturating_sub(old.emitted);
+            sum.filtered += new.filtered.saturating_sub(old.filtered);
+            sum.lost += new.lost.saturating_sub(old.lost);
+            sum.read_errors += new.read_errors.saturating_sub(old.read_errors);
+        }
+        let m = &self.metrics;
+        for (kind, d) in sums {
+            let labels = [kind, bin.label.as_str()];
+            m.probe_hits.with_label_values(&labels).inc_by(d.hits);
+            m.records_emitted.with_label_values(&labels).inc_by(d.emitted);
+            m.hits_filtered.with_label_values(&labels).inc_by(d.filtered);
+            m.records_lost.with_label_values(&labels).inc_by(d.lost);
+            m.read_errors.with_label_values(&labels).inc_by(d.read_errors);
+        }
+        bin.last = now;
+    }
+
+    /// Stops tracing everything (shutdown): processes untraced, probes detached.
+    pub fn shutdown(&mut self, tracer: &mut Tracer) {
+        let pids: Vec<u32> = self.traced.keys().copied().collect();
+        for pid in pids {
+            self.exit(tracer, pid);
+        }
+        self.untraced.clear();
+        self.update_gauges();
+    }
+
+    /// Whether the status changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    pub fn update_gauges(&self) {
+        let m = &self.metrics;
+        m.traced_processes.set(self.traced.len() as i64);
+        m.go_processes.set((self.traced.len() + self.untraced.len()) as i64);
+        m.attached_binaries.set(self.binaries.len() as i64);
+        m.attached_probes.set(self.binaries.values().map(|b| b.attachment.probes() as i64).sum());
+    }
+
+    /// The `/status` document.
+    pub fn status(&self, tracer: &Tracer, ready: bool) -> serde_json::Value {
+        let mut binaries: Vec<_> = self.binaries.iter().collect();
+        binaries.sort_by_key(|(file, _)| **file);
+        let mut untraced: Vec<_> =
+            self.untraced.iter().map(|(pid, f)| json!({"pid": pid, "file": f.id.to_string()})).collect();
+        untraced.sort_by_key(|v| v["pid"].as_u64());
+        let mut kernel = tracer.traced_tgids().unwrap_or_default();
+        kernel.sort_unstable();
+        json!({
+            "ready": ready,
+            "binaries": binaries.iter().map(|(file, b)| json!({
+                "file": file.to_string(),
+                "path": b.path,
+                "label": b.label,
+                "go_version": b.binary.go_version(),
+                "probes": b.attachment.probes(),
+                "pids": b.pids,
+            })).collect::<Vec<_>>(),
+            "untraced_go": untraced,
+            "kernel_traced_pids": kernel,
+        })
+    }
+}

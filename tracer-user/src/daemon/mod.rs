@@ -1,0 +1,153 @@
+//! `ghostrace daemon`: host-wide tracing. Finds the Go processes running at start-up
+//! and those exec'd later (a `sched_process_exec` tracepoint), traces the selected
+//! ones with one attachment per executable, forgets them when they exit, writes
+//! findings to stdout as JSON lines and serves Prometheus metrics.
+//!
+//! Threads: the main loop owns the tracer (discovery, attachments, kernel
+//! counters); the reader thread owns the detection engines; the HTTP thread serves
+//! what both publish.
+
+mod findings;
+mod fleet;
+mod http;
+pub mod procfs;
+mod ratelimit;
+pub mod select;
+
+use std::{
+    net::TcpListener,
+    sync::{Arc, atomic::Ordering, mpsc},
+    time::{Duration, Instant},
+};
+
+use thiserror::Error;
+use tracer_common::ProcEventKind;
+
+use self::{
+    findings::{Findings, Settings},
+    fleet::{Fleet, Source},
+    http::Shared,
+};
+pub use self::{
+    fleet::Options,
+    select::{Rule, SelectError, Selector},
+};
+use crate::{
+    detect::{Config, ConfigError},
+    export::prometheus::{Metrics, MetricsError},
+    probes::{ProbeError, Tracer},
+    sys::monotonic_ns,
+};
+
+/// How often known processes are checked against /proc and kernel counters are
+/// read into the metrics.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// Longest wait for a process event before the loop goes round anyway.
+const WAIT_MS: i32 = 200;
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot list processes in /proc: {0}")]
+    Proc(#[source] std::io::Error),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Everything `ghostrace daemon` is told.
+pub struct DaemonConfig {
+    pub listen: String,
+    pub options: Options,
+    pub detect: Config,
+    pub ring_bytes: u32,
+    /// Least time between two lines of one finding.
+    pub finding_interval: Duration,
+    /// Stop after this long (tests, benchmarks); `None`: until SIGINT/SIGTERM.
+    pub duration: Option<Duration>,
+}
+
+/// Runs until SIGINT/SIGTERM (or `duration`), then detaches everything.
+pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|source| DaemonError::Listen { addr: config.listen.clone(), source })?;
+    let listening = listener.local_addr().map_or(config.listen.clone(), |a| a.to_string());
+    config.detect.validate()?;
+    let metrics = Arc::new(Metrics::new()?);
+    let shared = Arc::new(Shared::new(metrics.clone()));
+
+    let mut tracer = Tracer::load(config.ring_bytes)?;
+    // Exec events queue up from here on, so none is missed between scan and loop.
+    let mut events = tracer.watch_processes()?;
+    let (control, control_rx) = mpsc::channel();
+    let unix_ns =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+    let settings = Settings {
+        detect: config.detect.clone(),
+        interval: config.finding_interval,
+        unix_offset_ns: unix_ns - i128::from(monotonic_ns()),
+    };
+    let findings = Findings::new(control_rx, tracer.take_stacks()?, settings, metrics.clone(), std::io::stdout());
+    let reader = crate::pipeline::start(tracer.take_records()?, findings);
+    http::serve(listener, shared.clone());
+    crate::child::stop_on_signals();
+
+    let mut fleet = Fleet::new(config.options, control, metrics.clone());
+    let me = std::process::id();
+    for pid in procfs::pids().map_err(DaemonError::Proc)? {
+        if pid != me {
+            fleet.exec(&mut tracer, pid, Source::Scan);
+        }
+    }
+    fleet.update_gauges();
+    publish(&shared, &fleet, &tracer, true);
+    shared.ready.store(true, Ordering::Relaxed);
+    eprintln!(
+        "ghostrace: daemon ready, {} processes traced; metrics on http://{listening}/metrics",
+        metrics.traced_processes.get()
+    );
+
+    let started = Instant::now();
+    let mut last_sweep = Instant::now();
+    while !crate::child::stop_requested() && config.duration.is_none_or(|d| started.elapsed() < d) {
+        events.wait(WAIT_MS);
+        while let Some((kind, tgid)) = events.next_event() {
+            match kind {
+                ProcEventKind::Exec if tgid != me => fleet.exec(&mut tracer, tgid, Source::Exec),
+                ProcEventKind::Exec => {}
+                ProcEventKind::Exit => fleet.exit(&mut tracer, tgid),
+            }
+        }
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            fleet.sweep(&mut tracer);
+            fleet.refresh_counters(&tracer);
+        }
+        if fleet.take_changed() {
+            fleet.update_gauges();
+            publish(&shared, &fleet, &tracer, true);
+        }
+        shared.beat();
+    }
+
+    eprintln!("ghostrace: stopping: detaching every probe");
+    shared.ready.store(false, Ordering::Relaxed);
+    fleet.refresh_counters(&tracer);
+    fleet.shutdown(&mut tracer);
+    let (findings, _) = reader.finish();
+    findings.close();
+    Ok(())
+}
+
+fn publish(shared: &Shared, fleet: &Fleet, tracer: &Tracer, ready: bool) {
+    let status = fleet.status(tracer, ready).to_string();
+    *shared.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+}

@@ -1,0 +1,106 @@
+//! What the daemon reads about a process from /proc: its executable (path and file
+//! identity), name and cgroup; and the pids running now, for the start-up scan.
+
+use std::{
+    fs, io,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+/// An executable file: (device, inode) names it while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A file's identity with its mtime and size, which tell a reused inode from the
+/// file once known under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    pub id: FileId,
+    pub mtime_ns: i64,
+    pub size: u64,
+}
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
+}
+
+/// A process as the daemon sees it.
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub pid: u32,
+    /// The executable's path in the process's own mount namespace.
+    pub exe: String,
+    pub comm: String,
+    /// Empty unless asked for.
+    pub cgroup: String,
+    pub file: FileStamp,
+}
+
+/// `/proc/PID/exe`: reaches the executable even in another mount namespace.
+pub fn exe_link(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/exe"))
+}
+
+/// The identity of the file `/proc/PID/exe` points to.
+pub fn file_of(pid: u32) -> io::Result<FileStamp> {
+    stamp(&exe_link(pid))
+}
+
+fn stamp(path: &Path) -> io::Result<FileStamp> {
+    let meta = fs::metadata(path)?;
+    Ok(FileStamp {
+        id: FileId { dev: meta.dev(), ino: meta.ino() },
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        size: meta.size(),
+    })
+}
+
+/// Reads a process; fails for kernel threads (no executable) and processes that
+/// are gone.
+pub fn read(pid: u32, with_cgroup: bool) -> io::Result<Process> {
+    let exe = fs::read_link(exe_link(pid))?.to_string_lossy().into_owned();
+    let file = file_of(pid)?;
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?.trim_end().to_string();
+    let cgroup = if with_cgroup { fs::read_to_string(format!("/proc/{pid}/cgroup"))? } else { String::new() };
+    Ok(Process { pid, exe, comm, cgroup, file })
+}
+
+/// The pids of /proc now.
+pub fn pids() -> io::Result<Vec<u32>> {
+    Ok(fs::read_dir("/proc")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+}
+
+/// The file name of an executable path, for the `binary` label (a deleted file
+/// reads as "name (deleted)").
+pub fn label_of(exe: &str) -> String {
+    let name = exe.rsplit('/').next().unwrap_or(exe);
+    name.strip_suffix(" (deleted)").unwrap_or(name).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = read(std::process::id(), true).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(me.exe, exe.to_string_lossy());
+        assert_eq!(me.file.id, stamp(&exe).unwrap().id);
+        assert!(!me.comm.is_empty());
+        assert!(me.cgroup.contains("::") || me.cgroup.contains(':'), "{}", me.cgroup);
+        assert!(pids().unwrap().contains(&std::process::id()));
+    }
+
+    #[test]
+    fn labels_are_file_names() {
+        assert_eq!(label_of("/srv/bin/api"), "api");
+        assert_eq!(label_of("/srv/bin/api (deleted)"), "api");
+        assert_eq!(label_of("api"), "api");
+    }
+}

@@ -1,0 +1,132 @@
+//! BPF tier: the daemon finds Go processes it did not start (running before it, or
+//! exec'd later), ignores other programs, attaches once per executable, and keeps
+//! nothing of a process that is gone.
+
+mod daemon_support;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use daemon_support::{Daemon, install, newest_go, start_program, test_dir, wait_for};
+use support::{bpf_or_skip, build};
+
+/// The `service` fixture built with the newest toolchain, copied into `dir`.
+fn service(test: &str, dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    let tc = newest_go(test)?;
+    Some(install(&build(&tc, "fixtures/service", false), dir, name))
+}
+
+#[test]
+fn go_program_started_later_is_traced_within_a_second() {
+    let test = "go_program_started_later_is_traced_within_a_second";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("later");
+    let Some(bin) = service(test, &dir, "svc-later") else { return };
+    let daemon = Daemon::start(&dir, &[]);
+    let started = Instant::now();
+    let program = start_program(&bin, &["idle"]);
+    let pid = u64::from(program.pid());
+    wait_for("the new process to be traced", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        if listed.contains(&pid) && kernel.contains(&pid) { Ok(()) } else { Err(daemon.status().to_string()) }
+    });
+    let took = started.elapsed();
+    eprintln!("traced {took:?} after start");
+    assert!(took < Duration::from_secs(1), "traced only {took:?} after start\n{}", daemon.log());
+    assert_eq!(daemon.metric("ghostrace_processes_discovered_total{source=\"exec\"}"), Some(1.0));
+    drop(program);
+    daemon.assert_forgot_everything();
+    daemon.stop();
+}
+
+#[test]
+fn non_go_program_is_ignored() {
+    if !bpf_or_skip("non_go_program_is_ignored") {
+        return;
+    }
+    let dir = test_dir("non-go");
+    let bin = install(std::path::Path::new("/bin/sleep"), &dir, "not-go");
+    let daemon = Daemon::start(&dir, &[]);
+    let ignored_before = daemon.metric("ghostrace_ignored_binaries_total").expect("ignored counter");
+    let program = start_program(&bin, &["30"]);
+    wait_for("the daemon to look at the program", Duration::from_secs(10), || {
+        match daemon.metric("ghostrace_ignored_binaries_total") {
+            Some(n) if n > ignored_before => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let (listed, kernel) = daemon.traced_pids();
+    assert!(!listed.contains(&u64::from(program.pid())) && kernel.is_empty(), "{}", daemon.status());
+    assert_eq!(daemon.metric("ghostrace_go_processes"), Some(0.0));
+    assert_eq!(daemon.metric("ghostrace_attached_binaries"), Some(0.0));
+    drop(program);
+    daemon.stop();
+}
+
+#[test]
+fn processes_of_one_binary_share_one_attachment() {
+    let test = "processes_of_one_binary_share_one_attachment";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("shared");
+    let Some(bin) = service(test, &dir, "svc-shared") else { return };
+    let daemon = Daemon::start(&dir, &[]);
+    let first = start_program(&bin, &["idle"]);
+    let second = start_program(&bin, &["idle"]);
+    let pids = [u64::from(first.pid()), u64::from(second.pid())];
+    let status = wait_for("both processes to be traced", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        let both = pids.iter().all(|p| listed.contains(p) && kernel.contains(p));
+        if both { Ok(daemon.status()) } else { Err(daemon.status().to_string()) }
+    });
+    let binaries = status["binaries"].as_array().expect("binaries");
+    assert_eq!(binaries.len(), 1, "one attachment expected: {status}");
+    let probes = binaries[0]["probes"].as_u64().expect("probes");
+    assert!(probes > 0, "the service has call sites to probe: {status}");
+    assert_eq!(daemon.metric("ghostrace_attached_probes"), Some(probes as f64), "probes counted once");
+    assert_eq!(daemon.metric("ghostrace_traced_processes"), Some(2.0));
+    // One of them goes: the other keeps the attachment.
+    drop(first);
+    wait_for("the first process to be forgotten", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        if listed == [pids[1]] && kernel == [pids[1]] { Ok(()) } else { Err(daemon.status().to_string()) }
+    });
+    assert_eq!(daemon.metric("ghostrace_attached_probes"), Some(probes as f64));
+    drop(second);
+    daemon.assert_forgot_everything();
+    daemon.stop();
+}
+
+#[test]
+fn killed_process_leaves_no_state() {
+    let test = "killed_process_leaves_no_state";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("killed");
+    let Some(bin) = service(test, &dir, "svc-killed") else { return };
+    // Running before the daemon: found by the start-up scan.
+    let mut program = start_program(&bin, &["busy", "2"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let daemon = Daemon::start(&dir, &[]);
+    let pid = u64::from(program.pid());
+    let (listed, kernel) = daemon.traced_pids();
+    assert!(listed.contains(&pid) && kernel.contains(&pid), "{}", daemon.status());
+    assert_eq!(daemon.metric("ghostrace_processes_discovered_total{source=\"scan\"}"), Some(1.0));
+    wait_for("probe hits to be counted", Duration::from_secs(10), || {
+        let hits: f64 = daemon
+            .metrics()
+            .lines()
+            .filter(|l| l.starts_with("ghostrace_probe_hits_total{") && l.contains("svc-killed"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if hits > 0.0 { Ok(()) } else { Err(daemon.metrics()) }
+    });
+    program.kill();
+    daemon.assert_forgot_everything();
+    assert!(daemon.log().contains(&format!("pid {pid} (svc-killed) is gone")), "{}", daemon.log());
+    daemon.stop();
+}
