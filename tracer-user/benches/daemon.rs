@@ -1,0 +1,142 @@
+//! Benchmark (root): the daemon's resident memory and CPU while it traces 20 idle Go
+//! processes, then while it also traces one busy one. Prints figures; asserts nothing.
+//!
+//!     sudo -E cargo bench -p tracer-user --bench daemon        (GHOSTRACE_BENCH_SECS=20)
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const IDLE: usize = 20;
+
+/// Kills and reaps on drop.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (user + system CPU ticks, resident KiB, peak resident KiB) of a process.
+fn usage(pid: u32) -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split_whitespace().collect();
+    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (ticks, kib("VmRSS:"), kib("VmHWM:"))
+}
+
+/// The body of a 200 answer, or `None` (not listening yet, not ready).
+fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+fn metric_sum(port: u16, prefix: &str) -> f64 {
+    get(port, "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Measures the daemon over `secs`: (CPU % of one core, RSS MiB, peak RSS MiB, probe hits/s).
+fn measure(pid: u32, port: u16, secs: u64) -> (f64, f64, f64, f64) {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let (t0, _, _) = usage(pid);
+    let h0 = metric_sum(port, "ghostrace_probe_hits_total");
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let (t1, rss, peak) = usage(pid);
+    let elapsed = start.elapsed().as_secs_f64();
+    // Kernel counters are read into the metrics every 2 s.
+    std::thread::sleep(Duration::from_millis(2100));
+    let h1 = metric_sum(port, "ghostrace_probe_hits_total");
+    ((t1 - t0) as f64 / hz / elapsed * 100.0, rss as f64 / 1024.0, peak as f64 / 1024.0, (h1 - h0) / (elapsed + 2.1))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("daemon benchmark skipped: needs root (BPF)");
+        return;
+    }
+    let Some(tc) = support::toolchains().pop() else {
+        eprintln!("daemon benchmark skipped: no Go toolchain (cargo xtask bootstrap)");
+        return;
+    };
+    let secs: u64 = std::env::var("GHOSTRACE_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let dir = support::repo().join("target/bench-daemon");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("svc");
+    std::fs::copy(support::build(&tc, "fixtures/service", false), &bin).unwrap();
+    let start = |args: &[&str]| {
+        Kill(Command::new(&bin).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start svc"))
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let daemon = Kill(
+        Command::new(env!("CARGO_BIN_EXE_ghostrace"))
+            .args(["daemon", "--listen", &format!("127.0.0.1:{port}"), "--select"])
+            .arg(format!("path:{}/**", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.err")).unwrap())
+            .spawn()
+            .expect("start the daemon"),
+    );
+    let pid = daemon.0.id();
+    let wait_traced = |n: f64| {
+        let t = Instant::now();
+        while get(port, "/readyz").is_none() || metric_sum(port, "ghostrace_traced_processes") < n {
+            assert!(t.elapsed() < Duration::from_secs(60), "daemon did not trace {n} processes: {}", log(&dir));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_traced(0.0);
+    let (_, rss_empty, _) = usage(pid);
+    let idle: Vec<Kill> = (0..IDLE).map(|_| start(&["idle"])).collect();
+    wait_traced(IDLE as f64);
+    let (cpu_idle, rss_idle, peak_idle, hits_idle) = measure(pid, port, secs);
+    let busy = start(&["busy"]);
+    wait_traced(IDLE as f64 + 1.0);
+    let (cpu_busy, rss_busy, peak_busy, hits_busy) = measure(pid, port, secs);
+    println!("ghostrace daemon ({}, Go {} service fixture, {secs} s per phase)", env!("CARGO_PKG_VERSION"), tc.version);
+    println!("  ready, nothing traced:    RSS {:.1} MiB", rss_empty as f64 / 1024.0);
+    println!(
+        "  {IDLE} idle processes:        CPU {cpu_idle:.2}% of a core, RSS {rss_idle:.1} MiB (peak {peak_idle:.1}), {hits_idle:.0} probe hits/s"
+    );
+    println!(
+        "  + 1 busy process:         CPU {cpu_busy:.2}% of a core, RSS {rss_busy:.1} MiB (peak {peak_busy:.1}), {hits_busy:.0} probe hits/s"
+    );
+    drop(busy);
+    drop(idle);
+    drop(daemon);
+}
+
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("daemon.err")).unwrap_or_default()
+}
