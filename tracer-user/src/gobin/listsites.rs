@@ -143,13 +143,19 @@ pub(crate) fn sites_in<'a>(
         ranges.sort_unstable();
         let ranges = merge(ranges);
         let call_pc = entry.wrapping_add(u64::from(tree.get(r)?.parent_pc));
-        // The body proper follows the call's position; pieces before it are
-        // instructions the compiler gave the body's position elsewhere.
-        let body_start = ranges.iter().map(|r| r.0).find(|&s| s > call_pc).unwrap_or(ranges[0].0);
-        let registers = if insns.is_empty() {
-            Err("function code is not in the file".to_string())
+        // The body proper usually follows the call's position (pieces before it are
+        // instructions the compiler gave the body's position elsewhere), but the
+        // compiler may also place the call's position after the body (seen in a loop
+        // with Go 1.21–1.27): the body starts at the range whose first instructions
+        // compare e.list with the list.
+        let preferred = ranges.iter().map(|r| r.0).find(|&s| s > call_pc).unwrap_or(ranges[0].0);
+        let candidates = std::iter::once(preferred).chain(ranges.iter().map(|r| r.0).filter(|&s| s != preferred));
+        let (body_start, registers) = if insns.is_empty() {
+            (preferred, Err("function code is not in the file".to_string()))
         } else {
-            registers(&insns, call_pc, body_start, &ranges)
+            let mut tried = candidates.map(|start| (start, registers(&insns, call_pc, start, &ranges)));
+            let first = tried.next().expect("at least one range");
+            if first.1.is_ok() { first } else { tried.find(|(_, r)| r.is_ok()).unwrap_or(first) }
         };
         let exits = if insns.is_empty() { Vec::new() } else { exits(&insns, &ranges, body_start, entry, end) };
         let enter = if registers.is_ok() { cheaper_enter(&insns, call_pc, body_start) } else { body_start };
