@@ -1,6 +1,6 @@
 //! The traced child process: started held at a gate so that it cannot run before
 //! the probes are attached, waited for, and sent the signals ghostrace receives.
-//! The few libc calls live here, each with its reason.
+#![forbid(unsafe_code)]
 
 use std::{
     ffi::{CString, OsStr, OsString},
@@ -15,6 +15,8 @@ use std::{
 };
 
 use thiserror::Error;
+
+use crate::sys::{self, SignalAction};
 
 #[derive(Debug, Error)]
 pub enum ChildError {
@@ -46,25 +48,7 @@ pub fn spawn_gated(program: &Path, argv0: &OsStr, args: &[OsString]) -> Result<G
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let (gate_read, gate_write) = std::io::pipe().map_err(spawn_err)?;
-    let (read_fd, write_fd) = (gate_read.as_raw_fd(), gate_write.as_raw_fd());
-    // SAFETY: after fork the child only calls async-signal-safe functions (close,
-    // read, execv, _exit) on memory prepared before the fork.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: as above; the child never returns from this block.
-        unsafe {
-            libc::close(write_fd);
-            let mut byte = 0u8;
-            if libc::read(read_fd, (&raw mut byte).cast(), 1) != 1 {
-                libc::_exit(126);
-            }
-            libc::execv(path.as_ptr(), argv_ptrs.as_ptr());
-            libc::_exit(127);
-        }
-    }
-    if pid < 0 {
-        return Err(spawn_err(io::Error::last_os_error()));
-    }
+    let pid = sys::fork_gated_exec(&path, &argv_ptrs, gate_read.as_raw_fd(), gate_write.as_raw_fd()).map_err(spawn_err)?;
     drop(gate_read);
     Ok(GatedChild { pid, gate: Some(OwnedFd::from(gate_write).into()), reaped: false })
 }
@@ -85,18 +69,8 @@ impl GatedChild {
     /// terminal already reaches the whole process group, so ghostrace ignores it).
     pub fn wait(mut self) -> Result<ExitStatus, ChildError> {
         forward_signals_to(self.pid);
-        let status = loop {
-            let mut status = 0;
-            // SAFETY: waits for our own child; status is a valid out-pointer.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-            if r == self.pid {
-                break Ok(ExitStatus::from_raw(status));
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                break Err(ChildError::Wait { pid: self.pid(), source: err });
-            }
-        };
+        let status =
+            sys::wait_child(self.pid).map(ExitStatus::from_raw).map_err(|source| ChildError::Wait { pid: self.pid(), source });
         forward_signals_to(0);
         self.reaped = true;
         status
@@ -108,8 +82,7 @@ impl Drop for GatedChild {
         // Never leave a child held at the gate: closing it makes the child exit, and
         // reaping it leaves no zombie.
         if self.gate.take().is_some() && !self.reaped {
-            // SAFETY: reaps our own child, which exits as soon as the gate closes.
-            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+            let _ = sys::wait_child(self.pid);
         }
     }
 }
@@ -124,20 +97,17 @@ static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 extern "C" fn forward(sig: libc::c_int) {
     let pid = FORWARD_TO.load(Ordering::Relaxed);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
+        sys::send_signal(pid, sig);
     }
 }
 
 fn forward_signals_to(pid: libc::pid_t) {
     FORWARD_TO.store(pid, Ordering::Relaxed);
-    let handler = if pid > 0 { forward as *const () as libc::sighandler_t } else { libc::SIG_DFL };
-    // SAFETY: installing handlers that only call async-signal-safe functions.
-    unsafe {
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGHUP, handler);
-        libc::signal(libc::SIGINT, if pid > 0 { libc::SIG_IGN } else { libc::SIG_DFL });
-    }
+    let (forwarded, interrupt) =
+        if pid > 0 { (SignalAction::Handle(forward), SignalAction::Ignore) } else { (SignalAction::Default, SignalAction::Default) };
+    sys::set_signal_action(libc::SIGTERM, forwarded);
+    sys::set_signal_action(libc::SIGHUP, forwarded);
+    sys::set_signal_action(libc::SIGINT, interrupt);
 }
 
 /// Set by SIGINT/SIGTERM while `attach` traces a process it did not start.
@@ -149,26 +119,20 @@ extern "C" fn request_stop(_sig: libc::c_int) {
 
 /// Makes SIGINT and SIGTERM request a clean stop instead of killing ghostrace.
 pub fn stop_on_signals() {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, request_stop as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, request_stop as *const () as libc::sighandler_t);
-    }
+    sys::set_signal_action(libc::SIGINT, SignalAction::Handle(request_stop));
+    sys::set_signal_action(libc::SIGTERM, SignalAction::Handle(request_stop));
 }
 
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed) != 0
 }
 
-/// Whether a process exists (signal 0 probes without sending anything).
+/// Whether a process exists.
 pub fn alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 sends nothing.
-    unsafe { libc::kill(pid as i32, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+    sys::process_exists(pid)
 }
 
 /// Waits until `fd` is readable or `timeout_ms` passes.
 pub fn poll_readable(fd: i32, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
+    sys::poll_readable(fd, timeout_ms)
 }

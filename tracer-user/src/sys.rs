@@ -22,3 +22,84 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Forks; the child waits for one byte on `gate_read` (closing its copy of
+/// `gate_write` first, so that ghostrace's death closes the gate), then execs `path`
+/// with the null-terminated `argv`. Without the byte the child exits with 126; a
+/// failed exec exits with 127. Returns the child's pid.
+pub fn fork_gated_exec(
+    path: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    gate_read: std::os::fd::RawFd,
+    gate_write: std::os::fd::RawFd,
+) -> io::Result<libc::pid_t> {
+    assert!(argv.last().is_some_and(|p| p.is_null()), "argv must be null-terminated");
+    // SAFETY: after fork the child only calls async-signal-safe functions (close,
+    // read, execv, _exit) on memory the parent prepared before forking.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above; the child never returns from this block.
+        unsafe {
+            libc::close(gate_write);
+            let mut byte = 0u8;
+            if libc::read(gate_read, (&raw mut byte).cast(), 1) != 1 {
+                libc::_exit(126);
+            }
+            libc::execv(path.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if pid < 0 { Err(io::Error::last_os_error()) } else { Ok(pid) }
+}
+
+/// Waits for a child of this process; returns its raw wait status.
+pub fn wait_child(pid: libc::pid_t) -> io::Result<i32> {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer for the call.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            return Ok(status);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Sends `sig` to `pid`; async-signal-safe.
+pub fn send_signal(pid: libc::pid_t, sig: libc::c_int) -> bool {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Whether a process exists (signal 0 probes without sending anything).
+pub fn process_exists(pid: u32) -> bool {
+    send_signal(pid as libc::pid_t, 0) || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// What a signal does.
+#[derive(Clone, Copy)]
+pub enum SignalAction {
+    Default,
+    Ignore,
+    /// A handler that only calls async-signal-safe functions.
+    Handle(extern "C" fn(libc::c_int)),
+}
+
+pub fn set_signal_action(sig: libc::c_int, action: SignalAction) {
+    let handler = match action {
+        SignalAction::Default => libc::SIG_DFL,
+        SignalAction::Ignore => libc::SIG_IGN,
+        SignalAction::Handle(f) => f as *const () as libc::sighandler_t,
+    };
+    // SAFETY: installs a disposition; handlers are async-signal-safe by contract.
+    unsafe { libc::signal(sig, handler) };
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes.
+pub fn poll_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
+}
