@@ -24,20 +24,19 @@ impl Drop for Kill {
     }
 }
 
-/// (user + system CPU ticks, resident KiB, peak resident KiB) of a process.
-fn usage(pid: u32) -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split_whitespace().collect();
-    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+/// A number field of /proc/PID/status (`VmRSS:` in KiB; `Uid:` real, effective, ...).
+fn status_field(pid: &str, key: &str, nth: usize) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks, kib("VmRSS:"), kib("VmHWM:"))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().nth(nth)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// (resident KiB, peak resident KiB) of a process.
+fn memory(pid: u32) -> (u64, u64) {
+    (status_field(&pid.to_string(), "VmRSS:", 0), status_field(&pid.to_string(), "VmHWM:", 0))
 }
 
 /// The body of a 200 answer, or `None` (not listening yet, not ready).
@@ -61,27 +60,26 @@ fn metric_sum(port: u16, prefix: &str) -> f64 {
 }
 
 /// Measures the daemon over `secs`: (CPU % of one core, RSS MiB, peak RSS MiB, probe hits/s).
+/// CPU is the daemon's own `process_cpu_seconds_total`.
 fn measure(pid: u32, port: u16, secs: u64) -> (f64, f64, f64, f64) {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let (t0, _, _) = usage(pid);
+    let cpu0 = metric_sum(port, "process_cpu_seconds_total");
     let h0 = metric_sum(port, "ghostrace_probe_hits_total");
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
-    let (t1, rss, peak) = usage(pid);
+    let cpu1 = metric_sum(port, "process_cpu_seconds_total");
+    let (rss, peak) = memory(pid);
     let elapsed = start.elapsed().as_secs_f64();
     // Kernel counters are read into the metrics every 2 s.
     std::thread::sleep(Duration::from_millis(2100));
     let h1 = metric_sum(port, "ghostrace_probe_hits_total");
-    ((t1 - t0) as f64 / hz / elapsed * 100.0, rss as f64 / 1024.0, peak as f64 / 1024.0, (h1 - h0) / (elapsed + 2.1))
+    ((cpu1 - cpu0) / elapsed * 100.0, rss as f64 / 1024.0, peak as f64 / 1024.0, (h1 - h0) / (elapsed + 2.1))
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if status_field("self", "Uid:", 1) != 0 {
         eprintln!("daemon benchmark skipped: needs root (BPF)");
         return;
     }
@@ -117,14 +115,20 @@ fn main() {
         }
     };
     wait_traced(0.0);
-    let (_, rss_empty, _) = usage(pid);
+    let (rss_empty, _) = memory(pid);
     let idle: Vec<Kill> = (0..IDLE).map(|_| start(&["idle"])).collect();
     wait_traced(IDLE as f64);
     let (cpu_idle, rss_idle, peak_idle, hits_idle) = measure(pid, port, secs);
     let busy = start(&["busy"]);
     wait_traced(IDLE as f64 + 1.0);
     let (cpu_busy, rss_busy, peak_busy, hits_busy) = measure(pid, port, secs);
-    println!("ghostrace daemon ({}, Go {} service fixture, {secs} s per phase)", env!("CARGO_PKG_VERSION"), tc.version);
+    // process_cpu_seconds_total counts clock ticks (10 ms).
+    let resolution = 0.01 / secs as f64 * 100.0;
+    println!(
+        "ghostrace daemon ({}, Go {} service fixture, {secs} s per phase, CPU resolution {resolution:.2}%)",
+        env!("CARGO_PKG_VERSION"),
+        tc.version
+    );
     println!("  ready, nothing traced:    RSS {:.1} MiB", rss_empty as f64 / 1024.0);
     println!(
         "  {IDLE} idle processes:        CPU {cpu_idle:.2}% of a core, RSS {rss_idle:.1} MiB (peak {peak_idle:.1}), {hits_idle:.0} probe hits/s"

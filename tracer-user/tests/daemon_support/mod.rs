@@ -88,8 +88,8 @@ impl Guard {
 
     /// SIGTERM, then SIGKILL if it is still there after `grace`; returns the status.
     pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        // SAFETY: signals our own child, which is not reaped yet.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // Our own child, not reaped yet: the pid is still its own.
+        tracer_user::sys::send_signal(self.child.id() as i32, libc::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < grace {
             if let Ok(Some(status)) = self.child.try_wait() {
