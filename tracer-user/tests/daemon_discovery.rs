@@ -130,3 +130,51 @@ fn killed_process_leaves_no_state() {
     assert!(daemon.log().contains(&format!("pid {pid} (svc-killed) is gone")), "{}", daemon.log());
     daemon.stop();
 }
+
+/// A Go program ghostrace cannot analyse (32-bit x86): logged once with the reason,
+/// counted once, its processes listed as untraced, and the daemon carries on.
+#[test]
+fn unsupported_go_binary_is_logged_once_and_counted() {
+    let test = "unsupported_go_binary_is_logged_once_and_counted";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("unsupported");
+    let Some(tc) = newest_go(test) else { return };
+    let bin386 = dir.join("svc-386");
+    let built = support::go(&tc)
+        .env("GOARCH", "386")
+        .args(["build", "-o"])
+        .arg(&bin386)
+        .arg(".")
+        .current_dir(support::repo().join("testdata/fixtures/service"))
+        .status()
+        .expect("go build");
+    assert!(built.success(), "GOARCH=386 build failed");
+    let Some(good) = service(test, &dir, "svc-good") else { return };
+    let daemon = Daemon::start(&dir, &[]);
+    let (a, b) = (start_program(&bin386, &["idle"]), start_program(&bin386, &["idle"]));
+    let pids = [u64::from(a.pid()), u64::from(b.pid())];
+    wait_for("both 32-bit processes to be listed as untraced", Duration::from_secs(10), || {
+        let status = daemon.status();
+        let untraced: Vec<u64> =
+            status["untraced_go"].as_array().unwrap().iter().map(|u| u["pid"].as_u64().unwrap()).collect();
+        if pids.iter().all(|p| untraced.contains(p)) { Ok(()) } else { Err(status.to_string()) }
+    });
+    assert_eq!(daemon.metric("ghostrace_attach_errors_total{reason=\"unsupported\"}"), Some(1.0));
+    assert_eq!(daemon.metric("ghostrace_go_processes"), Some(2.0));
+    let log = daemon.log();
+    assert_eq!(log.matches("not tracing").count(), 1, "logged once:\n{log}");
+    assert!(log.contains("unsupported architecture"), "{log}");
+    // It carries on: a Go program it can handle is traced.
+    let program = start_program(&good, &["idle"]);
+    let pid = u64::from(program.pid());
+    wait_for("the amd64 program to be traced", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        if listed.contains(&pid) && kernel.contains(&pid) { Ok(()) } else { Err(daemon.status().to_string()) }
+    });
+    assert_eq!(daemon.metric("ghostrace_go_processes"), Some(3.0));
+    drop((a, b, program));
+    daemon.assert_forgot_everything();
+    daemon.stop();
+}

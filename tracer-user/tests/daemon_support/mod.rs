@@ -78,7 +78,19 @@ pub struct Guard {
 
 impl Guard {
     pub fn spawn(name: &str, cmd: &mut Command) -> Self {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Ok(child) => break child,
+                // A program copied just now may still be open for writing in a child
+                // another test thread forked meanwhile (until that child's exec).
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("start {name}: {e}"),
+            }
+        };
         Self { child, name: name.to_string() }
     }
 
