@@ -40,6 +40,8 @@ struct Watched {
     limiter: Limiter,
     /// Engine statistics at the last look.
     last: Stats,
+    /// Some finding's last line is behind its count.
+    behind: bool,
 }
 
 /// Settings of the findings side.
@@ -93,8 +95,13 @@ impl<W: Write> Findings<W> {
                     let pid = info.pid;
                     engine.add_process(info);
                     let live = Live::new(engine, symbols).with_stack_limit(STACK_LIMIT);
-                    let watched =
-                        Watched { live, label, limiter: Limiter::new(self.settings.interval), last: Stats::default() };
+                    let watched = Watched {
+                        live,
+                        label,
+                        limiter: Limiter::new(self.settings.interval),
+                        last: Stats::default(),
+                        behind: false,
+                    };
                     if let Some(old) = self.watched.insert(pid, watched) {
                         self.retire(old);
                     }
@@ -118,10 +125,15 @@ impl<W: Write> Findings<W> {
     /// Writes what changed in one engine's findings and statistics.
     fn look(&mut self, w: &mut Watched, last: bool) {
         let stats = w.live.engine.stats();
-        if stats.findings > 0 && (stats.events != w.last.events || last) {
+        // Candidates settle into findings without new events, and rate-limited
+        // lines fall due later: either is a reason to look.
+        let moved = stats.events != w.last.events || stats.findings != w.last.findings;
+        if stats.findings > 0 && (moved || w.behind || last) {
             let now = monotonic_ns();
+            w.behind = false;
             for f in w.live.findings() {
                 let verdict = w.limiter.observe(&f, now, last);
+                w.behind |= verdict.behind;
                 self.metrics.count_finding(f.detector, f.severity, &w.label, verdict.new, verdict.occurrences);
                 if verdict.print && !self.write_failed && self.out.write_all(std::slice::from_ref(&f)).is_err() {
                     // stdout closed: metrics carry on, lines stop.

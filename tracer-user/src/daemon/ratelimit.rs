@@ -36,6 +36,8 @@ pub struct Verdict {
     pub occurrences: u64,
     /// Write its line now.
     pub print: bool,
+    /// Its last line is behind its count (a line is due later).
+    pub behind: bool,
 }
 
 /// The findings of one process seen so far (bounded by the engine's finding bound).
@@ -55,7 +57,7 @@ impl Limiter {
         match self.seen.get_mut(&Key::of(f)) {
             None => {
                 self.seen.insert(Key::of(f), Seen { count: f.count, printed_count: f.count, printed_at_ns: now_ns });
-                Verdict { new: true, occurrences: f.count, print: true }
+                Verdict { new: true, occurrences: f.count, print: true, behind: false }
             }
             Some(seen) => {
                 let occurrences = f.count.saturating_sub(seen.count);
@@ -65,7 +67,7 @@ impl Limiter {
                 if print {
                     (seen.printed_count, seen.printed_at_ns) = (seen.count, now_ns);
                 }
-                Verdict { new: false, occurrences, print }
+                Verdict { new: false, occurrences, print, behind: seen.count > seen.printed_count }
             }
         }
     }
@@ -82,12 +84,21 @@ mod tests {
     fn new_findings_print_at_once_then_once_per_interval() {
         let mut limiter = Limiter::new(std::time::Duration::from_secs(60));
         let mut f = finding();
-        assert_eq!(limiter.observe(&f, 0, false), Verdict { new: true, occurrences: 3, print: true });
+        assert_eq!(limiter.observe(&f, 0, false), Verdict { new: true, occurrences: 3, print: true, behind: false });
         f.count = 10;
-        assert_eq!(limiter.observe(&f, 5 * S, false), Verdict { new: false, occurrences: 7, print: false });
+        assert_eq!(
+            limiter.observe(&f, 5 * S, false),
+            Verdict { new: false, occurrences: 7, print: false, behind: true }
+        );
         f.count = 500;
-        assert_eq!(limiter.observe(&f, 30 * S, false), Verdict { new: false, occurrences: 490, print: false });
-        assert_eq!(limiter.observe(&f, 61 * S, false), Verdict { new: false, occurrences: 0, print: true });
+        assert_eq!(
+            limiter.observe(&f, 30 * S, false),
+            Verdict { new: false, occurrences: 490, print: false, behind: true }
+        );
+        assert_eq!(
+            limiter.observe(&f, 61 * S, false),
+            Verdict { new: false, occurrences: 0, print: true, behind: false }
+        );
         // Unchanged: nothing to say, even when due or last.
         assert!(!limiter.observe(&f, 200 * S, true).print);
         f.count = 501;
