@@ -9,14 +9,13 @@ use thiserror::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// `--window`: two growths of one array closer than this are concurrent
-    /// (`slice_lost_append`); also how recent another goroutine's map write must be to
+    /// (`slice_lost_append`, `slice_capacity_overlap`): so close that the array
+    /// cannot have been freed by a GC cycle and its memory reused meanwhile; also how recent another goroutine's map write must be to
     /// be named as the one in progress. Default 1 ms: twice the p99 of a growslice on
     /// arrays up to 256 KiB (0.43 ms measured) plus the probe's own trap cost.
     pub window: Duration,
     /// A re-growth by another goroutine at least this long after the first growth is
-    /// `slice_stale_header`; sub-slices grown closer together can be
-    /// `slice_capacity_overlap`. Default 100 ms: far beyond any racing append, and
-    /// short against the GC cycle an address needs to come back for a new array.
+    /// `slice_stale_header`. Default 100 ms: far beyond any racing append.
     pub stale_after: Duration,
     /// How long a slice candidate (`slice_lost_append`, `slice_capacity_overlap`) waits
     /// for evidence that the array is a template or pooled buffer copied by value before

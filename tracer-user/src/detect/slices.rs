@@ -6,6 +6,12 @@
 //! growslice copies `[ptr, ptr+len)` to a new array and never writes the old one, and
 //! an append within capacity calls nothing. What the records show is therefore which
 //! headers reached the end of an array, when, and from which goroutine.
+//!
+//! An end address is not an array for ever: once the array is dead, a GC cycle can
+//! free it and the allocator can hand its memory to a new array, whose end may be
+//! the same address. The records carry no GC cycle, so what is related here is
+//! bounded by what one life of an array must look like: one element size, and for
+//! pairs that claim both headers held the array at once, growths within `window`.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -27,6 +33,13 @@ struct Grow {
 }
 
 impl Grow {
+    /// Headers of one array agree on the element size: an array has one element
+    /// type. Two sizes at one end address are two arrays, i.e. two lives of the
+    /// address.
+    fn same_life(&self, o: &Grow) -> bool {
+        self.elem == o.elem
+    }
+
     fn same_slice(&self, o: &Grow) -> bool {
         self.start == o.start && self.len == o.len && self.elem == o.elem
     }
@@ -38,10 +51,11 @@ impl Grow {
 }
 
 /// Bytes by which the elements of two sub-slices with different starts overlap,
-/// with the lower and the upper one. Exact: `s[i:j:j]` has its own end, so it never
-/// shares an array state with its neighbours in the first place.
+/// with the lower and the upper one: the lower header's elements reach past the
+/// upper one's start. Exact: `s[i:j:j]` has its own end, so it never shares an array
+/// state with its neighbours in the first place.
 fn overlap<'a>(x: &'a Grow, y: &'a Grow) -> Option<(u64, &'a Grow, &'a Grow)> {
-    if x.start == y.start {
+    if x.start == y.start || !x.same_life(y) {
         return None;
     }
     let (lo, hi) = if x.start < y.start { (x, y) } else { (y, x) };
@@ -73,21 +87,23 @@ struct ArrayState {
     first: Grow,
     /// A `Pending` entry exists for this array.
     pending: bool,
-    /// Evidence that the array is copied by value (a template, a pooled buffer): a
-    /// header that is shared and updated moves to a new array once it grows, so the
-    /// same slice of this array grown again means each user holds its own copy of
-    /// the header. Again within the window by the same goroutine (a loop) is proof
-    /// enough; later, it can also be the address reused for a new array after a GC
-    /// cycle, so it takes `BY_VALUE` such growths (a template is used again and again).
-    repeats: u8,
+    /// Evidence that the array is copied by value (a template, a pooled buffer, a
+    /// published read-only table): a header that is shared and updated moves to a
+    /// new array once it grows, so the same slice of this array grown again, by the
+    /// same goroutine or later than `window`, means its users hold their own copies
+    /// of the header. (Or the address came back for a new array of the same shape
+    /// after a GC cycle: then a real candidate is dropped, a missed finding, never a
+    /// false one.)
+    by_value: bool,
 }
 
-/// Later repeats of one slice that show an array is copied by value.
-const BY_VALUE: u8 = 3;
-
 impl ArrayState {
+    fn new(first: Grow) -> Self {
+        Self { first, pending: false, by_value: false }
+    }
+
     fn by_value(&self) -> bool {
-        self.repeats >= BY_VALUE
+        self.by_value
     }
 }
 
@@ -103,6 +119,9 @@ pub(crate) struct SliceCounters {
     pub ignored: u64,
     /// Candidates dropped because their array proved to be copied by value.
     pub suppressed: u64,
+    /// Growths that showed an end address reused by another array (another
+    /// element size): the state started over with them.
+    pub reused: u64,
 }
 
 /// Windows in engine nanoseconds, the settle queue and counters.
@@ -171,7 +190,7 @@ impl Slices {
                 rules.relate(key, st, g, out);
             }
             None => {
-                let st = ArrayState { first: g, pending: false, repeats: 0 };
+                let st = ArrayState::new(g);
                 arrays.insert(key, st, now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
             }
         }
@@ -217,31 +236,45 @@ impl Rules {
     }
 
     fn relate(&mut self, key: Key, st: &mut ArrayState, g: Grow, out: &mut Dedup) {
-        // 0: no evidence, 1: a later repeat, BY_VALUE: one goroutine again at once.
-        let evidence = |prior: &Grow| match prior.same_slice(&g) && prior.at.ts != g.at.ts {
-            false => 0,
-            true if prior.at.goid == g.at.goid && prior.at.ts.abs_diff(g.at.ts) <= self.window => BY_VALUE,
-            true if prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window => 1,
-            true => 0,
+        if !st.first.same_life(&g) {
+            // Another element size at this end address: another array. The address
+            // was freed and reused in between, so the first life is over (nothing
+            // later can be of it) and nothing relates across the two lives.
+            self.counters.reused += 1;
+            if g.at.ts > st.first.at.ts {
+                self.settle(key, st, out);
+                *st = ArrayState::new(g);
+            }
+            return;
+        }
+        // The same slice again, by the same goroutine or later than `window`: copied
+        // by value. (By another goroutine within `window` it is a candidate pair.)
+        let repeat = |prior: &Grow| {
+            prior.same_slice(&g)
+                && prior.at.ts != g.at.ts
+                && (prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window)
         };
         let partner = if st.pending { self.pending.get(&key).map(|p| p.partner) } else { None };
-        let seen = evidence(&st.first).max(partner.as_ref().map_or(0, evidence));
-        st.repeats = st.repeats.saturating_add(seen).min(BY_VALUE);
+        st.by_value |= repeat(&st.first) || partner.as_ref().is_some_and(repeat);
         let first = st.first;
         if first.at.goid == g.at.goid {
             return;
         }
         let dt = first.at.ts.abs_diff(g.at.ts);
-        if first.same_slice(&g) {
-            if dt <= self.window {
+        // Both candidates claim that the two headers held one array at once. Kept
+        // within `window` because the records carry no GC cycle: further apart, the
+        // first array may have died, been freed by a GC cycle and its memory given to
+        // a new array with the same end (allocation-heavy programs cycle the GC every
+        // few milliseconds, and a freed span may come back for another size class).
+        if dt <= self.window {
+            if first.same_slice(&g) {
                 self.candidate(key, st, Candidate::LostAppend, g);
                 return;
             }
-        } else if overlap(&first, &g).is_some() && dt < self.stale_after {
-            // Bounded so that the array cannot have been freed and its address given
-            // to a new array meanwhile: that takes a GC cycle starting after `first`.
-            self.candidate(key, st, Candidate::Overlap, g);
-            return;
+            if overlap(&first, &g).is_some() {
+                self.candidate(key, st, Candidate::Overlap, g);
+                return;
+            }
         }
         if dt >= self.stale_after {
             let (early, late) = if first.at.ts <= g.at.ts { (first, g) } else { (g, first) };
