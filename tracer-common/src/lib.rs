@@ -7,7 +7,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
     /// A slice's backing array is about to grow (`runtime.growslice` and siblings).
-    /// args: old array pointer, old length, old capacity, new length, element size.
+    /// args: old array pointer, old length, old capacity, new length, element size
+    /// in the low 32 bits with the process's GC cycle count in the high 32 bits.
     SliceGrow = 1,
     /// A `range` over a map starts. args: map pointer, iterator pointer.
     MapIterStart = 2,
@@ -120,6 +121,9 @@ pub const MAX_PROBES: u32 = 16384;
 pub const fn cookie(probe: u32, aux0: u8, aux1: u8) -> u64 {
     probe as u64 | (aux0 as u64) << 32 | (aux1 as u64) << 40
 }
+
+/// Where the GC cycle count sits in a [`RecordKind::SliceGrow`] record's last word.
+pub const GC_CYCLE_SHIFT: u32 = 32;
 
 /// Offset of `list` in `container/list.Element` (all Go versions, amd64 and arm64).
 pub const LIST_ELEMENT_LIST_OFFSET: u64 = 16;

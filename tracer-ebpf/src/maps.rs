@@ -18,6 +18,11 @@ pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
 
+/// GC cycles started per traced process (tgid → count): an address can only hold
+/// a new array after a cycle freed the old one.
+#[map]
+pub static GC_CYCLES: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+
 /// User stacks of the records sent (Go keeps frame pointers).
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);

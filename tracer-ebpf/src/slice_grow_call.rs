@@ -2,9 +2,24 @@
 //! `append` outgrew its backing array.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use tracer_common::{GrowAbi, RecordKind};
+use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RecordKind};
 
-use crate::{emit, maps::LAST_HIT, regs::args5};
+use crate::{
+    emit,
+    maps::{GC_CYCLES, LAST_HIT},
+    regs::{self, args5},
+};
+
+/// `g.stack` ({lo, hi}) is the first field of `runtime.g` in Go 1.19–1.27
+/// (runtime/runtime2.go).
+#[inline(always)]
+fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
+    let g = regs::g(ctx);
+    match (emit::read_u64(g), emit::read_u64(g.wrapping_add(8))) {
+        (Some(lo), Some(hi)) => lo <= ptr && ptr < hi,
+        _ => false,
+    }
+}
 
 #[uprobe(multi)]
 pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
@@ -18,9 +33,14 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     };
     // _type.size is the first word of every type descriptor.
     let elem_size = emit::read_u64(et).unwrap_or(0);
-    let mut rec = hit.record(RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, elem_size]);
-    if old_cap == 0 || elem_size == 0 {
-        // Empty arrays all share runtime.zerobase: no identity to follow.
+    // SAFETY: the value is copied out at once.
+    let gc = unsafe { GC_CYCLES.get(&hit.tgid) }.copied().unwrap_or(0);
+    let packed = (elem_size & 0xffff_ffff) | gc << GC_CYCLE_SHIFT;
+    let mut rec = hit.record(RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed]);
+    if old_cap == 0 || elem_size == 0 || on_own_stack(&ctx, old_ptr) {
+        // Empty arrays all share runtime.zerobase, and an array on the goroutine's
+        // own stack is private to it (and its address is reused by the next
+        // goroutine given the same stack, with no GC in between): no identity to follow.
         hit.send_if_sampled(&ctx, &mut rec);
         return 0;
     }

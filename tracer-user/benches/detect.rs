@@ -59,6 +59,7 @@ impl World {
             old_cap: cap - start,
             new_len: cap - start + 1,
             elem_size: 8,
+            gc_cycle: 0,
         };
         self.event(goid, 0x4a_0000 + (ptr >> 16) % 64 * 0x10, kind)
     }
@@ -173,6 +174,7 @@ fn memory_figure() {
             old_cap: 16,
             new_len: 17,
             elem_size: 8,
+            gc_cycle: 0,
         };
         let goid = 1 + i % 2;
         engine.process(&Event {

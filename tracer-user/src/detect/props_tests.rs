@@ -20,6 +20,7 @@ fn kind(region: u64) -> impl Strategy<Value = EventKind> {
             old_cap: cap,
             new_len: cap + 1,
             elem_size: elem,
+            gc_cycle: 0,
         }
     });
     let map = (0..2u64).prop_map(move |m| base + 0x10_0000 + m * 0x100);

@@ -30,6 +30,8 @@ struct Grow {
     start: u64,
     len: u64,
     elem: u64,
+    /// The process's GC cycle count at the growth.
+    gc: u32,
 }
 
 impl Grow {
@@ -38,6 +40,14 @@ impl Grow {
     /// address.
     fn same_life(&self, o: &Grow) -> bool {
         self.elem == o.elem
+    }
+
+    /// No GC cycle started between the two growths, so no sweep can have freed the
+    /// array and handed its address to another one: both saw one live array. (An
+    /// array being grown is reachable, and the write barrier keeps the old one
+    /// marked through a cycle already under way, so only a later cycle frees it.)
+    fn same_cycle(&self, o: &Grow) -> bool {
+        self.gc == o.gc
     }
 
     fn same_slice(&self, o: &Grow) -> bool {
@@ -174,14 +184,14 @@ impl Slices {
 
     pub fn on_grow(&mut self, ev: &Event, now: u64, out: &mut Dedup) {
         let Self { arrays, rules } = self;
-        let EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size: elem, .. } = ev.kind else { return };
+        let EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size: elem, gc_cycle: gc, .. } = ev.kind else { return };
         // A length beyond the capacity can only come from a failed read.
         if ev.goid == 0 || old_cap == 0 || elem == 0 || old_len > old_cap {
             rules.counters.ignored += 1;
             return;
         }
         let key = Key::new(ev.tgid, ev.kind.object());
-        let g = Grow { at: Touch::of(ev), start: old_ptr, len: old_len, elem };
+        let g = Grow { at: Touch::of(ev), start: old_ptr, len: old_len, elem, gc };
         match arrays.touch(key, now, &mut |k, st, _| rules.settle(k, &mut { st }, out)) {
             Some(st) => {
                 if st.pending && rules.due_by(key, st, now) {
@@ -261,12 +271,11 @@ impl Rules {
             return;
         }
         let dt = first.at.ts.abs_diff(g.at.ts);
-        // Both candidates claim that the two headers held one array at once. Kept
-        // within `window` because the records carry no GC cycle: further apart, the
-        // first array may have died, been freed by a GC cycle and its memory given to
-        // a new array with the same end (allocation-heavy programs cycle the GC every
-        // few milliseconds, and a freed span may come back for another size class).
-        if dt <= self.window {
+        // Both candidates claim that the two headers held one array at once: only
+        // growths within one GC cycle can (between cycles the first array may have
+        // died and its memory been given to a new array with the same end), and
+        // within `window`, which also bounds the claim where the GC probe is missing.
+        if dt <= self.window && first.same_cycle(&g) {
             if first.same_slice(&g) {
                 self.candidate(key, st, Candidate::LostAppend, g);
                 return;

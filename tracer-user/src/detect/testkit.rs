@@ -12,11 +12,19 @@ pub(crate) const TGID: u32 = 100;
 #[derive(Clone, Default)]
 pub(crate) struct Stream {
     pub events: Vec<Event>,
+    /// GC cycle stamped on the growths that follow (see [`Stream::gc`]).
+    gc_cycle: u32,
 }
 
 impl Stream {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A GC cycle starts: later growths carry the next cycle count.
+    pub fn gc(&mut self) -> &mut Self {
+        self.gc_cycle += 1;
+        self
     }
 
     fn push(&mut self, ts_us: f64, goid: u64, pc: u64, kind: EventKind) -> &mut Self {
@@ -36,7 +44,7 @@ impl Stream {
     /// `append` through header (ptr, len, cap) of `elem`-byte elements outgrew it.
     #[allow(clippy::too_many_arguments)]
     pub fn grow(&mut self, ts_us: f64, goid: u64, pc: u64, ptr: u64, len: u64, cap: u64, elem: u64) -> &mut Self {
-        let kind = EventKind::SliceGrow { old_ptr: ptr, old_len: len, old_cap: cap, new_len: len + 1, elem_size: elem };
+        let kind = EventKind::SliceGrow { old_ptr: ptr, old_len: len, old_cap: cap, new_len: len + 1, elem_size: elem, gc_cycle: self.gc_cycle };
         self.push(ts_us, goid, pc, kind)
     }
 
@@ -64,7 +72,7 @@ impl Stream {
     pub fn sorted(&self) -> Self {
         let mut events = self.events.clone();
         events.sort_by_key(|e| e.ts_ns);
-        Self { events }
+        Self { events, gc_cycle: 0 }
     }
 
     pub fn run_with(&self, cfg: Config) -> (Vec<Finding>, Stats) {
@@ -82,7 +90,7 @@ impl Stream {
 
     /// Runs the stream as sent by the kernel's transition filter.
     pub fn run_filtered(&self) -> Vec<Finding> {
-        Self { events: kernel_filter(&self.events) }.run()
+        Self { events: kernel_filter(&self.events), gc_cycle: self.gc_cycle }.run()
     }
 }
 

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use thiserror::Error;
-use tracer_common::{MapOp, RECORD_SIZE, Record, RecordKind};
+use tracer_common::{GC_CYCLE_SHIFT, MapOp, RECORD_SIZE, Record, RecordKind};
 
 /// One decoded probe hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,7 +23,9 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// `append` outgrew the backing array `[old_ptr, old_ptr + old_cap*elem_size)`.
-    SliceGrow { old_ptr: u64, old_len: u64, old_cap: u64, new_len: u64, elem_size: u64 },
+    /// `gc_cycle` counts the process's GC cycle starts (wrapping, 0 when unknown):
+    /// an address holds one array until a cycle frees it.
+    SliceGrow { old_ptr: u64, old_len: u64, old_cap: u64, new_len: u64, elem_size: u64, gc_cycle: u32 },
     MapIterStart { map: u64, iter: u64 },
     MapIterNext { map: u64, iter: u64, writing: bool },
     MapWrite { map: u64, op: MapWriteOp, writing: bool },
@@ -103,7 +105,8 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
             old_len: a[1],
             old_cap: a[2],
             new_len: a[3],
-            elem_size: a[4],
+            elem_size: a[4] & 0xffff_ffff,
+            gc_cycle: (a[4] >> GC_CYCLE_SHIFT) as u32,
         },
         RecordKind::MapIterStart => EventKind::MapIterStart { map: a[0], iter: a[1] },
         RecordKind::MapIterNext => EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0 },
@@ -147,7 +150,7 @@ mod tests {
             goid: 42,
             pc: 0x401000,
             stack_id: -1,
-            args: [0x1000, 4, 4, 5, 8],
+            args: [0x1000, 4, 4, 5, 8 | 3 << GC_CYCLE_SHIFT],
         }
     }
 
@@ -174,6 +177,7 @@ mod tests {
         assert_eq!(ev.goid, 42);
         assert_eq!(ev.stack_id, None);
         assert_eq!(ev.kind.object(), 0x1000 + 4 * 8);
+        assert!(matches!(ev.kind, EventKind::SliceGrow { elem_size: 8, gc_cycle: 3, .. }));
     }
 
     #[test]

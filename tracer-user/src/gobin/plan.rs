@@ -61,6 +61,8 @@ pub enum Signature {
     MapClear,
     /// Inlined `(*List).Remove(e)`: list and element in the registers of the kind.
     ListRemove,
+    /// `gcStart(trigger)`: only its entry is probed, to count GC cycles.
+    GcStart,
 }
 
 /// One probe location.
@@ -124,6 +126,9 @@ pub enum Role {
     /// An out-of-line `container/list.(*List).Remove` (only when built without
     /// inlining, e.g. `-gcflags=-l`).
     ListRemove,
+    /// `runtime.gcStart`: a GC cycle may start (runtime/mgc.go, all versions). Probed
+    /// at its body, never at call sites.
+    GcStart,
 }
 
 /// Something the plan wanted and did not find, and why.
@@ -192,6 +197,7 @@ const ENTRY_POINTS: &[EntryPoint] = &[
     ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0), ALWAYS),
     ep("runtime.mapclear", Role::MapClear, (1, 0), ALWAYS),
     ep_optional(super::LIST_REMOVE, Role::ListRemove),
+    ep("runtime.gcStart", Role::GcStart, (1, 0), ALWAYS),
 ];
 
 /// The names of every runtime entry point ghostrace traces in some version.
@@ -210,14 +216,15 @@ fn signature(name: &str, role: Role, v: GoVersion) -> Signature {
         Role::MapAssign | Role::MapDelete => Signature::MapWrite,
         Role::MapClear => Signature::MapClear,
         Role::ListRemove => Signature::ListRemove,
+        Role::GcStart => Signature::GcStart,
     }
 }
 
 /// Probe kind at a CALL of a `role` function; out-of-line `Remove(l, e)` has the
 /// receiver in the first argument register and `e` in the second (amd64 AX, BX;
 /// arm64 R0, R1).
-fn call_kind(role: Role, arch: super::Arch) -> ProbeKind {
-    match role {
+fn call_kind(role: Role, arch: super::Arch) -> Option<ProbeKind> {
+    Some(match role {
         Role::ListRemove => match arch {
             super::Arch::Amd64 => ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 },
             super::Arch::Arm64 => ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 1 },
@@ -228,7 +235,8 @@ fn call_kind(role: Role, arch: super::Arch) -> ProbeKind {
         Role::MapAssign => ProbeKind::MapWriteCall(MapWriteOp::Assign),
         Role::MapDelete => ProbeKind::MapWriteCall(MapWriteOp::Delete),
         Role::MapClear => ProbeKind::MapWriteCall(MapWriteOp::Clear),
-    }
+        Role::GcStart => return None,
+    })
 }
 
 /// A runtime entry point found in this binary.
@@ -294,6 +302,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
         for CallSite { addr, target, next, next_emulated } in facts.calls {
             let Some(ti) = find_target(target) else { continue };
             let t = &targets[ti];
+            let Some(kind) = call_kind(t.role, bin.arch()) else { continue };
             counts[ti] += 1;
             let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else {
                 continue;
@@ -313,7 +322,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
                 });
             }
             plan.probes.push(Probe {
-                kind: call_kind(t.role, bin.arch()),
+                kind,
                 address: addr,
                 file_offset,
                 caller: name.to_string(),
@@ -360,7 +369,8 @@ mod tests {
         assert_eq!(signature("runtime.growslice", Role::SliceGrow, v127), Signature::GrowsliceGo120);
         assert_eq!(signature("runtime.growsliceBufNoAlias", Role::SliceGrow, v127), Signature::GrowsliceBuf);
         assert_eq!(signature("runtime.mapIterStart", Role::MapIterStart, v127), Signature::MapIterStart);
-        assert_eq!(call_kind(Role::MapClear, crate::gobin::Arch::Amd64), ProbeKind::MapWriteCall(MapWriteOp::Clear));
+        assert_eq!(call_kind(Role::MapClear, crate::gobin::Arch::Amd64), Some(ProbeKind::MapWriteCall(MapWriteOp::Clear)));
+        assert_eq!(call_kind(Role::GcStart, crate::gobin::Arch::Amd64), None);
     }
 
     #[test]

@@ -20,13 +20,20 @@ pub use self::{
     lifecycle::{Attachment, ProcEvents},
     table::{PlacedProbe, ProbeTable},
 };
-use crate::gobin::ProbePlan;
+use crate::gobin::{ProbePlan, Role};
 
 include!(concat!(env!("OUT_DIR"), "/ebpf_object.rs"));
 
 /// Every program in the eBPF object, by name.
-pub const PROGRAMS: &[&str] =
-    &["slice_grow_call", "map_iter_start_call", "map_iter_next_call", "map_write_call", "list_remove_enter", "list_remove_exit"];
+pub const PROGRAMS: &[&str] = &[
+    "slice_grow_call",
+    "map_iter_start_call",
+    "map_iter_next_call",
+    "map_write_call",
+    "list_remove_enter",
+    "list_remove_exit",
+    "gc_start",
+];
 
 #[derive(Debug, Error)]
 pub enum ProbeError {
@@ -107,6 +114,19 @@ impl Tracer {
             })?;
             self.links.push((program, link));
             attached += count;
+        }
+        // GC cycle starts let slice records tell two lives of one address apart.
+        if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcStart) {
+            let site = gc.body.unwrap_or(gc.entry);
+            let prog: &mut UProbe = self.ebpf.program_mut("gc_start").expect("loaded").try_into().expect("a uprobe");
+            let link = prog.attach([site.file_offset], binary, scope).map_err(|e| ProbeError::Attach {
+                program: "gc_start",
+                count: 1,
+                binary: binary.display().to_string(),
+                reason: format!("{e:#}"),
+            })?;
+            self.links.push(("gc_start", link));
+            attached += 1;
         }
         Ok(attached)
     }

@@ -100,8 +100,9 @@ impl Tag {
 /// streams and tests make recordings.
 pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
     let (kind, args) = match ev.kind {
-        EventKind::SliceGrow { old_ptr, old_len, old_cap, new_len, elem_size } => {
-            (RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, elem_size])
+        EventKind::SliceGrow { old_ptr, old_len, old_cap, new_len, elem_size, gc_cycle } => {
+            let packed = (elem_size & 0xffff_ffff) | u64::from(gc_cycle) << tracer_common::GC_CYCLE_SHIFT;
+            (RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed])
         }
         EventKind::MapIterStart { map, iter } => (RecordKind::MapIterStart, [map, iter, 0, 0, 0]),
         EventKind::MapIterNext { map, iter, writing } => {
@@ -144,7 +145,7 @@ mod tests {
     #[test]
     fn encode_is_the_inverse_of_decode() {
         let kinds = [
-            EventKind::SliceGrow { old_ptr: 1, old_len: 2, old_cap: 3, new_len: 4, elem_size: 5 },
+            EventKind::SliceGrow { old_ptr: 1, old_len: 2, old_cap: 3, new_len: 4, elem_size: 5, gc_cycle: 6 },
             EventKind::MapIterStart { map: 1, iter: 2 },
             EventKind::MapIterNext { map: 1, iter: 2, writing: true },
             EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },
