@@ -40,7 +40,7 @@ pub fn release() -> Result<PathBuf> {
 /// GHOSTRACE_REQUIRE_BPF=1, which turns the skip into a failure.
 pub fn test(args: &[String]) -> Result<()> {
     let object = ebpf()?;
-    run(cargo().args(["test", "--release"]).args(args).env(EBPF_OBJECT_VAR, &object))
+    run(cargo().args(["test", "--release", "--no-fail-fast"]).args(args).env(EBPF_OBJECT_VAR, &object))
 }
 
 /// Builds the bundled demo service with the newest Go toolchain and traces it.
