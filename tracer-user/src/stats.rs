@@ -2,19 +2,21 @@
 //! table on stderr and the `--stats-out` JSON.
 #![forbid(unsafe_code)]
 
-use std::{collections::HashMap, fmt::Write, path::Path};
+use std::{collections::HashMap, fmt::Write, path::Path, sync::Arc};
 
 use serde::Serialize;
 
 use crate::{
+    detect::{ProcessInfo, call_site},
     gobin::GoBinary,
+    symbolize::BinarySymbols,
     pipeline::ReadStats,
     probes::{ProbeCounters, ProbeTable},
 };
 
 /// Inputs of a report.
 pub struct SiteStats<'a> {
-    pub binary: &'a GoBinary,
+    pub binary: &'a Arc<GoBinary>,
     pub path: &'a Path,
     pub table: &'a ProbeTable,
 }
@@ -51,12 +53,16 @@ pub struct GoroutineRecords {
 
 impl SiteStats<'_> {
     pub fn report(&self, counters: &[ProbeCounters], by_goroutine: &HashMap<(u32, u64), u64>, read: ReadStats) -> StatsReport {
+        // Name each site by the user's statement, as findings do (an inlined Remove's
+        // innermost frames are container/list code).
+        let symbols = BinarySymbols::with_binary(self.path, self.binary.clone());
+        let process = ProcessInfo { binary: self.path.display().to_string(), ..ProcessInfo::default() };
         let mut sites: Vec<SiteReport> = self
             .table
             .iter()
             .map(|(id, placed)| {
                 let probe = &placed.probe;
-                let frame = self.binary.symbolize(probe.address).and_then(|frames| frames.into_iter().next());
+                let frame = call_site(&symbols, &process, probe.address);
                 let mut goroutines: Vec<GoroutineRecords> = by_goroutine
                     .iter()
                     .filter(|((p, _), _)| *p == id)
@@ -67,9 +73,9 @@ impl SiteStats<'_> {
                     probe: id,
                     kind: format!("{:?}", probe.kind),
                     target: probe.target.clone(),
-                    function: frame.as_ref().map_or_else(|| probe.caller.clone(), |f| f.function.clone()),
-                    file: frame.as_ref().map(|f| f.file.clone()).unwrap_or_default(),
-                    line: frame.as_ref().map_or(0, |f| f.line),
+                    function: if frame.file.is_empty() { probe.caller.clone() } else { frame.function },
+                    file: frame.file,
+                    line: frame.line,
                     address: probe.address,
                     counters: counters.get(id as usize).copied().unwrap_or_default(),
                     goroutines,

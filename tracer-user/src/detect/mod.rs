@@ -41,7 +41,7 @@ pub use finding::{
     Detector, Evidence, Finding, Frame, GoroutineSite, ObjectKind, ObjectRef, ParseSeverityError, ProcessInfo, Role,
     Severity, fails, worst,
 };
-pub use symbols::{NoSymbols, Symbolizer};
+pub use symbols::{NoSymbols, Symbolizer, call_site};
 
 #[cfg(test)]
 mod props_tests;

@@ -31,7 +31,7 @@ const RUNTIME_PACKAGES: [&str; 3] = ["runtime.", "container/list.", "internal/ru
 
 /// The user's statement at a probe address: the innermost frame outside the runtime
 /// and `container/list`, else the innermost frame, else the bare address.
-pub(crate) fn call_site(sym: &dyn Symbolizer, process: &ProcessInfo, pc: u64) -> Frame {
+pub fn call_site(sym: &dyn Symbolizer, process: &ProcessInfo, pc: u64) -> Frame {
     let frames = sym.frames(process, pc);
     let user = frames.iter().position(|f| !RUNTIME_PACKAGES.iter().any(|p| f.function.starts_with(p)));
     match user.or(if frames.is_empty() { None } else { Some(0) }) {
