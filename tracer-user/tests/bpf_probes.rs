@@ -1,0 +1,349 @@
+//! BPF tier: the kernel probes of issue 4 on the `probes` fixture (testdata/fixtures/probes):
+//! code outside the scope causes no trap, goroutine-local work is filtered in the kernel
+//! while cross-goroutine transitions are emitted, a finding names the objects and
+//! goroutines the program itself prints, programs whose stacks grow and move run
+//! unchanged, and no probe outlives a `ghostrace run` however it ends.
+
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{Toolchain, bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
+
+const FIXTURE: &str = "fixtures/probes";
+
+/// `ghostrace run --stats-out` of the fixture in `mode`; returns the output and the statistics.
+fn run_stats(bin: &Path, tag: &str, flags: &[&str], mode: &[&str]) -> (Output, Value) {
+    let stats = temp_file(&format!("probes-{tag}.json"));
+    let _ = std::fs::remove_file(&stats);
+    let out = ghostrace()
+        .arg("run")
+        .args(flags)
+        .arg("--stats-out")
+        .arg(&stats)
+        .arg("--")
+        .arg(bin)
+        .args(mode)
+        .output()
+        .expect("run ghostrace");
+    assert!(out.status.success(), "{tag}: ghostrace failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report = read_json(&stats);
+    (out, report)
+}
+
+fn sites(report: &Value) -> &Vec<Value> {
+    report["sites"].as_array().expect("sites")
+}
+
+fn num(site: &Value, key: &str) -> u64 {
+    site[key].as_u64().unwrap_or_else(|| panic!("{key} in {site}"))
+}
+
+fn function(site: &Value) -> &str {
+    site["function"].as_str().unwrap_or("")
+}
+
+fn is_map_write(site: &Value) -> bool {
+    site["kind"].as_str().is_some_and(|k| k.starts_with("MapWriteCall"))
+}
+
+/// The toolchains a per-version-independent test uses: the newest and 1.19.
+fn newest_and_oldest() -> Vec<Toolchain> {
+    let all = toolchains();
+    let mut picked: Vec<Toolchain> = all.iter().filter(|t| t.version == "1.19").cloned().collect();
+    if let Some(newest) = all.last().filter(|t| t.version != "1.19") {
+        picked.push(newest.clone());
+    }
+    picked
+}
+
+#[test]
+fn std_library_loop_traps_nothing_under_the_default_scope() {
+    if !bpf_or_skip("std_library_loop_traps_nothing_under_the_default_scope") {
+        return;
+    }
+    let mut checked = Vec::new();
+    for tc in toolchains() {
+        for stripped in [false, true] {
+            let bin = build(&tc, FIXTURE, stripped);
+            let tag = format!("std-{}-{stripped}", tc.version);
+            let (_, report) = run_stats(&bin, &tag, &[], &["std", "200"]);
+            assert!(!sites(&report).is_empty(), "{tag}: no user call site probed");
+            for s in sites(&report) {
+                assert!(function(s).starts_with("main."), "{tag}: default scope probed {s}");
+            }
+            let hits: u64 = sites(&report).iter().map(|s| num(s, "hits")).sum();
+            assert_eq!(hits, 0, "{tag}: the encoding/json + fmt loop hit user probes: {report}");
+
+            let (_, all) = run_stats(&bin, &format!("{tag}-all"), &["--scope", "all"], &["std", "200"]);
+            let std_hits: u64 =
+                sites(&all).iter().filter(|s| !function(s).starts_with("main.")).map(|s| num(s, "hits")).sum();
+            let json_hits: u64 = sites(&all)
+                .iter()
+                .filter(|s| ["encoding/json", "reflect."].iter().any(|p| function(s).starts_with(p)))
+                .map(|s| num(s, "hits"))
+                .sum();
+            assert!(json_hits > 0, "{tag}: --scope all saw no hit in encoding/json or reflect: {all}");
+            checked.push(format!(
+                "{}{}: default {} sites 0 hits, all {} sites {std_hits} hits",
+                tc.version,
+                if stripped { "-s" } else { "" },
+                sites(&report).len(),
+                sites(&all).len()
+            ));
+        }
+    }
+    assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    eprintln!("scope:\n  {}", checked.join("\n  "));
+}
+
+#[test]
+fn goroutine_local_work_is_filtered_and_shared_transitions_are_emitted() {
+    if !bpf_or_skip("goroutine_local_work_is_filtered_and_shared_transitions_are_emitted") {
+        return;
+    }
+    let mut checked = Vec::new();
+    for tc in toolchains() {
+        let bin = build(&tc, FIXTURE, false);
+        let tag = format!("local-{}", tc.version);
+        let (_, local) = run_stats(&bin, &tag, &[], &["local", "200000"]);
+        let work: Vec<&Value> = sites(&local).iter().filter(|s| function(s) == "main.localWork").collect();
+        let hits: u64 = work.iter().map(|s| num(s, "hits")).sum();
+        let emitted: u64 = work.iter().map(|s| num(s, "emitted")).sum();
+        let map_hits: u64 = work.iter().filter(|s| is_map_write(s)).map(|s| num(s, "hits")).sum();
+        let map_emitted: u64 = work.iter().filter(|s| is_map_write(s)).map(|s| num(s, "emitted")).sum();
+        assert!(map_hits >= 800_000, "{tag}: 4 goroutines x 200000 map writes, {map_hits} hits: {local}");
+        assert!(emitted * 100 < hits, "{tag}: {emitted} of {hits} goroutine-local hits emitted: {local}");
+        assert!(map_emitted * 100 < map_hits, "{tag}: {map_emitted} of {map_hits} local map writes emitted");
+
+        let tag = format!("shared-{}", tc.version);
+        let (_, shared) = run_stats(&bin, &tag, &[], &["shared", "20000"]);
+        let step: Vec<&Value> =
+            sites(&shared).iter().filter(|s| function(s) == "main.sharedStep" && is_map_write(s)).collect();
+        let s_hits: u64 = step.iter().map(|s| num(s, "hits")).sum();
+        let s_emitted: u64 = step.iter().map(|s| num(s, "emitted")).sum();
+        assert_eq!(s_hits, 20_000, "{tag}: map writes to the shared map: {shared}");
+        // Every write follows one by the other goroutine: each is a transition.
+        assert!(s_emitted * 2 >= s_hits, "{tag}: {s_emitted} of {s_hits} alternating writes emitted: {shared}");
+        checked.push(format!(
+            "{}: local {emitted}/{hits} = {:.3}% (map writes {map_emitted}/{map_hits}, growths {}/{}), shared map writes {s_emitted}/{s_hits}",
+            tc.version,
+            emitted as f64 * 100.0 / hits as f64,
+            emitted - map_emitted,
+            hits - map_hits
+        ));
+    }
+    assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    eprintln!("filtering (emitted/hits):\n  {}", checked.join("\n  "));
+}
+
+/// Parses `key=value` fields of the fixture line starting with `prefix`.
+fn field(stdout: &str, prefix: &str, key: &str) -> String {
+    let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {stdout}"));
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+        .to_string()
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex address {s}"))
+}
+
+#[test]
+fn foreign_remove_names_the_printed_list_and_goroutine() {
+    if !bpf_or_skip("foreign_remove_names_the_printed_list_and_goroutine") {
+        return;
+    }
+    let mut checked = Vec::new();
+    for tc in toolchains() {
+        for stripped in [false, true] {
+            let bin = build(&tc, FIXTURE, stripped);
+            let tag = format!("list-{}-{stripped}", tc.version);
+            let out_file = temp_file(&format!("{tag}.jsonl"));
+            let _ = std::fs::remove_file(&out_file);
+            let out = ghostrace()
+                .args(["run", "--json-out"])
+                .arg(&out_file)
+                .arg("--")
+                .arg(&bin)
+                .arg("list")
+                .output()
+                .expect("run ghostrace");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{tag}: {}", String::from_utf8_lossy(&out.stderr));
+            let list_a = hex(&field(&stdout, "list ", "a"));
+            let list_b = field(&stdout, "list ", "b");
+            let remover: u64 = field(&stdout, "remover ", "goid").parse().expect("goid");
+
+            let findings: Vec<Value> = std::fs::read_to_string(&out_file)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("finding JSON"))
+                .filter(|f: &Value| f["detector"] == "list_foreign_remove")
+                .collect();
+            assert_eq!(findings.len(), 1, "{tag}: list_foreign_remove findings: {findings:?}\n{}", String::from_utf8_lossy(&out.stderr));
+            let f = &findings[0];
+            assert_eq!(f["object"]["kind"], "list", "{tag}: {f}");
+            assert_eq!(hex(f["object"]["address"].as_str().expect("address")), list_a, "{tag}: the list Remove was called on: {f}");
+            assert!(f["message"].as_str().unwrap_or("").contains(&list_b), "{tag}: e.list should be {list_b}: {f}");
+            assert_eq!(f["goroutines"][0]["goid"], remover, "{tag}: remover goroutine: {f}");
+            if !stripped {
+                assert_eq!(f["goroutines"][0]["function"], "main.removeFrom", "{tag}: caller: {f}");
+            }
+            checked.push(format!("{}{}", tc.version, if stripped { "-s" } else { "" }));
+        }
+    }
+    assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    eprintln!("list_foreign_remove matches the fixture's prints for: {}", checked.join(" "));
+}
+
+#[test]
+fn moving_stacks_run_to_the_same_output_traced() {
+    if !bpf_or_skip("moving_stacks_run_to_the_same_output_traced") {
+        return;
+    }
+    let mut checked = Vec::new();
+    for tc in toolchains() {
+        let bin = build(&tc, FIXTURE, false);
+        let plain = Command::new(&bin).args(["stacks", "4"]).output().expect("run fixture");
+        assert!(plain.status.success(), "Go {}: untraced fixture failed", tc.version);
+        let moved = field(&String::from_utf8_lossy(&plain.stderr), "stacks ", "moved");
+        assert_ne!(moved, "0", "Go {}: no goroutine stack moved; the fixture does not test what it should", tc.version);
+        for flags in [&[][..], &["--sample-every", "1"][..]] {
+            let tag = format!("stacks-{}-{}", tc.version, flags.len());
+            let (out, report) = run_stats(&bin, &tag, flags, &["stacks", "4"]);
+            assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&plain.stdout), "{tag}: output differs");
+            let hits: u64 = sites(&report).iter().filter(|s| function(s) == "main.stacksWork").map(|s| num(s, "hits")).sum();
+            assert!(hits > 0, "{tag}: no hit in main.stacksWork: {report}");
+            checked.push(format!("{tag}: {hits} hits, {} records", report["records"]));
+        }
+    }
+    assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    eprintln!("moving stacks, same output:\n  {}", checked.join("\n  "));
+}
+
+/// Every uprobe_multi link on the system on `path`, as (holding pid, traced pid), from
+/// /proc/*/fdinfo (the kernel lists each link's path and pid there).
+fn uprobe_links(path: &Path) -> Vec<(u32, u32)> {
+    let want = format!("path:\t{}", path.display());
+    let mut links = Vec::new();
+    for proc_dir in std::fs::read_dir("/proc").expect("/proc").filter_map(|e| e.ok()) {
+        let Ok(holder) = proc_dir.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fdinfo")) else { continue };
+        for fd in fds.filter_map(|e| e.ok()) {
+            let Ok(info) = std::fs::read_to_string(fd.path()) else { continue };
+            if info.contains("link_type:\tuprobe_multi") && info.lines().any(|l| l.trim_end() == want) {
+                let pid = info.lines().find_map(|l| l.strip_prefix("pid:")).and_then(|p| p.trim().parse().ok()).unwrap_or(0);
+                links.push((holder, pid));
+            }
+        }
+    }
+    links
+}
+
+/// Legacy (tracefs) uprobes naming `path`.
+fn tracefs_uprobes(path: &Path) -> Vec<String> {
+    let name = path.display().to_string();
+    ["/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|s| s.lines().filter(|l| l.contains(&name)).map(String::from).collect::<Vec<_>>())
+        .collect()
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    Normal,
+    ChildKilled,
+    GhostraceTerminated,
+}
+
+fn assert_no_probe_left(bin: &Path, tag: &str) {
+    assert_eq!(uprobe_links(bin), vec![], "{tag}: uprobe_multi links left on {}", bin.display());
+    assert_eq!(tracefs_uprobes(bin), Vec::<String>::new(), "{tag}: tracefs uprobes left");
+}
+
+#[test]
+fn no_probe_outlives_ghostrace_run() {
+    if !bpf_or_skip("no_probe_outlives_ghostrace_run") {
+        return;
+    }
+    let mut checked = Vec::new();
+    for tc in newest_and_oldest() {
+        // A private copy: other tests trace the shared fixture binary at the same time.
+        let built = build(&tc, FIXTURE, false);
+        let bin: PathBuf = temp_file(&format!("probes-left-{}", tc.version));
+        std::fs::copy(&built, &bin).expect("copy fixture");
+        for ending in [Ending::Normal, Ending::ChildKilled, Ending::GhostraceTerminated] {
+            let tag = format!("Go {} {ending:?}", tc.version);
+            let iterations = if matches!(ending, Ending::Normal) { "20" } else { "1000" };
+            let mut gr = ghostrace()
+                .args(["run", "--"])
+                .arg(&bin)
+                .args(["idle", iterations])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn ghostrace");
+            let gr_pid = gr.id();
+            // While tracing, the check sees ghostrace's links on the binary.
+            let child = wait_until(&format!("{tag}: probes attached"), Duration::from_secs(20), || {
+                let links = uprobe_links(&bin);
+                (!links.is_empty()).then_some(links)
+            });
+            assert!(child.iter().all(|&(holder, _)| holder == gr_pid), "{tag}: links held by others: {child:?}");
+            let child_pid = child[0].1;
+            match ending {
+                Ending::Normal => {}
+                // SAFETY: kill has no memory preconditions; both pids are processes this test started.
+                Ending::ChildKilled => assert_eq!(unsafe { libc::kill(child_pid as i32, libc::SIGKILL) }, 0),
+                Ending::GhostraceTerminated => assert_eq!(unsafe { libc::kill(gr_pid as i32, libc::SIGTERM) }, 0),
+            }
+            wait_until(&format!("{tag}: ghostrace exit"), Duration::from_secs(20), || gr.try_wait().expect("try_wait").map(|_| ()));
+            let output = gr.wait_with_output().expect("ghostrace output");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            match ending {
+                Ending::Normal => assert!(output.status.success(), "{tag}: {stderr}"),
+                // The child's fate passes through as a shell would report it.
+                Ending::ChildKilled => assert_eq!(output.status.code(), Some(128 + 9), "{tag}: {stderr}"),
+                Ending::GhostraceTerminated => assert_eq!(output.status.code(), Some(128 + 15), "{tag}: {stderr}"),
+            }
+            assert!(!Path::new(&format!("/proc/{gr_pid}")).exists(), "{tag}: ghostrace still exists");
+            wait_until(&format!("{tag}: child gone"), Duration::from_secs(10), || {
+                (!Path::new(&format!("/proc/{child_pid}/exe")).exists()).then_some(())
+            });
+            assert_no_probe_left(&bin, &tag);
+
+            // The binary runs untraced, and a second traced run attaches afresh and sees every hit.
+            let plain = Command::new(&bin).args(["idle", "3"]).output().expect("run untraced");
+            assert!(plain.status.success(), "{tag}: untraced run after tracing failed");
+            let (again, report) = run_stats(&bin, &format!("left-{}-{ending:?}", tc.version), &[], &["idle", "5"]);
+            assert_eq!(String::from_utf8_lossy(&plain.stdout), "idle done len=3\n", "{tag}: untraced output");
+            assert_eq!(String::from_utf8_lossy(&again.stdout), "idle done len=5\n", "{tag}: traced output");
+            let map_hits: u64 = sites(&report).iter().filter(|s| function(s) == "main.main" && is_map_write(s)).map(|s| num(s, "hits")).sum();
+            assert_eq!(map_hits, 5, "{tag}: second traced run: {report}");
+            assert_no_probe_left(&bin, &tag);
+            checked.push(tag);
+        }
+        let _ = std::fs::remove_file(&bin);
+    }
+    assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    eprintln!("no probe left behind: {}", checked.join(", "));
+}
