@@ -37,6 +37,26 @@ fn not_a_go_binary() {
 }
 
 #[test]
+fn binary_of_another_architecture() {
+    let Some(tc) = toolchains().pop() else {
+        eprintln!("skipped binary_of_another_architecture: no Go toolchain installed");
+        return;
+    };
+    let bin = support::temp_file("grow-arm64");
+    let status = support::go(&tc)
+        .env("GOARCH", "arm64")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(support::repo().join("testdata/fixtures/grow"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cross build failed");
+    let out = ghostrace().args(["run", "--"]).arg(&bin).output().unwrap();
+    assert_one_line_error(&out, "arm64 binary");
+}
+
+#[test]
 fn attach_to_missing_pid() {
     let out = ghostrace().args(["attach", "--pid", "999999999"]).output().unwrap();
     assert_one_line_error(&out, "no process with pid");

@@ -96,6 +96,7 @@ impl Outcome {
 /// can fail before a process is touched.
 pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
+    probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
     let tracer = Tracer::load(options.ring_bytes)?;
     let anchor = ClockAnchor {

@@ -201,6 +201,11 @@ impl Fleet {
                 return Err(Some(Verdict::Failed));
             }
         };
+        if let Err(e) = probes::check_traceable(&binary) {
+            eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+            self.metrics.attach_failed(AttachFailure::Unsupported);
+            return Err(Some(Verdict::Failed));
+        }
         let plan = binary.probe_plan(&self.options.scope);
         let attachment = match tracer.attach_binary(&link, &plan) {
             Ok(attachment) => attachment,

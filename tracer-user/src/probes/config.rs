@@ -29,3 +29,25 @@ pub fn proc_config(bin: &GoBinary, sample_every: u32, stacks: bool) -> ProcConfi
 fn swiss_maps(bin: &GoBinary) -> bool {
     bin.functions().any(|f| f.name.starts_with("internal/runtime/maps.(*Map)."))
 }
+
+/// The oldest Go release whose runtime layout and calling convention the probes know.
+pub const OLDEST_GO: crate::gobin::GoVersion = crate::gobin::GoVersion::new(1, 19, 0);
+
+/// Whether the kernel programs can read this binary's processes: the register reads
+/// are amd64's, and the per-version facts start at Go 1.19.
+pub fn check_traceable(bin: &GoBinary) -> Result<(), super::ProbeError> {
+    if bin.arch() != crate::gobin::Arch::Amd64 || std::env::consts::ARCH != "x86_64" {
+        return Err(super::ProbeError::Unsupported(format!(
+            "{} binary on an {} host: the probes read amd64 registers only",
+            bin.arch(),
+            std::env::consts::ARCH
+        )));
+    }
+    if bin.version() < OLDEST_GO {
+        return Err(super::ProbeError::Unsupported(format!(
+            "{} is older than go1.19, the oldest release ghostrace supports",
+            bin.go_version()
+        )));
+    }
+    Ok(())
+}

@@ -16,7 +16,7 @@ use thiserror::Error;
 use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig};
 
 pub use self::{
-    config::proc_config,
+    config::{check_traceable, proc_config},
     lifecycle::{Attachment, ProcEvents},
     table::{PlacedProbe, ProbeTable},
 };
@@ -45,6 +45,8 @@ pub enum ProbeError {
     Load(String),
     #[error("cannot attach {count} {program} probes to {binary}: {reason}")]
     Attach { program: &'static str, count: usize, binary: String, reason: String },
+    #[error("cannot trace this binary: {0}")]
+    Unsupported(String),
     #[error("the probe table is full ({MAX_PROBES} probes)")]
     TooManyProbes,
     #[error("eBPF map {map}: {reason}")]
