@@ -8,7 +8,8 @@
 pub enum RecordKind {
     /// A slice's backing array is about to grow (`runtime.growslice` and siblings).
     /// args: old array pointer, old length, old capacity, new length, element size
-    /// in the low 32 bits with the process's GC cycle count in the high 32 bits.
+    /// in the low 32 bits with the process's count of GC mark terminations in the
+    /// high 32 bits.
     SliceGrow = 1,
     /// A `range` over a map starts. args: map pointer, iterator pointer.
     MapIterStart = 2,

@@ -4,7 +4,7 @@
 #![no_main]
 
 mod emit;
-mod gc_start;
+mod gc_mark_termination;
 mod list_remove_enter;
 mod list_remove_exit;
 mod map_iter_next_call;

@@ -18,8 +18,8 @@ pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
 
-/// GC cycles started per traced process (tgid → count): an address can only hold
-/// a new array after a cycle freed the old one.
+/// GC mark terminations per traced process (tgid → count): an address can only hold
+/// a new array after a sweep, which follows a mark termination, freed the old one.
 #[map]
 pub static GC_CYCLES: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
 

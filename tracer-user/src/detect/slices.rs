@@ -9,9 +9,10 @@
 //!
 //! An end address is not an array for ever: once the array is dead, a GC cycle can
 //! free it and the allocator can hand its memory to a new array, whose end may be
-//! the same address. The records carry no GC cycle, so what is related here is
-//! bounded by what one life of an array must look like: one element size, and for
-//! pairs that claim both headers held the array at once, growths within `window`.
+//! the same address. Each growth record carries the process's count of GC mark
+//! terminations, and what is related here is bounded by what one life of an array
+//! must look like: one element size, and for pairs that claim both headers held the
+//! array at once, the same count and growths within `window`.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -30,7 +31,7 @@ struct Grow {
     start: u64,
     len: u64,
     elem: u64,
-    /// The process's GC cycle count at the growth.
+    /// The process's count of GC mark terminations at the growth.
     gc: u32,
 }
 
@@ -42,10 +43,10 @@ impl Grow {
         self.elem == o.elem
     }
 
-    /// No GC cycle started between the two growths, so no sweep can have freed the
+    /// No GC mark terminated between the two growths, so no sweep can have freed the
     /// array and handed its address to another one: both saw one live array. (An
-    /// array being grown is reachable, and the write barrier keeps the old one
-    /// marked through a cycle already under way, so only a later cycle frees it.)
+    /// array being grown is reachable; the sweep that frees it belongs to a cycle
+    /// whose marking ends after the growth, with the world stopped.)
     fn same_cycle(&self, o: &Grow) -> bool {
         self.gc == o.gc
     }

@@ -61,8 +61,8 @@ pub enum Signature {
     MapClear,
     /// Inlined `(*List).Remove(e)`: list and element in the registers of the kind.
     ListRemove,
-    /// `gcStart(trigger)`: only its entry is probed, to count GC cycles.
-    GcStart,
+    /// `gcMarkTermination`: only its body is probed, to count GC cycles.
+    GcMarkTermination,
 }
 
 /// One probe location.
@@ -126,9 +126,9 @@ pub enum Role {
     /// An out-of-line `container/list.(*List).Remove` (only when built without
     /// inlining, e.g. `-gcflags=-l`).
     ListRemove,
-    /// `runtime.gcStart`: a GC cycle may start (runtime/mgc.go, all versions). Probed
-    /// at its body, never at call sites.
-    GcStart,
+    /// `runtime.gcMarkTermination`: a GC cycle's marking ends and its sweep follows
+    /// (runtime/mgc.go, 1.19–1.27). Probed at its body, never at call sites.
+    GcMarkTermination,
 }
 
 /// Something the plan wanted and did not find, and why.
@@ -197,7 +197,7 @@ const ENTRY_POINTS: &[EntryPoint] = &[
     ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0), ALWAYS),
     ep("runtime.mapclear", Role::MapClear, (1, 0), ALWAYS),
     ep_optional(super::LIST_REMOVE, Role::ListRemove),
-    ep("runtime.gcStart", Role::GcStart, (1, 0), ALWAYS),
+    ep("runtime.gcMarkTermination", Role::GcMarkTermination, (1, 0), ALWAYS),
 ];
 
 /// The names of every runtime entry point ghostrace traces in some version.
@@ -216,7 +216,7 @@ fn signature(name: &str, role: Role, v: GoVersion) -> Signature {
         Role::MapAssign | Role::MapDelete => Signature::MapWrite,
         Role::MapClear => Signature::MapClear,
         Role::ListRemove => Signature::ListRemove,
-        Role::GcStart => Signature::GcStart,
+        Role::GcMarkTermination => Signature::GcMarkTermination,
     }
 }
 
@@ -235,7 +235,7 @@ fn call_kind(role: Role, arch: super::Arch) -> Option<ProbeKind> {
         Role::MapAssign => ProbeKind::MapWriteCall(MapWriteOp::Assign),
         Role::MapDelete => ProbeKind::MapWriteCall(MapWriteOp::Delete),
         Role::MapClear => ProbeKind::MapWriteCall(MapWriteOp::Clear),
-        Role::GcStart => return None,
+        Role::GcMarkTermination => return None,
     })
 }
 
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(signature("runtime.growsliceBufNoAlias", Role::SliceGrow, v127), Signature::GrowsliceBuf);
         assert_eq!(signature("runtime.mapIterStart", Role::MapIterStart, v127), Signature::MapIterStart);
         assert_eq!(call_kind(Role::MapClear, crate::gobin::Arch::Amd64), Some(ProbeKind::MapWriteCall(MapWriteOp::Clear)));
-        assert_eq!(call_kind(Role::GcStart, crate::gobin::Arch::Amd64), None);
+        assert_eq!(call_kind(Role::GcMarkTermination, crate::gobin::Arch::Amd64), None);
     }
 
     #[test]

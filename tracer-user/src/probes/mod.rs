@@ -32,7 +32,7 @@ pub const PROGRAMS: &[&str] = &[
     "map_write_call",
     "list_remove_enter",
     "list_remove_exit",
-    "gc_start",
+    "gc_mark_termination",
 ];
 
 #[derive(Debug, Error)]
@@ -117,17 +117,18 @@ impl Tracer {
             self.links.push((program, link));
             attached += count;
         }
-        // GC cycle starts let slice records tell two lives of one address apart.
-        if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcStart) {
+        // GC cycle ends let slice records tell two lives of one address apart.
+        if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination) {
             let site = gc.body.unwrap_or(gc.entry);
-            let prog: &mut UProbe = self.ebpf.program_mut("gc_start").expect("loaded").try_into().expect("a uprobe");
+            let program = "gc_mark_termination";
+            let prog: &mut UProbe = self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe");
             let link = prog.attach([site.file_offset], binary, scope).map_err(|e| ProbeError::Attach {
-                program: "gc_start",
+                program,
                 count: 1,
                 binary: binary.display().to_string(),
                 reason: format!("{e:#}"),
             })?;
-            self.links.push(("gc_start", link));
+            self.links.push((program, link));
             attached += 1;
         }
         Ok(attached)
