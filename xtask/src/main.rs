@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod build;
+mod compare;
 mod golang;
 mod step;
 
@@ -32,6 +33,8 @@ enum Task {
     },
     /// Bootstrap, build, and trace the bundled demo Go service.
     Demo,
+    /// Build the ghostrace binary, run every scenario untraced, with -race and under ghostrace; write docs/comparison.md.
+    Compare,
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -51,6 +54,7 @@ fn main() {
         Task::Build => bootstrap::all().and_then(|()| build::release()).map(|_| ()),
         Task::Test { args } => bootstrap::all().and_then(|()| build::test(&args)),
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
+        Task::Compare => compare::run(),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e:#}");
