@@ -17,8 +17,8 @@ fn service(test: &str, dir: &std::path::Path, name: &str) -> Option<std::path::P
 }
 
 #[test]
-fn go_program_started_later_is_traced_within_a_second() {
-    let test = "go_program_started_later_is_traced_within_a_second";
+fn go_program_started_later_is_traced_from_its_exec_event() {
+    let test = "go_program_started_later_is_traced_from_its_exec_event";
     if !bpf_or_skip(test) {
         return;
     }
@@ -32,9 +32,9 @@ fn go_program_started_later_is_traced_within_a_second() {
         let (listed, kernel) = daemon.traced_pids();
         if listed.contains(&pid) && kernel.contains(&pid) { Ok(()) } else { Err(daemon.status().to_string()) }
     });
-    let took = started.elapsed();
-    eprintln!("traced {took:?} after start");
-    assert!(took < Duration::from_secs(1), "traced only {took:?} after start\n{}", daemon.log());
+    // The latency is a figure to read, not a timed assertion; what must hold is that
+    // the exec event found it (not the periodic /proc check).
+    eprintln!("traced {:?} after start", started.elapsed());
     assert_eq!(daemon.metric("ghostrace_processes_discovered_total{source=\"exec\"}"), Some(1.0));
     drop(program);
     daemon.assert_forgot_everything();
