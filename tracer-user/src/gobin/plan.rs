@@ -302,8 +302,8 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
         for CallSite { addr, target, next, next_emulated } in facts.calls {
             let Some(ti) = find_target(target) else { continue };
             let t = &targets[ti];
-            let Some(kind) = call_kind(t.role, bin.arch()) else { continue };
             counts[ti] += 1;
+            let Some(kind) = call_kind(t.role, bin.arch()) else { continue };
             let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else {
                 continue;
             };
