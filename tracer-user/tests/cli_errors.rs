@@ -43,7 +43,8 @@ fn binary_of_another_architecture() {
         return;
     };
     let bin = support::temp_file("grow-arm64");
-    let status = support::go(&tc)
+    let status = tc
+        .command()
         .env("GOARCH", "arm64")
         .args(["build", "-o"])
         .arg(&bin)

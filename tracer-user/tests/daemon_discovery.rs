@@ -142,7 +142,8 @@ fn unsupported_go_binary_is_logged_once_and_counted() {
     let dir = test_dir("unsupported");
     let Some(tc) = newest_go(test) else { return };
     let bin386 = dir.join("svc-386");
-    let built = support::go(&tc)
+    let built = tc
+        .command()
         .env("GOARCH", "386")
         .args(["build", "-o"])
         .arg(&bin386)

@@ -2,6 +2,7 @@
 //! clear, typed error (no Go toolchain needed except for the last test).
 
 mod gobin_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -3,6 +3,7 @@
 //! and `go tool objdump`. Skips with a message when no Go toolchain is installed.
 
 mod gobin_support;
+mod support;
 
 use std::collections::BTreeSet;
 
@@ -22,7 +23,7 @@ fn fixture_version_functions_and_growth_sites() {
         let objdump = objdump(&tc, &plain);
         for path in [&plain, &stripped] {
             let bin = GoBinary::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let ctx = format!("{} {}", tc.label, path.display());
+            let ctx = format!("{} {}", tc.version, path.display());
             assert_eq!(bin.go_version(), go_version_m(&tc, path), "{ctx}");
             assert_eq!(bin.stripped(), path == &stripped, "{ctx}");
             assert_eq!(bin.main_module(), Some("example.com/ghostfix"), "{ctx}");

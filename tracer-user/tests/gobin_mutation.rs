@@ -6,6 +6,7 @@
 //! binary (skips with a message otherwise).
 
 mod gobin_support;
+mod support;
 
 use std::sync::OnceLock;
 

@@ -5,6 +5,7 @@
 //! `go tool objdump`, and the per-version layout table against DWARF.
 
 mod gobin_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

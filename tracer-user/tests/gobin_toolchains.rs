@@ -3,6 +3,7 @@
 //! pc → file:line agree with that toolchain's `go tool nm` / `go tool addr2line`.
 
 mod gobin_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -38,7 +39,7 @@ fn toolchain_executables_agree_with_nm_and_addr2line() {
     let mut checked = 0;
     for tc in toolchains_or_skip("toolchain_executables_agree_with_nm_and_addr2line") {
         for path in executables(&tc) {
-            let ctx = format!("{} {}", tc.label, path.display());
+            let ctx = format!("{} {}", tc.version, path.display());
             let bin = GoBinary::open(&path).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(bin.go_version(), go_version_m(&tc, &path), "{ctx}");
             let funcs: Vec<_> = bin.functions().collect();

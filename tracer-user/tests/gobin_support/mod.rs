@@ -2,18 +2,11 @@
 //! the fixture once per toolchain, and running the Go tools used as oracles.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
-/// An installed Go toolchain.
-#[derive(Clone, Debug)]
-pub struct Toolchain {
-    /// e.g. "1.24.11" (from the directory name) or "1.19" (Debian).
-    pub label: String,
-    pub go: PathBuf,
-}
+pub use crate::support::Toolchain;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
@@ -27,82 +20,23 @@ pub fn scratch_dir() -> PathBuf {
     target.join("gobin-fixtures")
 }
 
-/// Toolchains found at the bootstrap's install paths (`/usr/lib/go-1.19` and
-/// `.cache/go/<version>/go`), plus GOROOTs listed in `GHOSTRACE_GO_ROOTS`
-/// (colon-separated). Sorted by version.
+/// The toolchains the bootstrap installs (one list for every test tier).
 pub fn toolchains() -> Vec<Toolchain> {
-    let mut found: BTreeMap<(u32, u32, u32), Toolchain> = BTreeMap::new();
-    let mut add = |label: String, root: PathBuf| {
-        let go = root.join("bin/go");
-        if go.is_file() {
-            let key = version_key(&label);
-            found.entry(key).or_insert(Toolchain { label, go });
-        }
-    };
-    add("1.19".into(), PathBuf::from("/usr/lib/go-1.19"));
-    if let Ok(entries) = std::fs::read_dir(workspace_root().join(".cache/go")) {
-        for e in entries.flatten() {
-            add(e.file_name().to_string_lossy().into_owned(), e.path().join("go"));
-        }
-    }
-    if let Some(roots) = std::env::var_os("GHOSTRACE_GO_ROOTS") {
-        for root in std::env::split_paths(&roots) {
-            let label = Command::new(root.join("bin/go"))
-                .args(["env", "GOVERSION"])
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("go").to_string())
-                .unwrap_or_default();
-            add(label, root);
-        }
-    }
-    found.into_values().collect()
-}
-
-fn version_key(label: &str) -> (u32, u32, u32) {
-    let mut n = label.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (n.next().unwrap_or(0), n.next().unwrap_or(0), n.next().unwrap_or(0))
+    crate::support::toolchains()
 }
 
 /// Toolchains, or a printed skip message and an empty list.
 pub fn toolchains_or_skip(test: &str) -> Vec<Toolchain> {
     let tcs = toolchains();
     if tcs.is_empty() {
-        eprintln!("SKIP {test}: no Go toolchain installed (run the bootstrap, or set GHOSTRACE_GO_ROOTS)");
+        eprintln!("SKIP {test}: no Go toolchain installed (run the bootstrap)");
     }
     tcs
 }
 
 /// Only the toolchains whose label starts with one of `labels`.
 pub fn select(tcs: Vec<Toolchain>, labels: &[&str]) -> Vec<Toolchain> {
-    tcs.into_iter().filter(|t| labels.iter().any(|l| t.label == *l || t.label.starts_with(&format!("{l}.")))).collect()
-}
-
-impl Toolchain {
-    pub fn command(&self) -> Command {
-        let scratch = scratch_dir();
-        let mut cmd = Command::new(&self.go);
-        cmd.env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOCACHE", scratch.join("gocache"))
-            .env("GOPATH", scratch.join("gopath"))
-            .env("CGO_ENABLED", "0")
-            .env_remove("GOROOT");
-        cmd
-    }
-
-    /// Runs `go ARGS` and returns stdout; panics with stderr on failure.
-    pub fn run(&self, args: &[&str]) -> String {
-        let out = self.command().args(args).output().unwrap_or_else(|e| panic!("{}: {e}", self.go.display()));
-        assert!(out.status.success(), "go {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// GOROOT of this toolchain.
-    pub fn goroot(&self) -> PathBuf {
-        self.go.parent().and_then(Path::parent).expect("goroot").to_path_buf()
-    }
+    tcs.into_iter().filter(|t| labels.iter().any(|l| t.version == *l || t.version.starts_with(&format!("{l}.")))).collect()
 }
 
 /// The fixture sources.
@@ -143,7 +77,7 @@ pub fn build_fixture(tc: &Toolchain, stripped: bool) -> PathBuf {
 /// half-written file.
 pub fn build_variant(tc: &Toolchain, variant: Variant, stripped: bool) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir().join(&tc.label).join(variant.dir());
+    let dir = scratch_dir().join(&tc.version).join(variant.dir());
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let out = dir.join(if stripped { "ghostfix-stripped" } else { "ghostfix" });
     let newest_source = newest_mtime(&fixture_dir());
@@ -167,7 +101,7 @@ pub fn build_variant(tc: &Toolchain, variant: Variant, stripped: bool) -> PathBu
     assert!(
         res.status.success(),
         "go build with {} ({variant:?}) failed: {}",
-        tc.label,
+        tc.version,
         String::from_utf8_lossy(&res.stderr)
     );
     std::fs::rename(&tmp, &out).expect("rename fixture");
@@ -188,7 +122,7 @@ pub struct Build {
 
 impl Build {
     pub fn label(&self) -> String {
-        format!("{} {:?}", self.tc.label, self.variant)
+        format!("{} {:?}", self.tc.version, self.variant)
     }
 }
 
@@ -240,7 +174,7 @@ pub fn tool_output(tc: &Toolchain, tool: &str, bin: &Path) -> String {
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let dir = scratch_dir().join("tool-cache");
     std::fs::create_dir_all(&dir).expect("cache dir");
-    let file = dir.join(format!("{}-{tool}-{hash:016x}.txt", tc.label));
+    let file = dir.join(format!("{}-{tool}-{hash:016x}.txt", tc.version));
     if let Ok(text) = std::fs::read_to_string(&file) {
         return text;
     }

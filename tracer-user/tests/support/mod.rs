@@ -38,17 +38,32 @@ pub fn toolchains() -> Vec<Toolchain> {
     found
 }
 
-/// A `go` command isolated from the network and other toolchains.
-pub fn go(tc: &Toolchain) -> Command {
-    let mut cmd = Command::new(&tc.go);
-    let cache = repo().join("target/go-cache");
-    cmd.env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOCACHE", cache.join("build"))
-        .env("GOPATH", cache.join("path"))
-        .env("CGO_ENABLED", "0");
-    cmd
+impl Toolchain {
+    /// A `go` command isolated from the network and other toolchains.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.go);
+        let cache = repo().join("target/go-cache");
+        cmd.env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", cache.join("build"))
+            .env("GOPATH", cache.join("path"))
+            .env("CGO_ENABLED", "0")
+            .env_remove("GOROOT");
+        cmd
+    }
+
+    /// Runs `go ARGS` and returns stdout; panics with stderr on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap_or_else(|e| panic!("{}: {e}", self.go.display()));
+        assert!(out.status.success(), "go {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// GOROOT of this toolchain.
+    pub fn goroot(&self) -> PathBuf {
+        self.go.parent().and_then(Path::parent).expect("goroot").to_path_buf()
+    }
 }
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
@@ -60,7 +75,7 @@ pub fn build(tc: &Toolchain, dir: &str, stripped: bool) -> PathBuf {
     let name = format!("{}{}", dir.replace('/', "-"), if stripped { "-stripped" } else { "" });
     let out = repo().join("target/fixtures").join(&tc.version).join(name);
     let src = repo().join("testdata").join(dir);
-    let mut cmd = go(tc);
+    let mut cmd = tc.command();
     cmd.arg("build").arg("-o").arg(&out);
     if stripped {
         cmd.arg("-ldflags=-s -w");
