@@ -2,6 +2,7 @@
 
 mod daemon;
 mod options;
+mod output;
 mod run;
 mod session;
 
@@ -110,13 +111,7 @@ fn replay(
         eprintln!("ghostrace: {} records were lost while recording: findings may be missing", replay.lost);
     }
     if let Some(out) = json_out {
-        let file = std::fs::File::create(out).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
-        let mut json = crate::export::json::JsonLines::new(std::io::BufWriter::new(file))
-            .with_unix_offset(replay.header.anchor.unix_offset_ns());
-        json.write_all(&replay.findings)?;
+        output::write_json(out, &replay.findings, replay.header.anchor.unix_offset_ns())?;
     }
-    Ok(match fail_on {
-        Some(threshold) if crate::detect::fails(&replay.findings, threshold) => session::FAIL_ON_STATUS,
-        _ => 0,
-    })
+    Ok(output::exit_status(&replay.findings, fail_on, 0))
 }

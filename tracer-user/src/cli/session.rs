@@ -14,7 +14,7 @@ use aya::maps::{MapData, StackTraceMap};
 
 use super::TraceOptions;
 use crate::{
-    detect::{Engine, Finding, ProcessInfo, fails},
+    detect::{Engine, Finding, ProcessInfo},
     events::Event,
     export,
     gobin::GoBinary,
@@ -26,9 +26,6 @@ use crate::{
     symbolize::BinarySymbols,
     sys::monotonic_ns,
 };
-
-/// Exit status of `run` when `--fail-on` matched, as `go test -race` uses.
-pub const FAIL_ON_STATUS: i32 = 66;
 
 /// What the reader thread feeds with records.
 struct Collector {
@@ -85,10 +82,7 @@ pub struct Outcome {
 impl Outcome {
     /// `run`'s exit status: the child's, unless `--fail-on` matched.
     pub fn exit_code(&self, child_code: i32, options: &TraceOptions) -> i32 {
-        match options.fail_on {
-            Some(threshold) if fails(&self.findings, threshold) => FAIL_ON_STATUS,
-            _ => child_code,
-        }
+        super::output::exit_status(&self.findings, options.fail_on, child_code)
     }
 }
 
@@ -99,11 +93,14 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
     let tracer = Tracer::load(options.ring_bytes)?;
-    let anchor = ClockAnchor {
-        unix_ns: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64),
-        monotonic_ns: monotonic_ns(),
-    };
-    Ok(Session { binary: Arc::new(binary), path: path.to_path_buf(), tracer, reader: None, process: None, anchor })
+    Ok(Session {
+        binary: Arc::new(binary),
+        path: path.to_path_buf(),
+        tracer,
+        reader: None,
+        process: None,
+        anchor: ClockAnchor::now(),
+    })
 }
 
 impl Session {
@@ -177,9 +174,7 @@ impl Session {
         };
         eprint!("{}", stats.table());
         if let Some(file) = &options.json_out {
-            let out = File::create(file).with_context(|| format!("writing {}", file.display()))?;
-            let mut json = export::json::JsonLines::new(BufWriter::new(out)).with_unix_offset(self.anchor.unix_offset_ns());
-            json.write_all(&findings)?;
+            super::output::write_json(file, &findings, self.anchor.unix_offset_ns())?;
         }
         if let Some(file) = &options.stats_out {
             std::fs::write(file, serde_json::to_vec_pretty(&stats)?).with_context(|| format!("writing {}", file.display()))?;

@@ -36,7 +36,6 @@ use crate::{
     detect::{Config, ConfigError},
     export::prometheus::{Metrics, MetricsError},
     probes::{ProbeError, Tracer},
-    sys::monotonic_ns,
 };
 
 /// How often known processes are checked against /proc and kernel counters are
@@ -88,12 +87,10 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     // Exec events queue up from here on, so none is missed between scan and loop.
     let mut events = tracer.watch_processes()?;
     let (control, control_rx) = mpsc::channel();
-    let unix_ns =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
     let settings = Settings {
         detect: config.detect.clone(),
         interval: config.finding_interval,
-        unix_offset_ns: unix_ns - i128::from(monotonic_ns()),
+        unix_offset_ns: crate::recording::ClockAnchor::now().unix_offset_ns(),
     };
     let findings = Findings::new(control_rx, tracer.take_stacks()?, settings, metrics.clone(), std::io::stdout());
     let reader = crate::pipeline::start(tracer.take_records()?, findings);

@@ -28,6 +28,12 @@ pub struct ClockAnchor {
 }
 
 impl ClockAnchor {
+    /// Both clocks, read now.
+    pub fn now() -> Self {
+        let unix_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+        Self { unix_ns, monotonic_ns: crate::sys::monotonic_ns() }
+    }
+
     /// Unix time minus monotonic time, for `JsonLines::with_unix_offset`.
     pub fn unix_offset_ns(&self) -> i128 {
         i128::from(self.unix_ns) - i128::from(self.monotonic_ns)
