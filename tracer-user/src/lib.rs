@@ -2,6 +2,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod container;
 pub mod daemon;
 pub mod detect;
 pub mod events;

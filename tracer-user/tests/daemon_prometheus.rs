@@ -11,7 +11,7 @@ use std::{
     io::Write,
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use daemon_support::{Daemon, Guard, encode, free_port, http_get, install, newest_go, test_dir, wait_for};
@@ -103,23 +103,18 @@ fn prometheus_sees_the_finding_and_the_alert_fires() {
         }
     });
 
-    // The hazard happens in every batch of the scenario's 0.6 s run; a run that
-    // ended before the probes were in place is simply run again.
-    let series =
-        format!("ghostrace_findings_total{{binary=\"billing\",detector=\"{DETECTOR}\",severity=\"critical\"}}");
-    let started = Instant::now();
-    let mut runs = 0;
-    while daemon.metric(&series).unwrap_or(0.0) == 0.0 {
-        assert!(started.elapsed() < WAIT, "no {DETECTOR} after {runs} runs:\n{}\n{}", daemon.log(), daemon.metrics());
-        let out = Command::new(&scenario).output().expect("run the scenario");
-        assert!(out.status.success(), "scenario failed: {}", String::from_utf8_lossy(&out.stderr));
-        runs += 1;
-        // Findings settle (1 s) and are looked at every second.
-        let settled = Instant::now();
-        while settled.elapsed() < Duration::from_secs(3) && daemon.metric(&series).unwrap_or(0.0) == 0.0 {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    // The hazard happens in every batch of the scenario's 0.6 s run.
+    let series = format!(
+        "ghostrace_findings_total{{binary=\"billing\",container=\"\",detector=\"{DETECTOR}\",namespace=\"\",pod=\"\",severity=\"critical\"}}"
+    );
+    let runs = daemon.rerun_until(
+        DETECTOR,
+        || daemon.metric(&series).unwrap_or(0.0) > 0.0,
+        || {
+            let out = Command::new(&scenario).output().expect("run the scenario");
+            assert!(out.status.success(), "scenario failed: {}", String::from_utf8_lossy(&out.stderr));
+        },
+    );
     eprintln!("{DETECTOR} found after {runs} scenario run(s)");
 
     let promql = format!("ghostrace_findings_total{{detector=\"{DETECTOR}\"}}");

@@ -17,8 +17,8 @@ use tracer_user::{
 /// An exposition with a sample in every family.
 fn populated() -> String {
     let m = Metrics::new().unwrap();
-    m.add_binary("svc");
-    m.count_finding(Detector::SliceCapacityOverlap, Severity::Critical, "svc", true, 4);
+    m.add_binary("svc", ["shop", "svc-0", "svc"]);
+    m.count_finding(Detector::SliceCapacityOverlap, Severity::Critical, "svc", ["shop", "svc-0", "svc"], true, 4);
     m.findings_dropped.inc();
     for family in [&m.probe_hits, &m.records_emitted, &m.records_lost, &m.hits_filtered, &m.read_errors] {
         family.with_label_values(&["slice_grow", "svc"]).inc_by(7);

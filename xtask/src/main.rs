@@ -25,6 +25,9 @@ enum Task {
     Bootstrap,
     /// Bootstrap, then build the eBPF object and the `ghostrace` binary (release).
     Build,
+    /// Only bpf-linker and the release build, without the test tools (the container
+    /// image's build stage: deploy/container/Dockerfile).
+    Release,
     /// Bootstrap, build, and run every test tier.
     Test {
         /// Extra arguments for `cargo test`.
@@ -52,6 +55,7 @@ fn main() {
     let result: Result<()> = match cli.task {
         Task::Bootstrap => bootstrap::all(),
         Task::Build => bootstrap::all().and_then(|()| build::release()).map(|_| ()),
+        Task::Release => bootstrap::build_tools().and_then(|()| build::release()).map(|_| ()),
         Task::Test { args } => bootstrap::all().and_then(|()| build::test(&args)),
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
         Task::Compare => compare::run(),

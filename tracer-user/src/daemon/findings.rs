@@ -13,6 +13,7 @@ use aya::maps::{MapData, StackTraceMap};
 
 use super::ratelimit::Limiter;
 use crate::{
+    container::{self, Container},
     detect::{Config, Engine, ProcessInfo, Stats},
     events::Event,
     export::{json::JsonLines, prometheus::Metrics},
@@ -30,13 +31,14 @@ const CHECK_EVERY_NS: u64 = 1_000_000_000;
 
 /// A process to start or stop watching.
 pub enum Control {
-    Add { info: ProcessInfo, binary: Arc<GoBinary>, label: String },
+    Add { info: ProcessInfo, binary: Arc<GoBinary>, label: String, container: Option<Container> },
     Remove { pid: u32 },
 }
 
 struct Watched {
     live: Live,
     label: String,
+    container: Option<Container>,
     limiter: Limiter,
     /// Engine statistics at the last look.
     last: Stats,
@@ -89,7 +91,7 @@ impl<W: Write> Findings<W> {
     fn apply_control(&mut self) {
         while let Ok(message) = self.control.try_recv() {
             match message {
-                Control::Add { info, binary, label } => {
+                Control::Add { info, binary, label, container } => {
                     let Ok(mut engine) = Engine::new(self.settings.detect.clone()) else { continue };
                     let symbols = BinarySymbols::with_binary(std::path::Path::new(&info.binary), binary);
                     let pid = info.pid;
@@ -98,6 +100,7 @@ impl<W: Write> Findings<W> {
                     let watched = Watched {
                         live,
                         label,
+                        container,
                         limiter: Limiter::new(self.settings.interval),
                         last: Stats::default(),
                         behind: false,
@@ -134,8 +137,9 @@ impl<W: Write> Findings<W> {
             for f in w.live.findings() {
                 let verdict = w.limiter.observe(&f, now, last);
                 w.behind |= verdict.behind;
-                self.metrics.count_finding(f.detector, f.severity, &w.label, verdict.new, verdict.occurrences);
-                if verdict.print && !self.write_failed && self.out.write_all(std::slice::from_ref(&f)).is_err() {
+                let place = container::labels(w.container.as_ref());
+                self.metrics.count_finding(f.detector, f.severity, &w.label, place, verdict.new, verdict.occurrences);
+                if verdict.print && !self.write_failed && self.out.write_in(&f, w.container.as_ref()).is_err() {
                     // stdout closed: metrics carry on, lines stop.
                     self.write_failed = true;
                 }

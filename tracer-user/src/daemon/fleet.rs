@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     os::fd::AsRawFd,
+    path::Path,
     sync::{Arc, mpsc::Sender},
 };
 
@@ -18,6 +19,7 @@ use super::{
     select::{Candidate, Selector},
 };
 use crate::{
+    container::{self, Container},
     detect::ProcessInfo,
     export::prometheus::{AttachFailure, Metrics},
     gobin::{GoBinary, GobinError, ProbeKind, Scope},
@@ -86,6 +88,15 @@ pub struct Fleet {
     control: Sender<Control>,
     metrics: Arc<Metrics>,
     changed: bool,
+}
+
+/// A container for the log: `namespace/pod/container` when known, else the
+/// runtime's container id.
+fn describe(c: &Container) -> String {
+    match c.labels() {
+        [ns, pod, name] if !pod.is_empty() => format!("pod {ns}/{pod} container {name}"),
+        _ => format!("container {}", &c.id[..12]),
+    }
 }
 
 /// The `probe` label of a probe kind.
@@ -167,10 +178,15 @@ impl Fleet {
         self.traced.insert(pid, file.id);
         let info =
             ProcessInfo { pid, binary: bin.path.clone(), go_version: bin.binary.go_version().into(), load_bias: 0 };
-        let _ = self.control.send(Control::Add { info, binary: bin.binary.clone(), label: bin.label.clone() });
+        let cgroup = if process.cgroup.is_empty() { procfs::cgroup(pid).unwrap_or_default() } else { process.cgroup };
+        let container = container::identify(pid, &cgroup, Path::new(container::HOST_ROOT));
+        self.metrics.add_binary(&bin.label, container::labels(container.as_ref()));
+        let in_container = container.as_ref().map(|c| format!(" in {}", describe(c))).unwrap_or_default();
+        let _ =
+            self.control.send(Control::Add { info, binary: bin.binary.clone(), label: bin.label.clone(), container });
         self.metrics.discovered.with_label_values(&[source.name()]).inc();
         eprintln!(
-            "ghostrace: tracing pid {pid} ({}) {} [{}, {} probes, {} attachment {}]",
+            "ghostrace: tracing pid {pid} ({}) {}{in_container} [{}, {} probes, {} attachment {}]",
             process.comm,
             process.exe,
             bin.binary.go_version(),
@@ -225,7 +241,6 @@ impl Fleet {
             .map(|id| tracer.table.get(id).map_or("unknown", |p| kind_label(&p.probe.kind)))
             .collect::<Vec<_>>();
         let label = procfs::label_of(&process.exe);
-        self.metrics.add_binary(&label);
         let config = probes::proc_config(&binary, self.options.sample_every, self.options.stacks);
         self.binaries.insert(
             process.file.id,

@@ -7,6 +7,7 @@
 //! counters); the reader thread owns the detection engines; the HTTP thread serves
 //! what both publish.
 
+pub mod caps;
 mod findings;
 mod fleet;
 mod http;
@@ -60,6 +61,8 @@ pub enum DaemonError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("the daemon lacks {missing}: docs/deployment.md lists the capabilities it needs")]
+    Capabilities { missing: String },
 }
 
 /// Everything `ghostrace daemon` is told.
@@ -76,6 +79,11 @@ pub struct DaemonConfig {
 
 /// Runs until SIGINT/SIGTERM (or `duration`), then detaches everything.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    let missing = caps::missing_here();
+    if !missing.is_empty() {
+        let missing = missing.iter().map(|c| format!("{} ({})", c.name, c.why)).collect::<Vec<_>>().join(", ");
+        return Err(DaemonError::Capabilities { missing });
+    }
     let listener = TcpListener::bind(&config.listen)
         .map_err(|source| DaemonError::Listen { addr: config.listen.clone(), source })?;
     let listening = listener.local_addr().map_or(config.listen.clone(), |a| a.to_string());

@@ -66,8 +66,13 @@ pub fn read(pid: u32, with_cgroup: bool) -> io::Result<Process> {
     let exe = fs::read_link(exe_link(pid))?.to_string_lossy().into_owned();
     let file = file_of(pid)?;
     let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?.trim_end().to_string();
-    let cgroup = if with_cgroup { fs::read_to_string(format!("/proc/{pid}/cgroup"))? } else { String::new() };
+    let cgroup = if with_cgroup { cgroup(pid)? } else { String::new() };
     Ok(Process { pid, exe, comm, cgroup, file })
+}
+
+/// `/proc/PID/cgroup`: the process's cgroup path in each hierarchy.
+pub fn cgroup(pid: u32) -> io::Result<String> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
 }
 
 /// The pids of /proc now.

@@ -6,7 +6,10 @@ use std::io::{self, Write};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::detect::{Finding, Frame, GoroutineSite, Role};
+use crate::{
+    container::Container,
+    detect::{Finding, Frame, GoroutineSite, Role},
+};
 
 /// The value of every line's `schema` key. Adding keys keeps it; removing, renaming
 /// or changing the meaning of a key bumps it.
@@ -39,6 +42,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen_unix_ns: Option<i128>,
     count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a Container>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +97,17 @@ impl<W: Write> JsonLines<W> {
     }
 
     pub fn write(&mut self, f: &Finding) -> Result<(), JsonError> {
+        self.write_line(f, None)
+    }
+
+    /// Writes one finding of a process in `container`, and flushes.
+    pub fn write_in(&mut self, f: &Finding, container: Option<&Container>) -> Result<(), JsonError> {
+        self.write_line(f, container)?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn write_line(&mut self, f: &Finding, container: Option<&Container>) -> Result<(), JsonError> {
         let wall = |ns: u64| self.unix_offset_ns.map(|o| o + i128::from(ns));
         let line = Line {
             schema: SCHEMA,
@@ -109,6 +125,7 @@ impl<W: Write> JsonLines<W> {
             first_seen_unix_ns: wall(f.first_seen_ns),
             last_seen_unix_ns: wall(f.last_seen_ns),
             count: f.count,
+            container,
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;

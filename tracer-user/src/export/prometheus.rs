@@ -1,6 +1,7 @@
 //! The daemon's Prometheus metrics (docs/metrics.md): every family with its type and
 //! labels, and the text exposition. Labels take bounded values only: detector,
-//! severity, probe kind, binary basename, error reason; never addresses or ids.
+//! severity, probe kind, binary basename, error reason, Kubernetes namespace, pod
+//! and container; never addresses or ids.
 
 use ::prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -110,7 +111,7 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, Metric
 impl Metrics {
     pub fn new() -> Result<Self, MetricsError> {
         let r = Registry::new();
-        let by_finding = ["detector", "severity", "binary"];
+        let by_finding = ["detector", "severity", "binary", "namespace", "pod", "container"];
         let by_probe = ["probe", "binary"];
         let metrics = Self {
             findings: counter_vec(
@@ -221,18 +222,27 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Creates a binary's finding series at 0, so that its first finding is an
-    /// increase Prometheus can see.
-    pub fn add_binary(&self, binary: &str) {
+    /// Creates the finding series of a binary in a place (Kubernetes namespace, pod
+    /// and container; empty outside Kubernetes) at 0, so that its first finding is
+    /// an increase Prometheus can see.
+    pub fn add_binary(&self, binary: &str, place: [&str; 3]) {
         for d in Detector::ALL {
-            let labels = [d.name(), d.severity().name(), binary];
+            let labels = [d.name(), d.severity().name(), binary, place[0], place[1], place[2]];
             self.findings.with_label_values(&labels);
             self.finding_occurrences.with_label_values(&labels);
         }
     }
 
-    pub fn count_finding(&self, detector: Detector, severity: Severity, binary: &str, new: bool, occurrences: u64) {
-        let labels = [detector.name(), severity.name(), binary];
+    pub fn count_finding(
+        &self,
+        detector: Detector,
+        severity: Severity,
+        binary: &str,
+        place: [&str; 3],
+        new: bool,
+        occurrences: u64,
+    ) {
+        let labels = [detector.name(), severity.name(), binary, place[0], place[1], place[2]];
         if new {
             self.findings.with_label_values(&labels).inc();
         }
@@ -263,15 +273,20 @@ mod tests {
     #[test]
     fn exposition_has_every_family_with_bounded_labels() {
         let m = Metrics::new().unwrap();
-        m.add_binary("svc");
-        m.count_finding(Detector::MapIterWrite, Severity::Critical, "svc", true, 3);
+        let pod = ["shop", "api-0", "api"];
+        m.add_binary("svc", ["", "", ""]);
+        m.add_binary("svc", pod);
+        m.count_finding(Detector::MapIterWrite, Severity::Critical, "svc", ["", "", ""], true, 3);
+        m.count_finding(Detector::MapIterWrite, Severity::Critical, "svc", pod, true, 2);
         m.probe_hits.with_label_values(&["map_write", "svc"]).inc_by(10);
         let text = m.render().unwrap();
         for name in [
             "ghostrace_build_info{version=",
-            "ghostrace_findings_total{binary=\"svc\",detector=\"map_iter_write\",severity=\"critical\"} 1",
-            "ghostrace_finding_occurrences_total{binary=\"svc\",detector=\"map_iter_write\",severity=\"critical\"} 3",
-            "ghostrace_findings_total{binary=\"svc\",detector=\"slice_lost_append\",severity=\"warning\"} 0",
+            "ghostrace_findings_total{binary=\"svc\",container=\"\",detector=\"map_iter_write\",namespace=\"\",pod=\"\",severity=\"critical\"} 1",
+            "ghostrace_finding_occurrences_total{binary=\"svc\",container=\"\",detector=\"map_iter_write\",namespace=\"\",pod=\"\",severity=\"critical\"} 3",
+            "ghostrace_findings_total{binary=\"svc\",container=\"api\",detector=\"map_iter_write\",namespace=\"shop\",pod=\"api-0\",severity=\"critical\"} 1",
+            "ghostrace_finding_occurrences_total{binary=\"svc\",container=\"api\",detector=\"map_iter_write\",namespace=\"shop\",pod=\"api-0\",severity=\"critical\"} 2",
+            "ghostrace_findings_total{binary=\"svc\",container=\"\",detector=\"slice_lost_append\",namespace=\"\",pod=\"\",severity=\"warning\"} 0",
             "ghostrace_probe_hits_total{binary=\"svc\",probe=\"map_write\"} 10",
             "ghostrace_attach_errors_total{reason=\"probe_table_full\"} 0",
             "ghostrace_traced_processes 0",

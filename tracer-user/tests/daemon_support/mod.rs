@@ -146,9 +146,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon selecting everything under `dir`, and waits until it is ready.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_command(crate::support::ghostrace(), dir, extra)
+    }
+
+    /// [`Daemon::start`] with `cmd` running the daemon: the ghostrace binary, or a
+    /// wrapper (such as `capsh`) whose arguments end where ghostrace's begin.
+    pub fn start_command(mut cmd: Command, dir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let (stdout, stderr) = (dir.join("daemon.out"), dir.join("daemon.err"));
-        let mut cmd = crate::support::ghostrace();
         cmd.args(["daemon", "--listen", &format!("127.0.0.1:{port}"), "--select"])
             .arg(format!("path:{}/**", dir.display()))
             .args(extra)
@@ -165,6 +170,30 @@ impl Daemon {
             }
         });
         daemon
+    }
+
+    /// Runs `run` (a short program with a hazard) again and again until `found`
+    /// says its finding arrived: a run that ended before the probes were in place
+    /// is simply repeated. Returns how many runs it took.
+    pub fn rerun_until(&self, what: &str, found: impl Fn() -> bool, mut run: impl FnMut()) -> u32 {
+        let started = Instant::now();
+        let mut runs = 0;
+        while !found() {
+            assert!(started.elapsed() < Duration::from_secs(60), "no {what} after {runs} runs:\n{}", self.log());
+            run();
+            runs += 1;
+            // Findings settle (1 s) and are looked at every second.
+            let settled = Instant::now();
+            while settled.elapsed() < Duration::from_secs(3) && !found() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        runs
+    }
+
+    /// Whether a finding of `detector` was written to stdout.
+    pub fn has_finding(&self, detector: &str) -> bool {
+        self.findings().iter().any(|l| l["detector"] == detector)
     }
 
     pub fn log(&self) -> String {
