@@ -27,6 +27,9 @@ pub struct StatsReport {
     pub go_version: String,
     pub records: u64,
     pub undecodable: u64,
+    /// Probes attached, and how long attaching them took.
+    pub attached: usize,
+    pub attach_ms: f64,
     pub sites: Vec<SiteReport>,
 }
 
@@ -88,6 +91,8 @@ impl SiteStats<'_> {
             go_version: self.binary.go_version().to_string(),
             records: read.records,
             undecodable: read.undecodable,
+            attached: 0,
+            attach_ms: 0.0,
             sites,
         }
     }

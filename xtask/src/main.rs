@@ -1,5 +1,6 @@
 //! Project tasks: set-up of every tool the project needs, builds, tests and the demo.
 
+mod bench;
 mod bootstrap;
 mod build;
 mod compare;
@@ -38,6 +39,15 @@ enum Task {
     Demo,
     /// Build the ghostrace binary, run every scenario untraced, with -race and under ghostrace; write docs/comparison.md.
     Compare,
+    /// Build ghostrace and the testdata/bench workloads (newest Go), run them untraced
+    /// and under every tracing configuration in alternating rounds, print the probe
+    /// cost per hit against bpftrace and the trace-event floor, and the attach time of
+    /// a large binary (root).
+    Bench {
+        /// Rounds of every workload under every configuration; medians are reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -59,6 +69,7 @@ fn main() {
         Task::Test { args } => bootstrap::all().and_then(|()| build::test(&args)),
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
         Task::Compare => compare::run(),
+        Task::Bench { rounds } => bench::run(rounds),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e:#}");

@@ -31,7 +31,14 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     // The child is held before exec: if attaching fails it is dropped, and the
     // closed gate makes it exit without running.
     let attached = session.start(child.pid(), options)?;
-    eprintln!("ghostrace: {} probes on {} ({}), pid {}", attached, path.display(), session.binary.go_version(), child.pid());
+    eprintln!(
+        "ghostrace: {} probes on {} ({}), pid {}, attached in {:.0} ms",
+        attached,
+        path.display(),
+        session.binary.go_version(),
+        child.pid(),
+        session.attach_time.as_secs_f64() * 1e3
+    );
     child.release()?;
     let status = child.wait()?;
     let outcome = session.finish(options)?;

@@ -72,6 +72,9 @@ pub struct Session {
     reader: Option<Reader<Collector>>,
     process: Option<ProcessInfo>,
     anchor: ClockAnchor,
+    /// Probes attached by `start` and the time it took.
+    pub attached: usize,
+    pub attach_time: std::time::Duration,
 }
 
 /// What a finished session saw.
@@ -100,6 +103,8 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         reader: None,
         process: None,
         anchor: ClockAnchor::now(),
+        attached: 0,
+        attach_time: std::time::Duration::ZERO,
     })
 }
 
@@ -123,7 +128,9 @@ impl Session {
             writer.process(&process)?;
         }
         self.tracer.add_process(pid, config)?;
+        let started = std::time::Instant::now();
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
+        (self.attached, self.attach_time) = (attached, started.elapsed());
         let collector = Collector {
             live: Live::new(engine, BinarySymbols::with_binary(&self.path, self.binary.clone())),
             recording,
@@ -150,11 +157,12 @@ impl Session {
         if let Some(pid) = self.process.as_ref().map(|p| p.pid) {
             self.tracer.remove_process(pid)?;
         }
-        let stats = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }.report(
+        let mut stats = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }.report(
             &counters,
             collector.as_ref().map(|c| &c.by_goroutine).unwrap_or(&HashMap::new()),
             read,
         );
+        (stats.attached, stats.attach_ms) = (self.attached, self.attach_time.as_secs_f64() * 1e3);
         let findings = match &mut collector {
             Some(c) => {
                 c.live.engine.finish();

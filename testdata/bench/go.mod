@@ -1,0 +1,3 @@
+module ghostrace.test/bench
+
+go 1.19

@@ -1,0 +1,172 @@
+// Command bench is the workload of `cargo xtask bench` (xtask/src/bench.rs). One mode
+// per run; it times its own loop and prints `loop_ns=N` so that the set-up of a
+// tracer (reading the binary, attaching probes) is not counted, then a checksum
+// that must not change under tracing:
+//
+//	append N   N rounds of appending 64 ints to a fresh slice: every growth is a
+//	           call into runtime.growslice from main
+//	map N      N writes and N/4 deletes on a map of main's own, through the
+//	           runtime's fast64 assign/delete variants
+//	json N     a request loop on 2 workers: decode an order (JSON), price it, keep
+//	           per-worker counters and a bounded log, encode the reply. Each
+//	           worker's state is its own (nothing shared); nearly every slice and
+//	           map operation happens inside encoding/json and reflect.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+var sink []int
+
+//go:noinline
+func appendLoop(n int) int {
+	total := 0
+	for i := 0; i < n; i++ {
+		var s []int
+		for j := 0; j < 64; j++ {
+			s = append(s, j)
+		}
+		sink = s
+		total += len(s)
+	}
+	return total
+}
+
+//go:noinline
+func mapLoop(n int) int {
+	m := make(map[int]int)
+	for i := 0; i < n; i++ {
+		m[i%4096] = i
+		if i%4 == 0 {
+			delete(m, (i/4)%4096)
+		}
+	}
+	return len(m)
+}
+
+type item struct {
+	SKU      string  `json:"sku"`
+	Quantity int     `json:"quantity"`
+	Price    float64 `json:"price"`
+}
+
+type order struct {
+	ID       int               `json:"id"`
+	Customer string            `json:"customer"`
+	Tier     string            `json:"tier"`
+	Items    []item            `json:"items"`
+	Meta     map[string]string `json:"meta"`
+}
+
+type reply struct {
+	ID       int     `json:"id"`
+	Total    float64 `json:"total"`
+	Items    int     `json:"items"`
+	Discount float64 `json:"discount"`
+}
+
+// worker is one request handler's private state.
+type worker struct {
+	byTier map[string]int
+	log    []int
+	bytes  int
+}
+
+var tiers = []string{"free", "pro", "enterprise"}
+
+func request(i int) []byte {
+	o := order{ID: i, Customer: "c" + strconv.Itoa(i%1000), Tier: tiers[i%3], Meta: map[string]string{"region": "eu", "channel": "web"}}
+	for k := 0; k < 12; k++ {
+		o.Items = append(o.Items, item{SKU: "sku-" + strconv.Itoa(k*7+i%5), Quantity: 1 + k%3, Price: 2.5 + float64(k)})
+	}
+	b, err := json.Marshal(&o)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+//go:noinline
+func (w *worker) handle(body []byte) {
+	var o order
+	if err := json.Unmarshal(body, &o); err != nil {
+		panic(err)
+	}
+	r := reply{ID: o.ID, Items: len(o.Items)}
+	for _, it := range o.Items {
+		r.Total += float64(it.Quantity) * it.Price
+	}
+	if o.Tier == "enterprise" {
+		r.Discount = r.Total / 10
+	}
+	w.byTier[o.Tier]++
+	w.log = append(w.log, o.ID)
+	if len(w.log) == 1024 {
+		w.log = w.log[:0]
+	}
+	out, err := json.Marshal(&r)
+	if err != nil {
+		panic(err)
+	}
+	w.bytes += len(out)
+}
+
+func jsonLoop(n int) int {
+	// Requests are prepared before the clock starts: the loop is decode, work, encode.
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = request(i)
+	}
+	const workers = 2
+	ws := make([]*worker, workers)
+	var wg sync.WaitGroup
+	for g := 0; g < workers; g++ {
+		ws[g] = &worker{byTier: map[string]int{}}
+		wg.Add(1)
+		go func(w *worker, g int) {
+			defer wg.Done()
+			for i := g; i < n; i += workers {
+				w.handle(bodies[i%len(bodies)])
+			}
+		}(ws[g], g)
+	}
+	wg.Wait()
+	total := 0
+	for _, w := range ws {
+		total += w.bytes + w.byTier["pro"]
+	}
+	return total
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: bench append|map|json N")
+		os.Exit(2)
+	}
+	n, err := strconv.Atoi(os.Args[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: N must be a number")
+		os.Exit(2)
+	}
+	var loop func(int) int
+	switch os.Args[1] {
+	case "append":
+		loop = appendLoop
+	case "map":
+		loop = mapLoop
+	case "json":
+		loop = jsonLoop
+	default:
+		fmt.Fprintln(os.Stderr, "bench: unknown mode", os.Args[1])
+		os.Exit(2)
+	}
+	start := time.Now()
+	sum := loop(n)
+	fmt.Printf("loop_ns=%d\nchecksum=%d\n", time.Since(start).Nanoseconds(), sum)
+}
