@@ -67,10 +67,24 @@ impl GatedChild {
 
     /// Waits for the child, forwarding SIGTERM/SIGHUP to it meanwhile (SIGINT from a
     /// terminal already reaches the whole process group, so ghostrace ignores it).
-    pub fn wait(mut self) -> Result<ExitStatus, ChildError> {
+    pub fn wait(self) -> Result<ExitStatus, ChildError> {
+        self.wait_by(sys::wait_child)
+    }
+
+    /// [`GatedChild::wait`], calling `between` until the child exits; `between` should
+    /// return within a fraction of a second (it sets how soon the exit is seen).
+    pub fn wait_with(self, mut between: impl FnMut()) -> Result<ExitStatus, ChildError> {
+        self.wait_by(|pid| loop {
+            match sys::try_wait_child(pid)? {
+                Some(status) => return Ok(status),
+                None => between(),
+            }
+        })
+    }
+
+    fn wait_by(mut self, wait: impl FnOnce(libc::pid_t) -> io::Result<i32>) -> Result<ExitStatus, ChildError> {
         forward_signals_to(self.pid);
-        let status =
-            sys::wait_child(self.pid).map(ExitStatus::from_raw).map_err(|source| ChildError::Wait { pid: self.pid(), source });
+        let status = wait(self.pid).map(ExitStatus::from_raw).map_err(|source| ChildError::Wait { pid: self.pid(), source });
         forward_signals_to(0);
         self.reaped = true;
         status

@@ -36,6 +36,8 @@ pub struct StatsReport {
 #[derive(Debug, Serialize)]
 pub struct SiteReport {
     pub probe: u32,
+    /// The probed executable (another one than the report's for a followed child).
+    pub binary: String,
     pub kind: String,
     pub target: String,
     pub function: String,
@@ -58,13 +60,14 @@ impl SiteStats<'_> {
     pub fn report(&self, counters: &[ProbeCounters], by_goroutine: &HashMap<(u32, u64), u64>, read: ReadStats) -> StatsReport {
         // Name each site by the user's statement, as findings do (an inlined Remove's
         // innermost frames are container/list code).
+        // Probes of followed children live in their own binaries (opened on demand).
         let symbols = BinarySymbols::with_binary(self.path, self.binary.clone());
-        let process = ProcessInfo { binary: self.path.display().to_string(), ..ProcessInfo::default() };
         let mut sites: Vec<SiteReport> = self
             .table
             .iter()
             .map(|(id, placed)| {
                 let probe = &placed.probe;
+                let process = ProcessInfo { binary: placed.binary.display().to_string(), ..ProcessInfo::default() };
                 let frame = call_site(&symbols, &process, probe.address);
                 let mut goroutines: Vec<GoroutineRecords> = by_goroutine
                     .iter()
@@ -74,6 +77,7 @@ impl SiteStats<'_> {
                 goroutines.sort_by_key(|g| g.goid);
                 SiteReport {
                     probe: id,
+                    binary: process.binary,
                     kind: format!("{:?}", probe.kind),
                     target: probe.target.clone(),
                     function: if frame.file.is_empty() { probe.caller.clone() } else { frame.function },

@@ -20,9 +20,14 @@ pub struct BinarySymbols {
 impl BinarySymbols {
     /// Uses an already opened binary for `path`.
     pub fn with_binary(path: &Path, binary: Arc<GoBinary>) -> Self {
-        let symbols = Self::default();
-        symbols.binaries.borrow_mut().insert(path.display().to_string(), Some(binary));
+        let mut symbols = Self::default();
+        symbols.add_binary(path, binary);
         symbols
+    }
+
+    /// Uses an already opened binary for `path` from now on.
+    pub fn add_binary(&mut self, path: &Path, binary: Arc<GoBinary>) {
+        self.binaries.get_mut().insert(path.display().to_string(), Some(binary));
     }
 
     fn binary(&self, path: &str) -> Option<Arc<GoBinary>> {

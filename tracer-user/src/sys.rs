@@ -67,6 +67,20 @@ pub fn wait_child(pid: libc::pid_t) -> io::Result<i32> {
     }
 }
 
+/// The wait status of `pid` if it has exited, without blocking.
+pub fn try_wait_child(pid: libc::pid_t) -> io::Result<Option<i32>> {
+    let mut status = 0;
+    // SAFETY: status is a valid out-pointer for the call.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => Ok(None),
+        n if n == pid => Ok(Some(status)),
+        _ => {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted { Ok(None) } else { Err(err) }
+        }
+    }
+}
+
 /// Sends `sig` to `pid`; async-signal-safe.
 pub fn send_signal(pid: libc::pid_t, sig: libc::c_int) -> bool {
     // SAFETY: kill has no memory-safety preconditions.

@@ -51,7 +51,7 @@ const BPFTRACE: &str = "bpftrace (entries)";
 const FLOOR: &str = "floor (trace event)";
 
 /// Workload modes of testdata/bench and their sizes (a fraction of a second untraced).
-const WORKLOADS: &[(&str, &str)] = &[("append", "30000"), ("map", "200000"), ("json", "20000")];
+const WORKLOADS: &[(&str, &str)] = &[("append", "30000"), ("map", "200000"), ("json", "40000")];
 
 /// Below this many hits a per-hit figure is noise.
 const MIN_HITS: u64 = 100_000;

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
 mod daemon;
+mod follow;
 mod options;
 mod output;
 mod run;

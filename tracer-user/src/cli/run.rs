@@ -39,8 +39,14 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
         child.pid(),
         session.attach_time.as_secs_f64() * 1e3
     );
+    let mut follower = super::follow::Follower::start(&mut session, child.pid())
+        .map_err(|e| eprintln!("ghostrace: Go programs started by pid {} will not be traced: {e:#}", child.pid()))
+        .ok();
     child.release()?;
-    let status = child.wait()?;
+    let status = match &mut follower {
+        Some(follower) => child.wait_with(|| follower.poll(&mut session, options, 100))?,
+        None => child.wait()?,
+    };
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(child::exit_code(status), options))
 }

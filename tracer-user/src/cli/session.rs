@@ -6,18 +6,22 @@ use std::{
     fs::File,
     io::BufWriter,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        mpsc::{Receiver, Sender},
+    },
 };
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, StackTraceMap};
+use tracer_common::ProcConfig;
 
 use super::TraceOptions;
 use crate::{
     detect::{Engine, Finding, ProcessInfo},
     events::Event,
     export,
-    gobin::GoBinary,
+    gobin::{GoBinary, ProbePlan},
     live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Tracer},
@@ -35,6 +39,14 @@ struct Collector {
     stack_map: StackTraceMap<MapData>,
     /// Records per (probe id, goroutine id).
     by_goroutine: HashMap<(u32, u64), u64>,
+    /// Processes that join the session after it started (`run`'s followed children).
+    joining: Receiver<Joined>,
+}
+
+/// A process joining a running session, with its executable.
+struct Joined {
+    info: ProcessInfo,
+    binary: Arc<GoBinary>,
 }
 
 impl Collector {
@@ -48,8 +60,21 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// Takes in the processes that joined; called before each record, and they join
+    /// before the kernel traces them, so none of their records comes first.
+    fn admit(&mut self) {
+        while let Ok(Joined { info, binary }) = self.joining.try_recv() {
+            self.live.symbols.add_binary(Path::new(&info.binary), binary);
+            self.write(|w| w.process(&info));
+            self.live.engine.add_process(info);
+        }
+    }
+}
+
 impl Sink for Collector {
     fn record(&mut self, raw: &[u8], event: Event) {
+        self.admit();
         *self.by_goroutine.entry((event.probe, event.goid)).or_default() += 1;
         let fresh = self.live.record(&self.stack_map, &event).map(<[u64]>::to_vec);
         if let (Some(pcs), Some(id)) = (fresh, event.stack_id) {
@@ -59,6 +84,7 @@ impl Sink for Collector {
     }
 
     fn tick(&mut self) {
+        self.admit();
         let now = monotonic_ns();
         self.live.tick(now);
         self.write(|w| w.clock(now));
@@ -71,6 +97,9 @@ pub struct Session {
     pub tracer: Tracer,
     reader: Option<Reader<Collector>>,
     process: Option<ProcessInfo>,
+    /// Followed children: pids traced in the kernel, and the way in for the reader.
+    children: Vec<u32>,
+    join: Option<Sender<Joined>>,
     anchor: ClockAnchor,
     /// Probes attached by `start` and the time it took.
     pub attached: usize,
@@ -102,6 +131,8 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         tracer,
         reader: None,
         process: None,
+        children: Vec::new(),
+        join: None,
         anchor: ClockAnchor::now(),
         attached: 0,
         attach_time: std::time::Duration::ZERO,
@@ -131,16 +162,41 @@ impl Session {
         let started = std::time::Instant::now();
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
         (self.attached, self.attach_time) = (attached, started.elapsed());
+        let (join, joining) = std::sync::mpsc::channel();
+        self.join = Some(join);
         let collector = Collector {
             live: Live::new(engine, BinarySymbols::with_binary(&self.path, self.binary.clone())),
             recording,
             recording_error: None,
             stack_map: self.tracer.take_stacks()?,
             by_goroutine: HashMap::new(),
+            joining,
         };
         self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
         self.process = Some(process);
         Ok(attached)
+    }
+
+    /// Adds a process started after the session (a followed child running `binary`
+    /// from `path`): its own probes, then tracing in the kernel. Returns the probes.
+    pub fn add_child(&mut self, pid: u32, path: &Path, binary: &Arc<GoBinary>, plan: &ProbePlan, config: ProcConfig) -> Result<usize> {
+        let join = self.join.as_ref().context("the session has not started")?;
+        let attached = self.tracer.attach(path, plan, Some(pid))?;
+        let info = ProcessInfo { pid, binary: path.display().to_string(), go_version: binary.go_version().into(), load_bias: 0 };
+        // The reader learns the process before the kernel sends its first record.
+        join.send(Joined { info, binary: binary.clone() }).context("the record reader has stopped")?;
+        self.tracer.add_process(pid, config)?;
+        self.children.push(pid);
+        Ok(attached)
+    }
+
+    /// A followed child exited or exec'd another program: the kernel stops tracing it.
+    pub fn drop_child(&mut self, pid: u32) -> Result<()> {
+        if let Some(at) = self.children.iter().position(|&p| p == pid) {
+            self.children.swap_remove(at);
+            self.tracer.remove_process(pid)?;
+        }
+        Ok(())
     }
 
     /// Drains the records, detaches every probe, and writes findings, summary and files.
@@ -154,7 +210,7 @@ impl Session {
         };
         let counters = self.tracer.counters()?;
         self.tracer.detach_all();
-        if let Some(pid) = self.process.as_ref().map(|p| p.pid) {
+        for pid in self.process.as_ref().map(|p| p.pid).into_iter().chain(std::mem::take(&mut self.children)) {
             self.tracer.remove_process(pid)?;
         }
         let mut stats = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }.report(

@@ -1,0 +1,128 @@
+//! `run` follows its child's descendants: a descendant that execs a Go program gets
+//! the probe plan of that executable (planned once per file) and joins the session;
+//! anything else it runs is noted once and left alone.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use anyhow::Result;
+use tracer_common::{ProcConfig, ProcEventKind};
+
+use super::{TraceOptions, session::Session};
+use crate::{
+    daemon::procfs::{self, FileId},
+    gobin::{GoBinary, GobinError, ProbePlan},
+    probes::{self, ProcEvents},
+};
+
+/// Ancestors looked at before giving up on a pid (a deeper tree is not followed).
+const MAX_DEPTH: usize = 64;
+
+/// An executable a descendant ran, planned once.
+struct Planned {
+    path: PathBuf,
+    binary: Arc<GoBinary>,
+    plan: ProbePlan,
+    config: ProcConfig,
+}
+
+pub struct Follower {
+    events: ProcEvents,
+    root: u32,
+    /// By executable file; `None`: not traced (already noted).
+    executables: HashMap<FileId, Option<Planned>>,
+    followed: HashSet<u32>,
+}
+
+impl Follower {
+    /// Watches execs and exits from now on (before the root child is released).
+    pub fn start(session: &mut Session, root: u32) -> Result<Self> {
+        let events = session.tracer.watch_processes()?;
+        Ok(Self { events, root, executables: HashMap::new(), followed: HashSet::new() })
+    }
+
+    /// Handles the events that arrived, waiting up to `timeout_ms` for the first.
+    pub fn poll(&mut self, session: &mut Session, options: &TraceOptions, timeout_ms: i32) {
+        if !self.events.wait(timeout_ms) {
+            return;
+        }
+        while let Some((kind, pid)) = self.events.next_event() {
+            match kind {
+                ProcEventKind::Exec => self.exec(session, options, pid),
+                ProcEventKind::Exit => self.exit(session, pid),
+            }
+        }
+    }
+
+    fn exit(&mut self, session: &mut Session, pid: u32) {
+        if self.followed.remove(&pid)
+            && let Err(e) = session.drop_child(pid)
+        {
+            eprintln!("ghostrace: pid {pid} exited but is still traced: {e:#}");
+        }
+    }
+
+    fn exec(&mut self, session: &mut Session, options: &TraceOptions, pid: u32) {
+        if pid == self.root || !descends_from(pid, self.root) {
+            return;
+        }
+        // It ran something else before: that program is gone.
+        self.exit(session, pid);
+        let (Ok(file), Ok(path)) = (procfs::file_of(pid), std::fs::read_link(procfs::exe_link(pid))) else { return };
+        let planned = self.executables.entry(file.id).or_insert_with(|| plan(pid, path, options));
+        let Some(p) = planned else { return };
+        match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config) {
+            Ok(probes) => {
+                self.followed.insert(pid);
+                eprintln!("ghostrace: following pid {pid}: {} ({}), {probes} probes", p.path.display(), p.binary.go_version());
+            }
+            // Gone already, or its probes could not be placed: the others carry on.
+            Err(e) => eprintln!("ghostrace: not following pid {pid} ({}): {e:#}", p.path.display()),
+        }
+    }
+}
+
+/// Opens and plans the executable of `pid`; `None` (with a one-line note) when it is
+/// not a Go program ghostrace can trace.
+fn plan(pid: u32, path: PathBuf, options: &TraceOptions) -> Option<Planned> {
+    let binary = match GoBinary::open(&procfs::exe_link(pid)) {
+        Ok(binary) => binary,
+        Err(GobinError::NotGo { .. } | GobinError::NotElf { .. }) => {
+            eprintln!("ghostrace: pid {pid} runs {}, not a Go program: not followed", path.display());
+            return None;
+        }
+        Err(e) => {
+            eprintln!("ghostrace: not following pid {pid} ({}): {e}", path.display());
+            return None;
+        }
+    };
+    if let Err(e) = probes::check_traceable(&binary) {
+        eprintln!("ghostrace: not following pid {pid} ({}): {e}", path.display());
+        return None;
+    }
+    let plan = binary.probe_plan(&options.scope());
+    let config = probes::proc_config(&binary, options.sample_every, !options.no_stacks);
+    Some(Planned { path, binary: Arc::new(binary), plan, config })
+}
+
+/// Whether `root` is an ancestor of `pid` (through /proc/PID/stat's parent pids).
+fn descends_from(mut pid: u32, root: u32) -> bool {
+    for _ in 0..MAX_DEPTH {
+        match parent_of(pid) {
+            Some(parent) if parent == root => return true,
+            Some(parent) if parent > 1 => pid = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The parent pid of `pid`: the second field after the command name, which is in
+/// parentheses and may itself hold spaces and parentheses.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}

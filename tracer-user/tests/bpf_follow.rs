@@ -1,0 +1,76 @@
+//! BPF tier: `ghostrace run` follows the Go programs its child starts, directly
+//! (os/exec) or through a shell, and reports their findings with their own pid and
+//! executable (the `spawn` fixture: a parent running a copy of itself that removes
+//! list elements twice).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{bpf_or_skip, build, ghostrace, temp_file, toolchains};
+
+const REMOVALS: &str = "300";
+
+/// Parses `key=value` of the fixture line starting with `prefix`.
+fn field(stdout: &str, prefix: &str, key: &str) -> u32 {
+    let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {stdout}"));
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// Runs `ghostrace run -- parent ARGS`; returns (stdout, stderr, findings).
+fn run(parent: &Path, args: &[&str], tag: &str) -> (String, String, Vec<Value>) {
+    let json = temp_file(&format!("follow-{tag}.jsonl"));
+    let _ = std::fs::remove_file(&json);
+    let out = ghostrace().args(["run", "--json-out"]).arg(&json).arg("--").arg(parent).args(args).output().expect("run ghostrace");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "{tag}: ghostrace run: {}\n{stderr}", out.status);
+    let findings = std::fs::read_to_string(&json)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("finding JSON"))
+        .collect();
+    (stdout, stderr, findings)
+}
+
+/// The child's findings are its own; the parent, which touches no list, has none.
+fn check(tag: &str, child: &Path, stdout: &str, stderr: &str, findings: &[Value]) -> usize {
+    let child_pid = field(stdout, "removed ", "pid");
+    assert_eq!(field(stdout, "removed ", "n"), REMOVALS.parse::<u32>().expect("number"), "{tag}: the child's own output");
+    assert!(stderr.contains(&format!("following pid {child_pid}: {}", child.display())), "{tag}: no note of following:\n{stderr}");
+    let stale: Vec<&Value> = findings.iter().filter(|f| f["detector"] == "list_stale_remove").collect();
+    assert!(!stale.is_empty(), "{tag}: no list_stale_remove finding from the followed child: {findings:?}\n{stderr}");
+    for f in &stale {
+        assert_eq!(f["pid"], child_pid, "{tag}: finding of another process: {f}");
+        assert_eq!(f["binary"], child.display().to_string(), "{tag}: finding names another executable: {f}");
+        assert_eq!(f["goroutines"][0]["function"], "main.removeTwice", "{tag}: call site: {f}");
+    }
+    stale.len()
+}
+
+#[test]
+fn run_follows_go_programs_its_child_starts() {
+    if !bpf_or_skip("run_follows_go_programs_its_child_starts") {
+        return;
+    }
+    let tc = toolchains().pop().expect("a Go toolchain: run `cargo xtask bootstrap`");
+    let parent = build(&tc, "fixtures/spawn", false);
+    // A copy is another executable file (inode): planned and attached on its own.
+    let child: PathBuf = temp_file("spawn-child");
+    std::fs::copy(&parent, &child).expect("copy the fixture");
+
+    let child_str = child.to_str().expect("UTF-8 path");
+    let (stdout, stderr, findings) = run(&parent, &["run", child_str, "remove", REMOVALS], "exec");
+    let direct = check("exec", &child, &stdout, &stderr, &findings);
+
+    // Through a shell, which is no Go program: noted, not traced, its child followed.
+    let script = format!("{child_str} remove {REMOVALS}; true");
+    let (stdout, stderr, findings) = run(&parent, &["run", "/bin/sh", "-c", &script], "shell");
+    let shell = check("shell", &child, &stdout, &stderr, &findings);
+    assert!(stderr.contains("not a Go program: not followed"), "shell: no note about the shell:\n{stderr}");
+    eprintln!("followed: {direct} findings through os/exec, {shell} through /bin/sh");
+    let _ = std::fs::remove_file(&child);
+}
