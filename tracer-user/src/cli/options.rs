@@ -38,7 +38,7 @@ pub struct TraceOptions {
     #[arg(long)]
     pub no_stacks: bool,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
-    #[arg(long, default_value_t = 1 << 22, value_name = "BYTES")]
+    #[arg(long, default_value_t = 1 << 22, value_parser = parse_ring_bytes, value_name = "BYTES")]
     pub ring_bytes: u32,
     /// Stop tracing after this long (e.g. 30s, 5m); `attach` only.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
@@ -64,6 +64,15 @@ pub fn parse_scope(words: &[String]) -> Scope {
         [one] if one == "std" => Scope::Std,
         patterns => Scope::Patterns(patterns.to_vec()),
     }
+}
+
+/// A ring buffer size the kernel accepts: a power of two, at least one page.
+fn parse_ring_bytes(text: &str) -> Result<u32, String> {
+    let bytes: u32 = text.trim().parse().map_err(|_| format!("invalid size {text:?} (bytes)"))?;
+    if bytes < 4096 || !bytes.is_power_of_two() {
+        return Err(format!("{bytes} is not a power of two of at least 4096"));
+    }
+    Ok(bytes)
 }
 
 /// Parses `500ms`, `30s`, `5m`, `2h` or plain seconds.
@@ -93,5 +102,14 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_bytes("4096"), Ok(4096));
+        assert_eq!(parse_ring_bytes("4194304"), Ok(1 << 22));
+        for bad in ["0", "1000", "6144", "2048", "x", "-4096"] {
+            assert!(parse_ring_bytes(bad).is_err(), "{bad}");
+        }
     }
 }
