@@ -13,7 +13,7 @@ use tracer_common::{ProcConfig, ProcEventKind};
 
 use super::{TraceOptions, session::Session};
 use crate::{
-    daemon::procfs::{self, FileId},
+    daemon::procfs::{self, FileStamp},
     gobin::{GoBinary, GobinError, ProbePlan},
     probes::{self, ProcEvents},
 };
@@ -32,8 +32,9 @@ struct Planned {
 pub struct Follower {
     events: ProcEvents,
     root: u32,
-    /// By executable file; `None`: not traced (already noted).
-    executables: HashMap<FileId, Option<Planned>>,
+    /// By executable file (a rebuilt file is another one); `None`: not traced
+    /// (already noted).
+    executables: HashMap<FileStamp, Option<Planned>>,
     followed: HashSet<u32>,
 }
 
@@ -72,7 +73,7 @@ impl Follower {
         // It ran something else before: that program is gone.
         self.exit(session, pid);
         let (Ok(file), Ok(path)) = (procfs::file_of(pid), std::fs::read_link(procfs::exe_link(pid))) else { return };
-        let planned = self.executables.entry(file.id).or_insert_with(|| plan(pid, path, options));
+        let planned = self.executables.entry(file).or_insert_with(|| plan(pid, path, options));
         let Some(p) = planned else { return };
         match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config) {
             Ok(probes) => {
