@@ -11,7 +11,7 @@ use std::{
 
 use aya::maps::{MapData, StackTraceMap};
 
-use super::ratelimit::Limiter;
+use super::{podseries::PodSeries, ratelimit::Limiter};
 use crate::{
     container::{self, Container},
     detect::{Config, Engine, ProcessInfo, Stats},
@@ -65,6 +65,7 @@ pub struct Findings<W: Write> {
     out: JsonLines<W>,
     next_check_ns: u64,
     write_failed: bool,
+    pod_series: PodSeries,
 }
 
 impl<W: Write> Findings<W> {
@@ -85,6 +86,7 @@ impl<W: Write> Findings<W> {
             out,
             next_check_ns: 0,
             write_failed: false,
+            pod_series: PodSeries::default(),
         }
     }
 
@@ -123,6 +125,7 @@ impl<W: Write> Findings<W> {
     fn retire(&mut self, mut w: Watched) {
         w.live.engine.finish();
         self.look(&mut w, true);
+        self.pod_series.process_gone(&w.label, container::labels(w.container.as_ref()), monotonic_ns());
     }
 
     /// Writes what changed in one engine's findings and statistics.
@@ -188,6 +191,16 @@ impl<W: Write + Send + 'static> Sink for Findings<W> {
             self.watched = watched;
             let tracked: u64 = self.watched.values().map(|w| w.last.tracked).sum();
             self.metrics.detector_tracked.set(tracked as i64);
+            let watched = &self.watched;
+            let live = |(binary, labels): &(String, [String; 3])| {
+                watched.values().any(|w| {
+                    w.label == *binary
+                        && container::labels(w.container.as_ref()) == labels.each_ref().map(String::as_str)
+                })
+            };
+            for (binary, labels) in self.pod_series.due(now, live) {
+                self.metrics.remove_binary(&binary, labels.each_ref().map(String::as_str));
+            }
         }
     }
 }

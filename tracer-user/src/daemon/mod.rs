@@ -11,6 +11,7 @@ pub mod caps;
 mod findings;
 mod fleet;
 mod http;
+mod podseries;
 pub mod procfs;
 mod ratelimit;
 pub mod select;

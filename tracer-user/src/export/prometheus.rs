@@ -233,6 +233,15 @@ impl Metrics {
         }
     }
 
+    /// Drops the finding series [`Metrics::add_binary`] made (a pod that is gone).
+    pub fn remove_binary(&self, binary: &str, place: [&str; 3]) {
+        for d in Detector::ALL {
+            let labels = [d.name(), d.severity().name(), binary, place[0], place[1], place[2]];
+            let _ = self.findings.remove_label_values(&labels);
+            let _ = self.finding_occurrences.remove_label_values(&labels);
+        }
+    }
+
     pub fn count_finding(
         &self,
         detector: Detector,
@@ -279,7 +288,10 @@ mod tests {
         m.count_finding(Detector::MapIterWrite, Severity::Critical, "svc", ["", "", ""], true, 3);
         m.count_finding(Detector::MapIterWrite, Severity::Critical, "svc", pod, true, 2);
         m.probe_hits.with_label_values(&["map_write", "svc"]).inc_by(10);
+        m.add_binary("svc", ["shop", "api-1", "api"]);
+        m.remove_binary("svc", ["shop", "api-1", "api"]);
         let text = m.render().unwrap();
+        assert!(!text.contains("api-1"), "a removed pod's series are gone:\n{text}");
         for name in [
             "ghostrace_build_info{version=",
             "ghostrace_findings_total{binary=\"svc\",container=\"\",detector=\"map_iter_write\",namespace=\"\",pod=\"\",severity=\"critical\"} 1",
