@@ -126,6 +126,8 @@ fn daemonset_is_least_privilege() {
         assert!(pod[absent].is_null() || pod[absent] == false, "{absent}: {}", pod[absent]);
     }
     assert_eq!(pod["automountServiceAccountToken"], false, "the daemon never talks to the API server");
+    let annotations = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["container.apparmor.security.beta.kubernetes.io/ghostrace"], "unconfined", "{annotations}");
     assert_eq!(pod["tolerations"], serde_json::json!([{"operator": "Exists"}]), "must run on every node");
     let containers = pod["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1);
