@@ -1,10 +1,14 @@
 //! BPF tier, end to end: every scenario of testdata/scenarios under `ghostrace run
-//! --json-out` with every Go toolchain; the detectors its expect.json names fire,
-//! nothing else fires at warning or above, and the program's exit status passes through.
+//! --json-out` with every Go toolchain; the detectors its expect.json names fire, at
+//! the statements its source marks with `// ghostrace:expect DETECTOR`, nothing else
+//! fires at warning or above, and the program's exit status passes through.
 
 mod support;
 
-use std::{collections::BTreeSet, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
 use serde_json::Value;
 use support::{bpf_or_skip, build, ghostrace, repo, temp_file, toolchains};
@@ -18,12 +22,6 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[
         "only the map's own writing flag is read, at each write's start, and it is rarely caught set before the runtime \
          itself dies; overlapping write intervals need write-exit probes, which are not placed yet",
     ),
-    (
-        "map_range_rekey",
-        "map_write_during_range",
-        "the kernel's transition filter drops a goroutine's own range steps, so a write inside its own range cannot be \
-         told from one after it ended unless every hit is sent (--sample-every 1)",
-    ),
 ];
 
 fn known_gap(scenario: &str, detector: &str) -> Option<&'static str> {
@@ -33,6 +31,32 @@ fn known_gap(scenario: &str, detector: &str) -> Option<&'static str> {
 struct Scenario {
     name: String,
     expect: Value,
+    /// Detector → the (file name, line) of the statements its findings must name.
+    marks: BTreeMap<String, BTreeSet<Site>>,
+}
+
+/// A statement of a scenario's source: file name and line.
+type Site = (String, u64);
+
+const MARK: &str = "ghostrace:expect ";
+
+/// The `// ghostrace:expect DETECTOR` marks of a scenario's Go files.
+fn marks(dir: &Path) -> BTreeMap<String, BTreeSet<Site>> {
+    let mut marks: BTreeMap<String, BTreeSet<Site>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("scenario dir").filter_map(|e| e.ok()) {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !file.ends_with(".go") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).expect("read scenario source");
+        for (i, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices(MARK) {
+                let detector = line[at + MARK.len()..].split_whitespace().next().unwrap_or("");
+                marks.entry(detector.to_string()).or_default().insert((file.clone(), i as u64 + 1));
+            }
+        }
+    }
+    marks
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -44,6 +68,7 @@ fn scenarios() -> Vec<Scenario> {
         .map(|e| Scenario {
             name: e.file_name().to_string_lossy().into_owned(),
             expect: serde_json::from_slice(&std::fs::read(e.path().join("expect.json")).expect("read")).expect("expect.json"),
+            marks: marks(&e.path()),
         })
         .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
@@ -58,14 +83,59 @@ fn names(v: &Value) -> BTreeSet<String> {
     v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect()
 }
 
-/// Findings of a JSON-lines file as (detector, severity).
-fn findings(path: &Path) -> Vec<(String, String)> {
+/// One finding of a JSON-lines file.
+struct Found {
+    detector: String,
+    severity: String,
+    /// Each goroutine's call site as (file, line); the file as the binary names it.
+    sites: Vec<(String, u64)>,
+}
+
+fn findings(path: &Path) -> Vec<Found> {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("finding JSON"))
-        .map(|f| (f["detector"].as_str().unwrap_or("").to_string(), f["severity"].as_str().unwrap_or("").to_string()))
+        .map(|f| Found {
+            detector: text(&f["detector"]),
+            severity: text(&f["severity"]),
+            sites: f["goroutines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| (text(&g["file"]), g["line"].as_u64().unwrap_or(0)))
+                .collect(),
+        })
         .collect()
+}
+
+/// Whether a finding's call site is one of `marks`: the file must be the marked file
+/// of this scenario's directory.
+fn marked(scenario: &str, marks: &BTreeSet<Site>, (file, line): &(String, u64)) -> bool {
+    marks.iter().any(|(f, l)| l == line && file.ends_with(&format!("/{scenario}/{f}")))
+}
+
+/// The call sites of the expected detectors' findings against the source's marks:
+/// every goroutine of every such finding stands at a marked statement.
+fn check_sites(s: &Scenario, found: &[Found], problems: &mut Vec<String>) {
+    let expected = names(&s.expect["detectors"]);
+    for detector in s.marks.keys().filter(|d| !expected.contains(*d)) {
+        problems.push(format!("source marks {detector}, which expect.json does not expect"));
+    }
+    for detector in &expected {
+        let Some(marks) = s.marks.get(detector) else {
+            problems.push(format!("{detector} expected but no statement is marked `// {MARK}{detector}`"));
+            continue;
+        };
+        for f in found.iter().filter(|f| &f.detector == detector) {
+            let stray: Vec<String> =
+                f.sites.iter().filter(|site| !marked(&s.name, marks, site)).map(|(f, l)| format!("{f}:{l}")).collect();
+            if f.sites.is_empty() || !stray.is_empty() {
+                problems.push(format!("{detector} names unmarked call sites {stray:?} (marked: {marks:?})"));
+            }
+        }
+    }
 }
 
 /// Runs one scenario; returns what disagreed with its expect.json.
@@ -81,7 +151,8 @@ fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
         problems.push(format!("exit {:?}, expected {want_exit}: {}", out.status.code(), stderr.lines().last().unwrap_or("")));
     }
     let found = findings(&out_file);
-    let fired: BTreeSet<String> = found.iter().map(|(d, _)| d.clone()).collect();
+    check_sites(s, &found, &mut problems);
+    let fired: BTreeSet<String> = found.iter().map(|f| f.detector.clone()).collect();
     for want in names(&s.expect["detectors"]) {
         if fired.contains(&want) {
             continue;
@@ -92,9 +163,9 @@ fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
         }
     }
     let allowed = names(&s.expect["detectors"]).union(&names(&s.expect["allow"])).cloned().collect::<BTreeSet<_>>();
-    for (detector, severity) in &found {
-        if severity != "info" && !allowed.contains(detector) {
-            problems.push(format!("unexpected {severity} {detector}"));
+    for f in &found {
+        if f.severity != "info" && !allowed.contains(&f.detector) {
+            problems.push(format!("unexpected {} {}", f.severity, f.detector));
         }
     }
     problems.dedup();

@@ -60,11 +60,11 @@ func invoice(lines []Line) []Line {
 		it := lines[i]
 		tax := it.Cents * 19 / 100
 		fee := int64(25)
-		lines = append(lines, Line{Customer: it.Customer, Kind: 'X', SKU: it.SKU, Cents: tax})
-		lines = append(lines, Line{Customer: it.Customer, Kind: 'F', SKU: it.SKU, Cents: fee})
+		lines = append(lines, Line{Customer: it.Customer, Kind: 'X', SKU: it.SKU, Cents: tax}) // ghostrace:expect slice_capacity_overlap
+		lines = append(lines, Line{Customer: it.Customer, Kind: 'F', SKU: it.SKU, Cents: fee}) // ghostrace:expect slice_capacity_overlap
 		total += it.Cents + tax + fee
 	}
-	return append(lines, Line{Customer: lines[0].Customer, Kind: 'T', Cents: total})
+	return append(lines, Line{Customer: lines[0].Customer, Kind: 'T', Cents: total}) // ghostrace:expect slice_capacity_overlap
 }
 
 // shard is a long-lived worker; customer c is always billed by shard c.

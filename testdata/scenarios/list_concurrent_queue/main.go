@@ -53,7 +53,7 @@ func (d *Dispatcher) NextBatch(buf []Job) (n int, panicked bool) {
 		if e == nil {
 			break
 		}
-		j, ok := d.pending.Remove(e).(Job)
+		j, ok := d.pending.Remove(e).(Job) // ghostrace:expect list_concurrent_remove
 		if !ok {
 			continue
 		}

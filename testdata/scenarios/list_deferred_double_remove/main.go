@@ -40,7 +40,7 @@ func (t *Tracker) Begin(r *Request) *list.Element {
 func (t *Tracker) End(e *list.Element) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.inflight.Remove(e)
+	t.inflight.Remove(e) // ghostrace:expect list_stale_remove
 	t.gauge--
 }
 

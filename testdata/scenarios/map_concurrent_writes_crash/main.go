@@ -28,11 +28,11 @@ type Store struct {
 }
 
 func (s *Store) Login(id uint64, user string, now int64) {
-	s.sessions[id] = Session{User: user, Created: now}
+	s.sessions[id] = Session{User: user, Created: now} // ghostrace:expect map_concurrent_write
 }
 
 func (s *Store) Logout(id uint64) {
-	delete(s.sessions, id)
+	delete(s.sessions, id) // ghostrace:expect map_concurrent_write
 }
 
 func main() {

@@ -37,7 +37,7 @@ func (j *Journal) Post(handler, account int, cents int64) int {
 	if cents >= 50000 {
 		fraudCheck(p)
 	}
-	j.entries = append(entries, p)
+	j.entries = append(entries, p) // ghostrace:expect slice_lost_append
 	return p.Seq
 }
 
