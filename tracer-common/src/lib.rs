@@ -21,6 +21,10 @@ pub enum RecordKind {
     ListRemoveEnter = 5,
     /// `(*list.List).Remove(e)` finished. args: list pointer, element pointer.
     ListRemoveExit = 6,
+    /// A map write (not a delete) by a goroutine inside its own range over the map,
+    /// sent late, when the range's next step showed the range went on. args: map
+    /// pointer, [`MapOp`], iterator pointer.
+    MapWriteInRange = 7,
 }
 
 impl RecordKind {
@@ -32,6 +36,7 @@ impl RecordKind {
             4 => Self::MapWrite,
             5 => Self::ListRemoveEnter,
             6 => Self::ListRemoveExit,
+            7 => Self::MapWriteInRange,
             _ => return None,
         })
     }

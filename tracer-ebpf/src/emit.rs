@@ -136,7 +136,9 @@ impl Hit {
 
     /// The transition filter: `rec` is sent when the last hit on the same object came
     /// from another goroutine (together with that held hit, if it was not sent yet),
-    /// or when `force` says the hit matters on its own. Returns whether it was sent.
+    /// or when `force` says the hit matters on its own. `same_life` tells whether the
+    /// held hit was on the same object, not on an earlier one at the same address
+    /// (only slice arrays have lives). Returns whether it was sent.
     #[inline(always)]
     pub fn send_on_transition(
         &self,
@@ -145,13 +147,14 @@ impl Hit {
         key: &ObjectKey,
         rec: &mut Record,
         force: bool,
+        same_life: impl Fn(&Record) -> bool,
     ) -> bool {
         let mut send = force || self.sampled;
         if let Some(prev) = table.get_ptr_mut(key) {
             // SAFETY: the entry stays valid while this program runs (RCU); a
             // concurrent update can only make the copy stale, never invalid.
             let prev = unsafe { &mut *prev };
-            if prev.rec.goid != self.goid {
+            if prev.rec.goid != self.goid && same_life(&prev.rec) {
                 if prev.sent == 0 {
                     let mut held = prev.rec;
                     held.flags |= RECORD_REPLAYED;

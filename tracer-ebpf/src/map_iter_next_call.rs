@@ -1,9 +1,13 @@
 //! A call into `runtime.mapiternext` / `runtime.mapIterNext`: one step of a `range`.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use tracer_common::RecordKind;
+use tracer_common::{RECORD_REPLAYED, RecordKind};
 
-use crate::{emit, maps::LAST_HIT, regs::args5};
+use crate::{
+    emit::{self, Hit},
+    maps::{LAST_HIT, OWN_RANGES, OwnRange},
+    regs::args5,
+};
 
 /// `hiter.h` and `maps.Iter.m` both sit at +24 in the iterator.
 const ITER_MAP_OFFSET: u64 = 24;
@@ -18,6 +22,33 @@ pub fn map_iter_next_call(ctx: ProbeContext) -> u32 {
     }
     let writing = crate::map_write_call::writing(&hit, map);
     let mut rec = hit.record(RecordKind::MapIterNext, [map, iter, writing, 0, 0]);
-    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, writing != 0);
+    let in_range_write = own_range_step(&ctx, &hit, map, iter, &rec);
+    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, writing != 0 || in_range_write, |_| true);
     0
+}
+
+/// A step of the goroutine's own range: a write it held since the previous step was
+/// inside the range, and goes out now (the step, forced, right after it). Any other
+/// step starts a new run. Returns whether a write went out.
+#[inline(always)]
+fn own_range_step(ctx: &ProbeContext, hit: &Hit, map: u64, iter: u64, rec: &tracer_common::Record) -> bool {
+    let key = hit.key(RecordKind::MapIterStart, map);
+    if let Some(range) = OWN_RANGES.get_ptr_mut(&key) {
+        // SAFETY: the entry stays valid while this program runs (RCU).
+        let range = unsafe { &mut *range };
+        if range.goid == hit.goid && range.iter == iter {
+            if range.pending == 0 {
+                return false;
+            }
+            range.pending = 0;
+            let mut write = range.write;
+            write.flags |= RECORD_REPLAYED;
+            range.reported = [write.pc, range.reported[0]];
+            hit.send(ctx, &mut write);
+            return true;
+        }
+    }
+    let range = OwnRange { goid: hit.goid, iter, pending: 0, write: *rec, reported: [0; 2] };
+    let _ = OWN_RANGES.insert(&key, &range, 0);
+    false
 }

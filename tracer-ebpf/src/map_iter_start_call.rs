@@ -3,7 +3,11 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use tracer_common::RecordKind;
 
-use crate::{emit, maps::LAST_HIT, regs::args5};
+use crate::{
+    emit,
+    maps::{LAST_HIT, OWN_RANGES, OwnRange},
+    regs::args5,
+};
 
 #[uprobe(multi)]
 pub fn map_iter_start_call(ctx: ProbeContext) -> u32 {
@@ -14,6 +18,8 @@ pub fn map_iter_start_call(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let mut rec = hit.record(RecordKind::MapIterStart, [map, iter, 0, 0, 0]);
-    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, false);
+    let range = OwnRange { goid: hit.goid, iter, pending: 0, write: rec, reported: [0; 2] };
+    let _ = OWN_RANGES.insert(&hit.key(RecordKind::MapIterStart, map), &range, 0);
+    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, false, |_| true);
     0
 }

@@ -1,11 +1,15 @@
 //! A call into `mapassign*`, `mapdelete*` or `mapclear`: a map write starts.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use tracer_common::RecordKind;
+use aya_ebpf::{
+    bindings::BPF_F_USER_STACK,
+    macros::uprobe,
+    programs::{ProbeContext, tracing::StackIdContext},
+};
+use tracer_common::{MapOp, Record, RecordKind};
 
 use crate::{
     emit::{self, Hit},
-    maps::LAST_HIT,
+    maps::{LAST_HIT, OWN_RANGES, STACKS},
     regs::args5,
 };
 
@@ -30,17 +34,34 @@ pub fn map_write_call(ctx: ProbeContext) -> u32 {
     let writing = writing(&hit, map);
     let mut rec = hit.record(RecordKind::MapWrite, [map, hit.aux[0] as u64, writing, 0, 0]);
     let key = hit.key(RecordKind::MapWrite, map);
-    // A write right after this goroutine's own iteration step is a write during its
-    // own range (info); anything after another goroutine's hit is a transition.
-    let during_own_range = match LAST_HIT.get_ptr(&key) {
-        // SAFETY: read-only copy of an entry that stays valid while this program runs.
-        Some(prev) => unsafe {
-            (*prev).rec.goid == hit.goid
-                && ((*prev).rec.kind == RecordKind::MapIterNext as u16
-                    || (*prev).rec.kind == RecordKind::MapIterStart as u16)
-        },
-        None => false,
-    };
-    hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0 || during_own_range);
+    let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0, |_| true);
+    hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
     0
+}
+
+/// A write by the goroutine whose own range over the map is in progress is held
+/// until the range's next step shows the range went on (map_iter_next_call). Deletes
+/// are not: deleting during one's own range is deterministic and idiomatic. A write
+/// by any other goroutine ends the run.
+#[inline(always)]
+fn hold_if_in_own_range(ctx: &ProbeContext, hit: &Hit, map: u64, rec: &Record, sent: bool) {
+    let key = hit.key(RecordKind::MapIterStart, map);
+    let Some(range) = OWN_RANGES.get_ptr_mut(&key) else { return };
+    // SAFETY: the entry stays valid while this program runs (RCU).
+    let range = unsafe { &mut *range };
+    if range.goid != hit.goid {
+        let _ = OWN_RANGES.remove(&key);
+        return;
+    }
+    if sent || range.pending != 0 || rec.args[1] == MapOp::Delete as u64 || range.reported[0] == rec.pc || range.reported[1] == rec.pc {
+        return;
+    }
+    let mut held = *rec;
+    held.kind = RecordKind::MapWriteInRange as u16;
+    held.args[3] = range.iter;
+    if hit.cfg.stacks != 0 {
+        held.stack_id = ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64).unwrap_or(-1);
+    }
+    range.write = held;
+    range.pending = 1;
 }

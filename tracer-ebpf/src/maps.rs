@@ -49,6 +49,24 @@ pub struct Held {
 #[map]
 pub static LAST_HIT: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(65536, 0);
 
+/// The range over a map that its goroutine's latest records on the map belong to:
+/// one goroutine's unbroken run of steps of one iterator and its own writes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct OwnRange {
+    pub goid: u64,
+    pub iter: u64,
+    /// `write` holds a write of the run, sent only if a next step of `iter` follows.
+    pub pending: u64,
+    pub write: Record,
+    /// Write sites already sent for this range: one record per (range, site).
+    pub reported: [u64; 2],
+}
+
+/// Map → the own range in progress on it (key kind `MapIterStart`).
+#[map]
+pub static OWN_RANGES: LruHashMap<ObjectKey, OwnRange> = LruHashMap::with_max_entries(4096, 0);
+
 /// Lists some goroutine is inside `Remove` on, with the entering record.
 #[map]
 pub static IN_REMOVE: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(16384, 0);

@@ -2,7 +2,7 @@
 //! `append` outgrew its backing array.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RecordKind};
+use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, Record, RecordKind};
 
 use crate::{
     emit,
@@ -19,6 +19,18 @@ fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
         (Some(lo), Some(hi)) => lo <= ptr && ptr < hi,
         _ => false,
     }
+}
+
+/// Whether a held growth at the same end address was of the array `rec` grows: the
+/// same element size and GC count (the last word of both). An address only holds a
+/// new array after a sweep freed the old one, and a sweep follows a mark termination;
+/// within one count the array at the address is the one that was grown. Across
+/// counts a new array at the address (a goroutine-local one succeeding another: half
+/// of all local growths in allocation-heavy code) looks exactly like a header kept
+/// past the array's move, so neither is a transition.
+#[inline(always)]
+fn same_life(held: &Record, rec: &Record) -> bool {
+    held.args[4] == rec.args[4]
 }
 
 #[uprobe(multi)]
@@ -45,6 +57,9 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let end = old_ptr.wrapping_add(old_cap.wrapping_mul(elem_size));
-    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::SliceGrow, end), &mut rec, false);
+    let now = rec;
+    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::SliceGrow, end), &mut rec, false, |held| {
+        same_life(held, &now)
+    });
     0
 }

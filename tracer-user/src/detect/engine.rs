@@ -89,6 +89,7 @@ impl Engine {
             EventKind::MapIterStart { map, iter } => self.maps.on_iter_start(ev, map, iter, now),
             EventKind::MapIterNext { map, iter, writing } => self.maps.on_iter_next(ev, map, iter, writing, now, out),
             EventKind::MapWrite { map, op, writing } => self.maps.on_write(ev, map, op, writing, now, out),
+            EventKind::MapWriteInRange { map, op, iter } => self.maps.on_write_in_range(ev, map, op, iter, now, out),
             EventKind::ListRemoveEnter { list, elem_list, .. } => self.lists.on_enter(ev, list, elem_list, now, out),
             EventKind::ListRemoveExit { list, .. } => self.lists.on_exit(ev, now, list, out),
         }

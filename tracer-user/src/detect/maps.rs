@@ -31,12 +31,15 @@ struct WriteMark {
 /// `iter`, then only that goroutine's own writes (the first non-delete one kept).
 /// A next step of `iter` then shows a write inside the goroutine's own range, if the
 /// stream is complete: filtered, the run may hide the goroutine's own hits, a new
-/// range over the same iterator slot among them.
+/// range over the same iterator slot among them. The kernel follows the same run
+/// over every hit and sends such a write as `MapWriteInRange` (`confirmed`), right
+/// before the step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct OwnRun {
     goid: u64,
     iter: u64,
     write: Option<WriteMark>,
+    confirmed: bool,
 }
 
 /// Goroutines remembered per map with their latest record.
@@ -146,7 +149,7 @@ impl Maps {
         let ms = self.maps.get_or_insert_with(Key::new(ev.tgid, map), now, MapState::default);
         ms.note_iter(iter);
         ms.note_record(t.goid, t.ts);
-        ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None });
+        ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None, confirmed: false });
         let fresh = IterState { map, last: t, bound: t.ts };
         *self.iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || fresh) = fresh;
     }
@@ -168,8 +171,8 @@ impl Maps {
                 out.add(sighting(Detector::MapIterWrite, mkey, t, Some(w.at), detail), 1);
             }
         }
-        if let Some(OwnRun { goid, iter: i, write: Some(w) }) = ms.own_run
-            && self.complete
+        if let Some(OwnRun { goid, iter: i, write: Some(w), confirmed }) = ms.own_run
+            && (self.complete || confirmed)
             && goid == t.goid
             && i == iter
         {
@@ -179,7 +182,7 @@ impl Maps {
         let bound = ms.latest_of(t.goid).unwrap_or(t.ts);
         ms.note_iter(iter);
         ms.note_record(t.goid, t.ts);
-        ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None });
+        ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None, confirmed: false });
         let step = IterState { map, last: t, bound };
         let st = self.iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || step);
         if t.ts >= st.last.ts || st.map != map || st.last.goid != t.goid {
@@ -225,6 +228,18 @@ impl Maps {
         };
         ms.note_write(w);
         ms.note_record(t.goid, t.ts);
+    }
+
+    /// A write the kernel saw inside the goroutine's own range over `iter`; the
+    /// range's next step follows.
+    pub fn on_write_in_range(&mut self, ev: &Event, map: u64, op: MapWriteOp, iter: u64, now: u64, out: &mut Dedup) {
+        self.on_write(ev, map, op, false, now, out);
+        if let Some(ms) = self.maps.peek_mut(Key::new(ev.tgid, map))
+            && ev.goid != 0
+        {
+            let write = Some(WriteMark { at: Touch::of(ev), op });
+            ms.own_run = Some(OwnRun { goid: ev.goid, iter, write, confirmed: true });
+        }
     }
 
     /// Sweeps up to `budget` maps and iterators for expiry.

@@ -11,8 +11,8 @@
 //! free it and the allocator can hand its memory to a new array, whose end may be
 //! the same address. Each growth record carries the process's count of GC mark
 //! terminations, and what is related here is bounded by what one life of an array
-//! must look like: one element size, and for pairs that claim both headers held the
-//! array at once, the same count and growths within `window`.
+//! must look like: one element size and one count, and for pairs that claim both
+//! headers held the array at once, growths within `window`.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -286,7 +286,9 @@ impl Rules {
                 return;
             }
         }
-        if dt >= self.stale_after {
+        // A stale header, too, must be one array: across a GC cycle a new array may
+        // sit at the address (the kernel does not even send such pairs).
+        if dt >= self.stale_after && first.same_cycle(&g) {
             let (early, late) = if first.at.ts <= g.at.ts { (first, g) } else { (g, first) };
             let s = Sighting {
                 detector: Detector::SliceStaleHeader,

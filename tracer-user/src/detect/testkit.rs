@@ -117,9 +117,22 @@ struct Held {
     sent: bool,
 }
 
+/// Whether two growths at one end address are of one array as the kernel judges it:
+/// the same element size and GC count.
+fn same_life(a: &Event, b: &Event) -> bool {
+    match (a.kind, b.kind) {
+        (
+            EventKind::SliceGrow { elem_size: ea, gc_cycle: ga, .. },
+            EventKind::SliceGrow { elem_size: eb, gc_cycle: gb, .. },
+        ) => ea == eb && ga == gb,
+        _ => true,
+    }
+}
+
 /// The kernel's transition filter (tracer-ebpf `emit.rs` and the probes), without
-/// sampling: a hit goes out when the previous hit on its object came from another
-/// goroutine (with that held hit, if it had not gone out), or when it matters alone.
+/// sampling: a hit goes out when the previous hit on its object (of the same life)
+/// came from another goroutine (with that held hit, if it had not gone out), or when
+/// it matters alone.
 pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
     let mut last: HashMap<Obj, Held> = HashMap::new();
     let mut removing: HashMap<u64, u64> = HashMap::new();
@@ -128,6 +141,7 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
         let mut send = force;
         if let Some(prev) = table.get(&key)
             && prev.ev.goid != ev.goid
+            && same_life(&prev.ev, ev)
         {
             if !prev.sent {
                 out.push(prev.ev);
@@ -138,7 +152,11 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
             out.push(*ev);
         }
         table.insert(key, Held { ev: *ev, sent: send });
+        send
     };
+    // Map → (goid, iterator, held write, sites sent): the goroutine's own range
+    // (tracer-ebpf map_iter_next_call and map_write_call).
+    let mut ranges: HashMap<u64, (u64, u64, Option<Event>, [u64; 2])> = HashMap::new();
     for ev in events {
         match ev.kind {
             EventKind::SliceGrow { old_cap, elem_size, .. } => {
@@ -146,17 +164,41 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
                     on_transition(&mut last, Obj::Array(ev.kind.object()), ev, false, &mut out);
                 }
             }
-            EventKind::MapIterStart { map, .. } => on_transition(&mut last, Obj::Map(map), ev, false, &mut out),
-            EventKind::MapIterNext { map, writing, .. } => {
-                on_transition(&mut last, Obj::Map(map), ev, writing, &mut out)
+            EventKind::MapIterStart { map, iter } => {
+                ranges.insert(map, (ev.goid, iter, None, [0; 2]));
+                on_transition(&mut last, Obj::Map(map), ev, false, &mut out);
             }
-            EventKind::MapWrite { map, writing, .. } => {
-                let own_range = last.get(&Obj::Map(map)).is_some_and(|p| {
-                    p.ev.goid == ev.goid
-                        && matches!(p.ev.kind, EventKind::MapIterNext { .. } | EventKind::MapIterStart { .. })
-                });
-                on_transition(&mut last, Obj::Map(map), ev, writing || own_range, &mut out);
+            EventKind::MapIterNext { map, iter, writing } => {
+                let mut confirmed = false;
+                match ranges.get_mut(&map) {
+                    Some((goid, i, held, reported)) if *goid == ev.goid && *i == iter => {
+                        if let Some(w) = held.take() {
+                            *reported = [w.pc, reported[0]];
+                            out.push(w);
+                            confirmed = true;
+                        }
+                    }
+                    _ => {
+                        ranges.insert(map, (ev.goid, iter, None, [0; 2]));
+                    }
+                }
+                on_transition(&mut last, Obj::Map(map), ev, writing || confirmed, &mut out);
             }
+            EventKind::MapWrite { map, op, writing } => {
+                let sent = on_transition(&mut last, Obj::Map(map), ev, writing, &mut out);
+                match ranges.get_mut(&map) {
+                    Some((goid, ..)) if *goid != ev.goid => {
+                        ranges.remove(&map);
+                    }
+                    Some((_, iter, held @ None, reported))
+                        if !sent && op != MapWriteOp::Delete && !reported.contains(&ev.pc) =>
+                    {
+                        *held = Some(Event { kind: EventKind::MapWriteInRange { map, op, iter: *iter }, ..*ev });
+                    }
+                    _ => {}
+                }
+            }
+            EventKind::MapWriteInRange { .. } => out.push(*ev),
             EventKind::ListRemoveEnter { list, elem_list, .. } => {
                 removing.insert(ev.goid, list);
                 on_transition(&mut last, Obj::List(list), ev, elem_list != list, &mut out);

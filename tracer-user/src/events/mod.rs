@@ -29,6 +29,9 @@ pub enum EventKind {
     MapIterStart { map: u64, iter: u64 },
     MapIterNext { map: u64, iter: u64, writing: bool },
     MapWrite { map: u64, op: MapWriteOp, writing: bool },
+    /// A write the kernel saw inside the writing goroutine's own range over the map
+    /// (`iter`): its next step followed. The step's record comes right after.
+    MapWriteInRange { map: u64, op: MapWriteOp, iter: u64 },
     ListRemoveEnter { list: u64, elem: u64, elem_list: u64 },
     ListRemoveExit { list: u64, elem: u64 },
 }
@@ -59,7 +62,10 @@ impl EventKind {
             Self::SliceGrow { old_ptr, old_cap, elem_size, .. } => {
                 old_ptr.wrapping_add(old_cap.wrapping_mul(elem_size))
             }
-            Self::MapIterStart { map, .. } | Self::MapIterNext { map, .. } | Self::MapWrite { map, .. } => map,
+            Self::MapIterStart { map, .. }
+            | Self::MapIterNext { map, .. }
+            | Self::MapWrite { map, .. }
+            | Self::MapWriteInRange { map, .. } => map,
             Self::ListRemoveEnter { list, .. } | Self::ListRemoveExit { list, .. } => list,
         }
     }
@@ -97,6 +103,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     from_record(&rec)
 }
 
+fn map_op(op: u64) -> Result<MapWriteOp, DecodeError> {
+    Ok(match op {
+        x if x == MapOp::Assign as u64 => MapWriteOp::Assign,
+        x if x == MapOp::Delete as u64 => MapWriteOp::Delete,
+        x if x == MapOp::Clear as u64 => MapWriteOp::Clear,
+        op => return Err(DecodeError::MapOp { op }),
+    })
+}
+
 pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
     let a = rec.args;
     let kind = match RecordKind::from_u16(rec.kind).ok_or(DecodeError::Kind { kind: rec.kind })? {
@@ -110,16 +125,8 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
         },
         RecordKind::MapIterStart => EventKind::MapIterStart { map: a[0], iter: a[1] },
         RecordKind::MapIterNext => EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0 },
-        RecordKind::MapWrite => EventKind::MapWrite {
-            map: a[0],
-            op: match a[1] {
-                x if x == MapOp::Assign as u64 => MapWriteOp::Assign,
-                x if x == MapOp::Delete as u64 => MapWriteOp::Delete,
-                x if x == MapOp::Clear as u64 => MapWriteOp::Clear,
-                op => return Err(DecodeError::MapOp { op }),
-            },
-            writing: a[2] != 0,
-        },
+        RecordKind::MapWrite => EventKind::MapWrite { map: a[0], op: map_op(a[1])?, writing: a[2] != 0 },
+        RecordKind::MapWriteInRange => EventKind::MapWriteInRange { map: a[0], op: map_op(a[1])?, iter: a[3] },
         RecordKind::ListRemoveEnter => EventKind::ListRemoveEnter { list: a[0], elem: a[1], elem_list: a[2] },
         RecordKind::ListRemoveExit => EventKind::ListRemoveExit { list: a[0], elem: a[1] },
     };

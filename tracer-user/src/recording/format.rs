@@ -102,6 +102,14 @@ impl Tag {
     }
 }
 
+fn map_op(op: MapWriteOp) -> MapOp {
+    match op {
+        MapWriteOp::Assign => MapOp::Assign,
+        MapWriteOp::Delete => MapOp::Delete,
+        MapWriteOp::Clear => MapOp::Clear,
+    }
+}
+
 /// A decoded event back in the kernel's record layout (flags 0): how synthetic
 /// streams and tests make recordings.
 pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
@@ -115,12 +123,10 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
             (RecordKind::MapIterNext, [map, iter, u64::from(writing), 0, 0])
         }
         EventKind::MapWrite { map, op, writing } => {
-            let op = match op {
-                MapWriteOp::Assign => MapOp::Assign,
-                MapWriteOp::Delete => MapOp::Delete,
-                MapWriteOp::Clear => MapOp::Clear,
-            };
-            (RecordKind::MapWrite, [map, op as u64, u64::from(writing), 0, 0])
+            (RecordKind::MapWrite, [map, map_op(op) as u64, u64::from(writing), 0, 0])
+        }
+        EventKind::MapWriteInRange { map, op, iter } => {
+            (RecordKind::MapWriteInRange, [map, map_op(op) as u64, 0, iter, 0])
         }
         EventKind::ListRemoveEnter { list, elem, elem_list } => {
             (RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0])
@@ -155,6 +161,7 @@ mod tests {
             EventKind::MapIterStart { map: 1, iter: 2 },
             EventKind::MapIterNext { map: 1, iter: 2, writing: true },
             EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },
+            EventKind::MapWriteInRange { map: 1, op: MapWriteOp::Assign, iter: 2 },
             EventKind::ListRemoveEnter { list: 1, elem: 2, elem_list: 3 },
             EventKind::ListRemoveExit { list: 1, elem: 2 },
         ];

@@ -197,6 +197,11 @@ fn any_event() -> impl Strategy<Value = Event> {
             op: crate::events::MapWriteOp::Assign,
             writing: w
         }),
+        (0..2u64, 0..2u64).prop_map(|(m, i)| EventKind::MapWriteInRange {
+            map: 0x9000 + m,
+            op: crate::events::MapWriteOp::Assign,
+            iter: 0xa000 + i
+        }),
         (0..2u64, 0..3u64).prop_map(|(l, e)| EventKind::ListRemoveEnter {
             list: 0xb000 + l,
             elem: 0xc000,
