@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use daemon_support::{Daemon, newest_go, test_dir};
+use daemon_support::{Daemon, Guard, newest_go, test_dir, wait_for};
 use support::{bpf_or_skip, build};
 
 const DETECTOR: &str = "slice_capacity_overlap";
@@ -75,24 +75,25 @@ impl Drop for PodCgroup {
     }
 }
 
-/// One run of the program as a container's process: `sh` joins the pod's cgroup,
-/// `unshare` gives it new mount and pid namespaces, and there, as a runtime does,
-/// the root directory becomes a mount of its own with `pivot_root`: the host's
-/// view of the program's path (`/proc/PID/exe`) is then the container's own.
-fn run_in_container(rootfs: &Path, cgroup: &Path, program: &str) -> std::process::Output {
+/// The program as a container's process: `sh` joins the pod's cgroup, `unshare`
+/// gives it new mount and pid namespaces, and there, as a runtime does, the root
+/// directory becomes a mount of its own with `pivot_root`: the host's view of the
+/// program's path (`/proc/PID/exe`) is then the container's own.
+fn in_container(rootfs: &Path, cgroup: &Path, program: &str) -> Command {
     let enter = r#"mount --bind "$0" "$0" && cd "$0" && pivot_root . old-root && exec "$1""#;
-    Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!(r#"echo $$ > "$1/cgroup.procs" && exec unshare --mount --pid --fork sh -c '{enter}' "$2" "$3""#))
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!(
+            r#"echo $$ > "$1/cgroup.procs" && exec unshare --mount --pid --fork --kill-child sh -c '{enter}' "$2" "$3""#
+        ))
         .args(["sh", &cgroup.display().to_string(), &rootfs.display().to_string(), program])
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOSTNAME", POD)
         .env("CONTAINER_NAME", CONTAINER)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run the container")
+        .stderr(Stdio::piped());
+    cmd
 }
 
 #[test]
@@ -131,7 +132,7 @@ fn daemon_traces_a_pod_and_labels_its_findings() {
         DETECTOR,
         || daemon.has_finding(DETECTOR),
         || {
-            let out = run_in_container(&rootfs, cgroup.leaf(), &program);
+            let out = in_container(&rootfs, cgroup.leaf(), &program).output().expect("run the container");
             assert!(out.status.success(), "container run failed: {}", String::from_utf8_lossy(&out.stderr));
         },
     );
@@ -150,6 +151,26 @@ fn daemon_traces_a_pod_and_labels_its_findings() {
     assert_eq!(c["name"], CONTAINER);
     assert_eq!(c["names_from"], "process");
     assert!(daemon.log().contains(&format!("pod {NAMESPACE}/{POD} container {CONTAINER}")), "{}", daemon.log());
+
+    // /status lists the pod of a process running in it.
+    let service = format!("/app-{me}/service");
+    std::fs::copy(build(&tc, "fixtures/service", false), rootfs.join(service.trim_start_matches('/'))).unwrap();
+    let mut running = Guard::spawn("service in the pod", &mut in_container(&rootfs, cgroup.leaf(), &service));
+    wait_for("/status to list the service's pod", Duration::from_secs(10), || {
+        let status = daemon.status();
+        let binaries = status["binaries"].as_array().cloned().unwrap_or_default();
+        let listed = binaries
+            .iter()
+            .filter(|b| b["path"] == service.as_str())
+            .flat_map(|b| b["containers"].as_array().cloned().unwrap_or_default());
+        let mut pods = listed.map(|e| e["container"].clone());
+        if pods.any(|p| p["pod"] == POD && p["id"] == id.as_str() && p["name"] == CONTAINER) {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    running.kill();
 
     let series = format!(
         "ghostrace_findings_total{{binary=\"billing\",container=\"{CONTAINER}\",detector=\"{DETECTOR}\",namespace=\"{NAMESPACE}\",pod=\"{POD}\",severity=\"critical\"}}"

@@ -232,6 +232,6 @@ fn image_recipe_is_multi_stage_and_non_root_by_default() {
     let stages = recipe.lines().filter(|l| l.starts_with("FROM ")).count();
     assert_eq!(stages, 2, "a build stage and a runtime stage");
     assert!(recipe.contains("./dev release"), "the image is built by the project's own build");
-    let user = recipe.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("a USER line");
+    let user = recipe.lines().filter_map(|l| l.strip_prefix("USER ")).next_back().expect("a USER line");
     assert_ne!(user.split(':').next(), Some("0"), "the image's default user must not be root");
 }

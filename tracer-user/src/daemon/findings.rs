@@ -31,8 +31,16 @@ const CHECK_EVERY_NS: u64 = 1_000_000_000;
 
 /// A process to start or stop watching.
 pub enum Control {
-    Add { info: ProcessInfo, binary: Arc<GoBinary>, label: String, container: Option<Container> },
-    Remove { pid: u32 },
+    Add {
+        info: ProcessInfo,
+        binary: Arc<GoBinary>,
+        label: String,
+        /// Boxed, or every message would be as large as a container's identity.
+        container: Option<Box<Container>>,
+    },
+    Remove {
+        pid: u32,
+    },
 }
 
 struct Watched {
@@ -102,7 +110,7 @@ impl<W: Write> Findings<W> {
                     let watched = Watched {
                         live,
                         label,
-                        container,
+                        container: container.map(|c| *c),
                         limiter: Limiter::new(self.settings.interval),
                         last: Stats::default(),
                         behind: false,

@@ -85,6 +85,8 @@ pub struct Fleet {
     traced: HashMap<u32, FileId>,
     /// Selected Go processes that could not be traced → their executable.
     untraced: HashMap<u32, FileStamp>,
+    /// Traced pids in a container → its identity (for `/status`).
+    containers: HashMap<u32, Container>,
     control: Sender<Control>,
     metrics: Arc<Metrics>,
     changed: bool,
@@ -119,6 +121,7 @@ impl Fleet {
             verdicts: HashMap::new(),
             traced: HashMap::new(),
             untraced: HashMap::new(),
+            containers: HashMap::new(),
             control,
             metrics,
             changed: true,
@@ -182,8 +185,15 @@ impl Fleet {
         let container = container::identify(pid, &cgroup, Path::new(container::HOST_ROOT));
         self.metrics.add_binary(&bin.label, container::labels(container.as_ref()));
         let in_container = container.as_ref().map(|c| format!(" in {}", describe(c))).unwrap_or_default();
-        let _ =
-            self.control.send(Control::Add { info, binary: bin.binary.clone(), label: bin.label.clone(), container });
+        if let Some(c) = &container {
+            self.containers.insert(pid, c.clone());
+        }
+        let _ = self.control.send(Control::Add {
+            info,
+            binary: bin.binary.clone(),
+            label: bin.label.clone(),
+            container: container.map(Box::new),
+        });
         self.metrics.discovered.with_label_values(&[source.name()]).inc();
         eprintln!(
             "ghostrace: tracing pid {pid} ({}) {}{in_container} [{}, {} probes, {} attachment {}]",
@@ -271,6 +281,7 @@ impl Fleet {
             self.changed = true;
         }
         let Some(file) = self.traced.remove(&pid) else { return };
+        self.containers.remove(&pid);
         self.changed = true;
         let _ = tracer.remove_process(pid);
         let _ = self.control.send(Control::Remove { pid });
@@ -372,6 +383,10 @@ impl Fleet {
                 "go_version": b.binary.go_version(),
                 "probes": b.attachment.probes(),
                 "pids": b.pids,
+                "containers": b.pids.iter().filter_map(|pid| {
+                    let c = serde_json::to_value(self.containers.get(pid)?).ok()?;
+                    Some(json!({"pid": pid, "container": c}))
+                }).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "untraced_go": untraced,
             "kernel_traced_pids": kernel,
