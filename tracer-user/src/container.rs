@@ -95,7 +95,7 @@ pub fn identify(pid: u32, cgroup: &str, host_root: &Path) -> Option<Container> {
         }
     }
     let environ = read_bounded(Path::new(&format!("/proc/{pid}/environ")), MAX_ENVIRON).unwrap_or_default();
-    let mut names = names_from_environ(&environ);
+    let mut names = names_from_environ(&environ, !shares_host_hostname(pid));
     if names.namespace.is_none() {
         let file = format!("/proc/{pid}/root/var/run/secrets/kubernetes.io/serviceaccount/namespace");
         names.namespace = fs::read_to_string(file).ok().and_then(|s| k8s_name(s.trim()));
@@ -113,6 +113,13 @@ impl Container {
         self.name = names.container;
         self.names_from = Some(source);
     }
+}
+
+/// Whether the process shares the host's UTS namespace (a `hostNetwork` pod does):
+/// its `HOSTNAME` is then the node's name. Unknown reads as not shared.
+fn shares_host_hostname(pid: u32) -> bool {
+    let uts = |p: &str| fs::read_link(format!("/proc/{p}/ns/uts")).ok();
+    uts(&pid.to_string()).is_some_and(|ns| Some(ns) == uts("1"))
 }
 
 /// Kubernetes names of a container.
@@ -221,10 +228,10 @@ pub fn names_from_bundle(config_json: &[u8]) -> Option<Names> {
 }
 
 /// The pod's names in a NUL-separated environment: downward API variables by their
-/// usual names, and `HOSTNAME`, which the runtime sets to the pod's hostname (the
-/// pod name unless the spec sets `hostname` or uses the host's network). Only these
+/// usual names, and, when `hostname_is_pod`, `HOSTNAME`, which the runtime sets to
+/// the pod's hostname (the pod name unless the spec sets `hostname`). Only these
 /// variables are kept.
-pub fn names_from_environ(environ: &[u8]) -> Names {
+pub fn names_from_environ(environ: &[u8], hostname_is_pod: bool) -> Names {
     let mut names = Names::default();
     let mut hostname = None;
     for entry in environ.split(|b| *b == 0) {
@@ -234,7 +241,7 @@ pub fn names_from_environ(environ: &[u8]) -> Names {
             b"POD_NAMESPACE" | b"MY_POD_NAMESPACE" => &mut names.namespace,
             b"POD_NAME" | b"MY_POD_NAME" => &mut names.pod,
             b"CONTAINER_NAME" => &mut names.container,
-            b"HOSTNAME" => &mut hostname,
+            b"HOSTNAME" if hostname_is_pod => &mut hostname,
             _ => continue,
         };
         if slot.is_none() {
@@ -366,15 +373,18 @@ mod tests {
     #[test]
     fn environment_names_and_hostname() {
         let env = b"PATH=/bin\0HOSTNAME=api-7d9f8-x2x4q\0POD_NAMESPACE=shop\0TOKEN=s3cr3t\0CONTAINER_NAME=api\0";
-        let names = names_from_environ(env);
+        let names = names_from_environ(env, true);
         assert_eq!(names.namespace.as_deref(), Some("shop"));
         assert_eq!(names.pod.as_deref(), Some("api-7d9f8-x2x4q"));
         assert_eq!(names.container.as_deref(), Some("api"));
         // An explicit POD_NAME wins over HOSTNAME whatever the order.
-        let names = names_from_environ(b"HOSTNAME=node-1\0POD_NAME=web-0\0");
+        let names = names_from_environ(b"HOSTNAME=node-1\0POD_NAME=web-0\0", true);
         assert_eq!(names.pod.as_deref(), Some("web-0"));
+        // In the host's UTS namespace, HOSTNAME is the node's.
+        assert_eq!(names_from_environ(b"HOSTNAME=node-1\0", false), Names::default());
+        assert_eq!(names_from_environ(b"HOSTNAME=node-1\0", true).pod.as_deref(), Some("node-1"));
         // Values that are not Kubernetes names are not used.
-        let names = names_from_environ(b"POD_NAMESPACE=Shop Floor\0HOSTNAME=\0POD_NAME=-x\0");
+        let names = names_from_environ(b"POD_NAMESPACE=Shop Floor\0HOSTNAME=\0POD_NAME=-x\0", true);
         assert_eq!(names, Names::default());
     }
 

@@ -1,5 +1,5 @@
-//! BPF tier: a Go scenario in a simulated Kubernetes container — its own mount and
-//! pid namespaces (`unshare`), a private root where the binary lives at a path that
+//! BPF tier: a Go scenario in a simulated Kubernetes container — its own mount, pid
+//! and UTS namespaces (`unshare`), a private root where the binary lives at a path that
 //! does not exist on the host, a cgroup v2 directory shaped like a containerd pod
 //! under the kubelet's systemd driver, and the pod's service account and
 //! environment. The daemon must trace it through /proc/PID/exe, report its hazard
@@ -76,7 +76,7 @@ impl Drop for PodCgroup {
 }
 
 /// The program as a container's process: `sh` joins the pod's cgroup, `unshare`
-/// gives it new mount and pid namespaces, and there, as a runtime does, the root
+/// gives it new mount, pid and UTS namespaces, and there, as a runtime does, the root
 /// directory becomes a mount of its own with `pivot_root`: the host's view of the
 /// program's path (`/proc/PID/exe`) is then the container's own.
 fn in_container(rootfs: &Path, cgroup: &Path, program: &str) -> Command {
@@ -84,7 +84,7 @@ fn in_container(rootfs: &Path, cgroup: &Path, program: &str) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(format!(
-            r#"echo $$ > "$1/cgroup.procs" && exec unshare --mount --pid --fork --kill-child sh -c '{enter}' "$2" "$3""#
+            r#"echo $$ > "$1/cgroup.procs" && exec unshare --mount --pid --uts --fork --kill-child sh -c '{enter}' "$2" "$3""#
         ))
         .args(["sh", &cgroup.display().to_string(), &rootfs.display().to_string(), program])
         .env_clear()
