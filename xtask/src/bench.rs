@@ -338,7 +338,8 @@ fn attach_time(ghostrace: &Path, go: &Path) -> Result<()> {
 
 /// The floor's uprobe events: created once, enabled only around floor runs (in a
 /// trace instance of their own whose buffer is off, so a hit is counted and nothing
-/// is recorded), and removed on drop, whatever happened.
+/// is recorded), and removed on drop, whatever happened (those of a run killed
+/// before it could are removed by the next).
 struct FloorEvents {
     names: Vec<String>,
     instance: PathBuf,
