@@ -82,6 +82,10 @@ pub const RECORD_SAMPLED: u16 = 1;
 /// The record was held back in a kernel table and sent late, as the first half of a
 /// cross-goroutine transition.
 pub const RECORD_REPLAYED: u16 = 2;
+/// The goroutine of this hit made the very same hit before (same object and, for a
+/// slice, the same header) and those repeats were filtered out: it holds its own copy
+/// of the header rather than sharing one that moves on when it grows.
+pub const RECORD_REPEATED: u16 = 4;
 
 pub const RECORD_SIZE: usize = 88;
 const _: () = assert!(core::mem::size_of::<Record>() == RECORD_SIZE);

@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::{ProbeContext, tracing::StackIdContext},
 };
-use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, RECORD_ARGS, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
+use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
 
 use crate::{
     maps::{Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS},
@@ -136,9 +136,11 @@ impl Hit {
 
     /// The transition filter: `rec` is sent when the last hit on the same object came
     /// from another goroutine (together with that held hit, if it was not sent yet),
-    /// or when `force` says the hit matters on its own. `same_life` tells whether the
-    /// held hit was on the same object, not on an earlier one at the same address
-    /// (only slice arrays have lives). Returns whether it was sent.
+    /// or when `force` says the hit matters on its own. `relate` tells how the held hit
+    /// relates to this one (only slice arrays have lives and headers). A goroutine
+    /// repeating its own hit, or any hit repeating one of an earlier GC cycle, marks
+    /// the record [`RECORD_REPEATED`], so that the evidence of by-value copies
+    /// survives the filtering of the repeats. Returns whether it was sent.
     #[inline(always)]
     pub fn send_on_transition(
         &self,
@@ -147,20 +149,31 @@ impl Hit {
         key: &ObjectKey,
         rec: &mut Record,
         force: bool,
-        same_life: impl Fn(&Record) -> bool,
+        relate: impl Fn(&Record) -> Relation,
     ) -> bool {
         let mut send = force || self.sampled;
         if let Some(prev) = table.get_ptr_mut(key) {
             // SAFETY: the entry stays valid while this program runs (RCU); a
             // concurrent update can only make the copy stale, never invalid.
             let prev = unsafe { &mut *prev };
-            if prev.rec.goid != self.goid && same_life(&prev.rec) {
-                if prev.sent == 0 {
-                    let mut held = prev.rec;
-                    held.flags |= RECORD_REPLAYED;
-                    self.send(ctx, &mut held);
+            let relation = relate(&prev.rec);
+            let repeat = match relation {
+                Relation::OtherLife => false,
+                Relation::EarlierLifeSameHit => true,
+                _ if prev.rec.goid != self.goid => {
+                    if prev.sent == 0 {
+                        let mut held = prev.rec;
+                        held.flags |= RECORD_REPLAYED;
+                        self.send(ctx, &mut held);
+                    }
+                    send = true;
+                    false
                 }
-                send = true;
+                Relation::SameHit => true,
+                Relation::SameObject => prev.rec.flags & RECORD_REPEATED != 0,
+            };
+            if repeat {
+                rec.flags |= RECORD_REPEATED;
             }
         }
         if send {
@@ -171,4 +184,20 @@ impl Hit {
         let _ = table.insert(key, &Held { rec: *rec, sent: send as u64 }, 0);
         send
     }
+}
+
+/// How a held hit relates to a new one on the same key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// An earlier object at the same address (a slice array's earlier life).
+    OtherLife,
+    /// Maybe an earlier object, but reached through the very same arguments (a slice
+    /// header of the same start, length and element size, before a GC cycle ended):
+    /// most likely the same object copied by value, and at worst an evidence that
+    /// suppresses a finding, never one that makes it.
+    EarlierLifeSameHit,
+    /// The same object.
+    SameObject,
+    /// The same object through the same arguments (a slice: the same header).
+    SameHit,
 }

@@ -21,6 +21,6 @@ pub fn list_remove_enter(ctx: ProbeContext) -> u32 {
     let misuse = elem_list != list;
     let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
     let _ = REMOVING.insert(&gkey, &list, 0);
-    hit.send_on_transition(&ctx, &IN_REMOVE, &hit.key(RecordKind::ListRemoveEnter, list), &mut rec, misuse, |_| true);
+    hit.send_on_transition(&ctx, &IN_REMOVE, &hit.key(RecordKind::ListRemoveEnter, list), &mut rec, misuse, |_| emit::Relation::SameObject);
     0
 }

@@ -23,7 +23,7 @@ pub fn map_iter_next_call(ctx: ProbeContext) -> u32 {
     let writing = crate::map_write_call::writing(&hit, map);
     let mut rec = hit.record(RecordKind::MapIterNext, [map, iter, writing, 0, 0]);
     let in_range_write = own_range_step(&ctx, &hit, map, iter, &rec);
-    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, writing != 0 || in_range_write, |_| true);
+    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, writing != 0 || in_range_write, |_| emit::Relation::SameObject);
     0
 }
 

@@ -34,7 +34,7 @@ pub fn map_write_call(ctx: ProbeContext) -> u32 {
     let writing = writing(&hit, map);
     let mut rec = hit.record(RecordKind::MapWrite, [map, hit.aux[0] as u64, writing, 0, 0]);
     let key = hit.key(RecordKind::MapWrite, map);
-    let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0, |_| true);
+    let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0, |_| emit::Relation::SameObject);
     hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
     0
 }

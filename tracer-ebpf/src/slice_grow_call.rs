@@ -5,7 +5,7 @@ use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, Record, RecordKind};
 
 use crate::{
-    emit,
+    emit::{self, Relation},
     maps::{GC_CYCLES, LAST_HIT},
     regs::{self, args5},
 };
@@ -21,16 +21,24 @@ fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
     }
 }
 
-/// Whether a held growth at the same end address was of the array `rec` grows: the
-/// same element size and GC count (the last word of both). An address only holds a
-/// new array after a sweep freed the old one, and a sweep follows a mark termination;
-/// within one count the array at the address is the one that was grown. Across
-/// counts a new array at the address (a goroutine-local one succeeding another: half
-/// of all local growths in allocation-heavy code) looks exactly like a header kept
-/// past the array's move, so neither is a transition.
+/// How a held growth at the same end address relates to `rec`. It was of the same
+/// array when it had the same element size and GC count (the last word of both): an
+/// address only holds a new array after a sweep freed the old one, and a sweep follows
+/// a mark termination; within one count the array at the address is the one that was
+/// grown. Across counts a new array at the address (a goroutine-local one succeeding
+/// another: half of all local growths in allocation-heavy code) looks exactly like a
+/// header kept past the array's move, so neither is a transition. The same start and
+/// length is the same header grown again.
 #[inline(always)]
-fn same_life(held: &Record, rec: &Record) -> bool {
-    held.args[4] == rec.args[4]
+fn relate(held: &Record, rec: &Record) -> Relation {
+    let same_header = held.args[0] == rec.args[0] && held.args[1] == rec.args[1];
+    let same_elem = held.args[4] as u32 == rec.args[4] as u32;
+    match (held.args[4] == rec.args[4], same_header) {
+        (true, true) => Relation::SameHit,
+        (true, false) => Relation::SameObject,
+        (false, true) if same_elem => Relation::EarlierLifeSameHit,
+        (false, _) => Relation::OtherLife,
+    }
 }
 
 #[uprobe(multi)]
@@ -59,7 +67,7 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     let end = old_ptr.wrapping_add(old_cap.wrapping_mul(elem_size));
     let now = rec;
     hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::SliceGrow, end), &mut rec, false, |held| {
-        same_life(held, &now)
+        relate(held, &now)
     });
     0
 }

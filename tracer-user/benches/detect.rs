@@ -60,6 +60,7 @@ impl World {
             new_len: cap - start + 1,
             elem_size: 8,
             gc_cycle: 0,
+            repeated: false,
         };
         self.event(goid, 0x4a_0000 + (ptr >> 16) % 64 * 0x10, kind)
     }
@@ -175,6 +176,7 @@ fn memory_figure() {
             new_len: 17,
             elem_size: 8,
             gc_cycle: 0,
+            repeated: false,
         };
         let goid = 1 + i % 2;
         engine.process(&Event {

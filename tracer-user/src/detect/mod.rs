@@ -12,7 +12,7 @@
 //! engine.add_process(ProcessInfo { pid: 7, binary: "/bin/svc".into(), ..Default::default() });
 //! // Two goroutines append through one shared header at the same moment.
 //! for (goid, ts_ns) in [(1, 1_000), (2, 1_400)] {
-//!     let kind = EventKind::SliceGrow { old_ptr: 0xc000_0000, old_len: 8, old_cap: 8, new_len: 9, elem_size: 8, gc_cycle: 0 };
+//!     let kind = EventKind::SliceGrow { old_ptr: 0xc000_0000, old_len: 8, old_cap: 8, new_len: 9, elem_size: 8, gc_cycle: 0, repeated: false };
 //!     engine.process(&Event { ts_ns, tgid: 7, tid: 70 + goid as u32, goid, pc: 0x4a_1000, probe: 0, stack_id: None, kind });
 //! }
 //! // Live: call `engine.advance_to(now)` now and then; at the end:

@@ -21,6 +21,7 @@ fn kind(region: u64) -> impl Strategy<Value = EventKind> {
             new_len: cap + 1,
             elem_size: elem,
             gc_cycle: 0,
+            repeated: false,
         }
     });
     let map = (0..2u64).prop_map(move |m| base + 0x10_0000 + m * 0x100);

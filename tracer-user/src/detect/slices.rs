@@ -109,8 +109,9 @@ struct ArrayState {
 }
 
 impl ArrayState {
-    fn new(first: Grow) -> Self {
-        Self { first, pending: false, by_value: false }
+    /// `by_value`: the first growth already shows its goroutine repeating it.
+    fn new(first: Grow, by_value: bool) -> Self {
+        Self { first, pending: false, by_value }
     }
 
     fn by_value(&self) -> bool {
@@ -185,7 +186,9 @@ impl Slices {
 
     pub fn on_grow(&mut self, ev: &Event, now: u64, out: &mut Dedup) {
         let Self { arrays, rules } = self;
-        let EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size: elem, gc_cycle: gc, .. } = ev.kind else { return };
+        let EventKind::SliceGrow { old_ptr, old_len, old_cap, elem_size: elem, gc_cycle: gc, repeated, .. } = ev.kind else {
+            return;
+        };
         // A length beyond the capacity can only come from a failed read.
         if ev.goid == 0 || old_cap == 0 || elem == 0 || old_len > old_cap {
             rules.counters.ignored += 1;
@@ -198,10 +201,10 @@ impl Slices {
                 if st.pending && rules.due_by(key, st, now) {
                     rules.settle(key, st, out);
                 }
-                rules.relate(key, st, g, out);
+                rules.relate(key, st, g, repeated, out);
             }
             None => {
-                let st = ArrayState::new(g);
+                let st = ArrayState::new(g, repeated);
                 arrays.insert(key, st, now, &mut |k, st, _| rules.settle(k, &mut { st }, out));
             }
         }
@@ -246,7 +249,9 @@ impl Rules {
         self.pending.get(&key).is_some_and(|p| deadline(&st.first, p, self.settle) <= now)
     }
 
-    fn relate(&mut self, key: Key, st: &mut ArrayState, g: Grow, out: &mut Dedup) {
+    /// `repeated`: the kernel saw `g`'s goroutine grow this same header before and
+    /// folded those growths into this record.
+    fn relate(&mut self, key: Key, st: &mut ArrayState, g: Grow, repeated: bool, out: &mut Dedup) {
         if !st.first.same_life(&g) {
             // Another element size at this end address: another array. The address
             // was freed and reused in between, so the first life is over (nothing
@@ -254,7 +259,7 @@ impl Rules {
             self.counters.reused += 1;
             if g.at.ts > st.first.at.ts {
                 self.settle(key, st, out);
-                *st = ArrayState::new(g);
+                *st = ArrayState::new(g, repeated);
             }
             return;
         }
@@ -266,7 +271,7 @@ impl Rules {
                 && (prior.at.goid == g.at.goid || prior.at.ts.abs_diff(g.at.ts) > self.window)
         };
         let partner = if st.pending { self.pending.get(&key).map(|p| p.partner) } else { None };
-        st.by_value |= repeat(&st.first) || partner.as_ref().is_some_and(repeat);
+        st.by_value |= repeated || repeat(&st.first) || partner.as_ref().is_some_and(repeat);
         let first = st.first;
         if first.at.goid == g.at.goid {
             return;

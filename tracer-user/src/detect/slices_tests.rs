@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::events::EventKind;
+
 use crate::detect::{
     Config, Detector, Evidence, Role, Severity,
     testkit::{Lcg, Stream, assert_quiet_at, detectors, kernel_filter},
@@ -210,6 +212,46 @@ fn template_used_twice_by_each_goroutine_in_one_burst_is_not_a_lost_append() {
         }
     }
     assert!(s.run().is_empty());
+}
+
+#[test]
+fn a_template_one_goroutine_kept_copying_is_not_a_lost_append_after_the_kernel_filter() {
+    // A session copies a published table every 20 ms; in the table's last round a
+    // second session copies it at the same moment, then the table is replaced. The
+    // kernel filters the first session's repeats but marks the record it replays, so
+    // the evidence that headers are copied by value survives.
+    let mut s = Stream::new();
+    for k in 0..3 {
+        s.grow(k as f64 * 20_000.0, 2, SITE_A, BASE, 12, 12, 8);
+    }
+    s.grow(40_000.4, 1, SITE_B, BASE, 12, 12, 8);
+    let sent = kernel_filter(&s.events);
+    assert_eq!(sent.len(), 2, "the held repeat and the other session's copy");
+    assert!(matches!(sent[0].kind, EventKind::SliceGrow { repeated: true, .. }));
+    for f in [s.run(), s.run_filtered()] {
+        assert_quiet_at(&f, Severity::Info);
+    }
+    // Without the repeats the pair is a lost append, as it should be.
+    let mut racing = Stream::new();
+    racing.grow(40_000.0, 2, SITE_A, BASE, 12, 12, 8).grow(40_000.4, 1, SITE_B, BASE, 12, 12, 8);
+    assert_eq!(detectors(&racing.run_filtered()), [Detector::SliceLostAppend]);
+}
+
+#[test]
+fn a_template_copied_before_a_gc_cycle_ended_is_still_copied_by_value_after_it() {
+    // A session copied the published table; a GC cycle ends; then the watcher's
+    // clipped append that publishes the next table and another session's first copy
+    // meet within the window. The kernel cannot pair growths across the cycle, but
+    // it marks the same header grown again as a repeat.
+    let mut s = Stream::new();
+    for k in 0..3 {
+        s.grow(k as f64 * 20_000.0, 2, SITE_A, BASE, 12, 12, 8);
+    }
+    s.gc();
+    s.grow(50_000.0, 18, SITE_B, BASE, 12, 12, 8).grow(50_015.0, 20, SITE_A, BASE, 12, 12, 8);
+    for f in [s.run(), s.run_filtered()] {
+        assert_quiet_at(&f, Severity::Warning);
+    }
 }
 
 #[test]

@@ -44,7 +44,7 @@ impl Stream {
     /// `append` through header (ptr, len, cap) of `elem`-byte elements outgrew it.
     #[allow(clippy::too_many_arguments)]
     pub fn grow(&mut self, ts_us: f64, goid: u64, pc: u64, ptr: u64, len: u64, cap: u64, elem: u64) -> &mut Self {
-        let kind = EventKind::SliceGrow { old_ptr: ptr, old_len: len, old_cap: cap, new_len: len + 1, elem_size: elem, gc_cycle: self.gc_cycle };
+        let kind = EventKind::SliceGrow { old_ptr: ptr, old_len: len, old_cap: cap, new_len: len + 1, elem_size: elem, gc_cycle: self.gc_cycle, repeated: false };
         self.push(ts_us, goid, pc, kind)
     }
 
@@ -117,41 +117,73 @@ struct Held {
     sent: bool,
 }
 
-/// Whether two growths at one end address are of one array as the kernel judges it:
-/// the same element size and GC count.
-fn same_life(a: &Event, b: &Event) -> bool {
-    match (a.kind, b.kind) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    OtherLife,
+    EarlierLifeSameHit,
+    SameObject,
+    SameHit,
+}
+
+/// How the kernel relates a held hit to a new one on the same object
+/// (tracer-ebpf `emit::Relation`): growths at one end address are of one array with
+/// the same element size and GC count, the same hit with the same start and length.
+fn relate(held: &Event, ev: &Event) -> Relation {
+    match (held.kind, ev.kind) {
         (
-            EventKind::SliceGrow { elem_size: ea, gc_cycle: ga, .. },
-            EventKind::SliceGrow { elem_size: eb, gc_cycle: gb, .. },
-        ) => ea == eb && ga == gb,
-        _ => true,
+            EventKind::SliceGrow { old_ptr: pa, old_len: la, elem_size: ea, gc_cycle: ga, .. },
+            EventKind::SliceGrow { old_ptr: pb, old_len: lb, elem_size: eb, gc_cycle: gb, .. },
+        ) => match (ea == eb, ga == gb, pa == pb && la == lb) {
+            (true, true, true) => Relation::SameHit,
+            (true, true, false) => Relation::SameObject,
+            (true, false, true) => Relation::EarlierLifeSameHit,
+            _ => Relation::OtherLife,
+        },
+        _ => Relation::SameObject,
+    }
+}
+
+/// Marks a growth as folding its goroutine's earlier, filtered repeats.
+fn mark_repeated(ev: &mut Event) {
+    if let EventKind::SliceGrow { repeated, .. } = &mut ev.kind {
+        *repeated = true;
     }
 }
 
 /// The kernel's transition filter (tracer-ebpf `emit.rs` and the probes), without
 /// sampling: a hit goes out when the previous hit on its object (of the same life)
 /// came from another goroutine (with that held hit, if it had not gone out), or when
-/// it matters alone.
+/// it matters alone; a goroutine's repeat of its own hit, or a repeat of a hit of an
+/// earlier GC cycle, is marked on the record.
 pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
     let mut last: HashMap<Obj, Held> = HashMap::new();
     let mut removing: HashMap<u64, u64> = HashMap::new();
     let mut out = Vec::new();
     let on_transition = |table: &mut HashMap<Obj, Held>, key: Obj, ev: &Event, force: bool, out: &mut Vec<Event>| {
         let mut send = force;
-        if let Some(prev) = table.get(&key)
-            && prev.ev.goid != ev.goid
-            && same_life(&prev.ev, ev)
-        {
-            if !prev.sent {
-                out.push(prev.ev);
+        let mut ev = *ev;
+        if let Some(prev) = table.get(&key) {
+            let repeat = match relate(&prev.ev, &ev) {
+                Relation::OtherLife => false,
+                Relation::EarlierLifeSameHit => true,
+                _ if prev.ev.goid != ev.goid => {
+                    if !prev.sent {
+                        out.push(prev.ev);
+                    }
+                    send = true;
+                    false
+                }
+                Relation::SameHit => true,
+                Relation::SameObject => matches!(prev.ev.kind, EventKind::SliceGrow { repeated: true, .. }),
+            };
+            if repeat {
+                mark_repeated(&mut ev);
             }
-            send = true;
         }
         if send {
-            out.push(*ev);
+            out.push(ev);
         }
-        table.insert(key, Held { ev: *ev, sent: send });
+        table.insert(key, Held { ev, sent: send });
         send
     };
     // Map → (goid, iterator, held write, sites sent): the goroutine's own range

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use thiserror::Error;
-use tracer_common::{GC_CYCLE_SHIFT, MapOp, RECORD_SIZE, Record, RecordKind};
+use tracer_common::{GC_CYCLE_SHIFT, MapOp, RECORD_REPEATED, RECORD_SIZE, Record, RecordKind};
 
 /// One decoded probe hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,8 +24,18 @@ pub struct Event {
 pub enum EventKind {
     /// `append` outgrew the backing array `[old_ptr, old_ptr + old_cap*elem_size)`.
     /// `gc_cycle` counts the process's GC cycle starts (wrapping, 0 when unknown):
-    /// an address holds one array until a cycle frees it.
-    SliceGrow { old_ptr: u64, old_len: u64, old_cap: u64, new_len: u64, elem_size: u64, gc_cycle: u32 },
+    /// an address holds one array until a cycle frees it. `repeated`: the goroutine
+    /// had grown this same header before (repeats the kernel folded into this record).
+    SliceGrow {
+        old_ptr: u64,
+        old_len: u64,
+        old_cap: u64,
+        new_len: u64,
+        elem_size: u64,
+        gc_cycle: u32,
+        #[serde(default)]
+        repeated: bool,
+    },
     MapIterStart { map: u64, iter: u64 },
     MapIterNext { map: u64, iter: u64, writing: bool },
     MapWrite { map: u64, op: MapWriteOp, writing: bool },
@@ -122,6 +132,7 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
             new_len: a[3],
             elem_size: a[4] & 0xffff_ffff,
             gc_cycle: (a[4] >> GC_CYCLE_SHIFT) as u32,
+            repeated: rec.flags & RECORD_REPEATED != 0,
         },
         RecordKind::MapIterStart => EventKind::MapIterStart { map: a[0], iter: a[1] },
         RecordKind::MapIterNext => EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0 },

@@ -1,7 +1,7 @@
 //! The on-disk layout of a recording, version 1 (docs/findings-schema.md has the
 //! table): constants, the header, chunk tags, and the record encoding.
 
-use tracer_common::{MapOp, RECORD_SIZE, RecordKind};
+use tracer_common::{MapOp, RECORD_REPEATED, RECORD_SIZE, RecordKind};
 
 use crate::events::{Event, EventKind, MapWriteOp};
 
@@ -110,11 +110,15 @@ fn map_op(op: MapWriteOp) -> MapOp {
     }
 }
 
-/// A decoded event back in the kernel's record layout (flags 0): how synthetic
-/// streams and tests make recordings.
+/// A decoded event back in the kernel's record layout (only the flags the decoder
+/// reads): how synthetic streams and tests make recordings.
 pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
+    let mut flags = 0u16;
     let (kind, args) = match ev.kind {
-        EventKind::SliceGrow { old_ptr, old_len, old_cap, new_len, elem_size, gc_cycle } => {
+        EventKind::SliceGrow { old_ptr, old_len, old_cap, new_len, elem_size, gc_cycle, repeated } => {
+            if repeated {
+                flags |= RECORD_REPEATED;
+            }
             let packed = (elem_size & 0xffff_ffff) | u64::from(gc_cycle) << tracer_common::GC_CYCLE_SHIFT;
             (RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed])
         }
@@ -135,6 +139,7 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
     };
     let mut b = [0u8; RECORD_SIZE];
     b[0..2].copy_from_slice(&(kind as u16).to_le_bytes());
+    b[2..4].copy_from_slice(&flags.to_le_bytes());
     b[4..8].copy_from_slice(&ev.probe.to_le_bytes());
     b[8..16].copy_from_slice(&ev.ts_ns.to_le_bytes());
     b[16..20].copy_from_slice(&ev.tgid.to_le_bytes());
@@ -157,7 +162,7 @@ mod tests {
     #[test]
     fn encode_is_the_inverse_of_decode() {
         let kinds = [
-            EventKind::SliceGrow { old_ptr: 1, old_len: 2, old_cap: 3, new_len: 4, elem_size: 5, gc_cycle: 6 },
+            EventKind::SliceGrow { old_ptr: 1, old_len: 2, old_cap: 3, new_len: 4, elem_size: 5, gc_cycle: 6, repeated: true },
             EventKind::MapIterStart { map: 1, iter: 2 },
             EventKind::MapIterNext { map: 1, iter: 2, writing: true },
             EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },

@@ -185,6 +185,7 @@ fn any_event() -> impl Strategy<Value = Event> {
             new_len: 9 - s,
             elem_size: 8,
             gc_cycle: s as u32,
+            repeated: s == 2,
         }),
         (0..2u64, 0..2u64).prop_map(|(m, i)| EventKind::MapIterStart { map: 0x9000 + m, iter: 0xa000 + i }),
         (0..2u64, 0..2u64, any::<bool>()).prop_map(|(m, i, w)| EventKind::MapIterNext {
