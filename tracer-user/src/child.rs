@@ -61,6 +61,8 @@ impl GatedChild {
     /// Lets the child `exec` its program.
     pub fn release(&mut self) -> Result<(), ChildError> {
         let pid = self.pid();
+        // From here on ghostrace must outlive the child to detach: a SIGTERM goes to it.
+        forward_signals_to(self.pid);
         let mut gate = self.gate.take().expect("released once");
         gate.write_all(&[1]).map_err(|source| ChildError::Release { pid, source })
     }
@@ -139,6 +141,23 @@ pub fn stop_on_signals() {
 
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed) != 0
+}
+
+/// Set by SIGHUP while the daemon runs.
+static RELOAD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn request_reload(_sig: libc::c_int) {
+    RELOAD.store(1, Ordering::Relaxed);
+}
+
+/// Makes SIGHUP request a reload of the daemon's settings instead of killing it.
+pub fn reload_on_sighup() {
+    sys::set_signal_action(libc::SIGHUP, SignalAction::Handle(request_reload));
+}
+
+/// Whether SIGHUP arrived since the last call.
+pub fn reload_requested() -> bool {
+    RELOAD.swap(0, Ordering::Relaxed) != 0
 }
 
 /// Whether a process exists.

@@ -8,6 +8,7 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod gobin;
+pub mod governor;
 pub mod live;
 pub mod pipeline;
 pub mod probes;

@@ -11,6 +11,7 @@ use crate::{
     gobin::GoBinary,
     symbolize::BinarySymbols,
     pipeline::ReadStats,
+    governor::Coverage,
     probes::{ProbeCounters, ProbeTable},
 };
 
@@ -46,6 +47,10 @@ pub struct SiteReport {
     pub address: u64,
     #[serde(flatten)]
     pub counters: ProbeCounters,
+    /// Share of the traced time the probe was attached (the governor's duty cycles).
+    pub coverage: f64,
+    /// Its estimated CPU time over the process's own.
+    pub estimated_overhead: f64,
     /// Records received, by goroutine id.
     pub goroutines: Vec<GoroutineRecords>,
 }
@@ -57,7 +62,7 @@ pub struct GoroutineRecords {
 }
 
 impl SiteStats<'_> {
-    pub fn report(&self, counters: &[ProbeCounters], by_goroutine: &HashMap<(u32, u64), u64>, read: ReadStats) -> StatsReport {
+    pub fn report(&self, counters: &[ProbeCounters], coverage: &[Coverage], by_goroutine: &HashMap<(u32, u64), u64>, read: ReadStats) -> StatsReport {
         // Name each site by the user's statement, as findings do (an inlined Remove's
         // innermost frames are container/list code).
         // Probes of followed children live in their own binaries (opened on demand).
@@ -69,6 +74,7 @@ impl SiteStats<'_> {
                 let probe = &placed.probe;
                 let process = ProcessInfo { binary: placed.binary.display().to_string(), ..ProcessInfo::default() };
                 let frame = call_site(&symbols, &process, probe.address);
+                let governed = coverage.iter().find(|c| c.probe == id);
                 let mut goroutines: Vec<GoroutineRecords> = by_goroutine
                     .iter()
                     .filter(|((p, _), _)| *p == id)
@@ -85,6 +91,8 @@ impl SiteStats<'_> {
                     line: frame.line,
                     address: probe.address,
                     counters: counters.get(id as usize).copied().unwrap_or_default(),
+                    coverage: governed.map_or(1.0, |c| c.ratio),
+                    estimated_overhead: governed.map_or(0.0, |c| c.overhead),
                     goroutines,
                 }
             })
@@ -106,6 +114,16 @@ impl SiteStats<'_> {
 const TABLE_ROWS: usize = 20;
 
 impl StatsReport {
+    /// Each probed address's coverage (the least, where two probes share one).
+    pub fn coverage_by_address(&self) -> HashMap<u64, f64> {
+        let mut by_address = HashMap::new();
+        for site in &self.sites {
+            let c = by_address.entry(site.address).or_insert(site.coverage);
+            *c = c.min(site.coverage);
+        }
+        by_address
+    }
+
     /// The human summary: the busiest call sites.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -115,12 +133,20 @@ impl StatsReport {
             let _ = writeln!(out, "  no probe was hit ({} call sites probed)", self.sites.len());
             return out;
         }
-        let _ = writeln!(out, "  {:>10} {:>8}  {:<22} call site", "hits", "records", "probe");
+        let _ =
+            writeln!(out, "  {:>10} {:>8} {:>8} {:>8}  {:<22} call site", "hits", "records", "overhead", "coverage", "probe");
         for site in busy.iter().take(TABLE_ROWS) {
             let _ = writeln!(
                 out,
-                "  {:>10} {:>8}  {:<22} {} ({}:{})",
-                site.counters.hits, site.counters.emitted, site.target, site.function, site.file, site.line
+                "  {:>10} {:>8} {:>7.2}% {:>7.1}%  {:<22} {} ({}:{})",
+                site.counters.hits,
+                site.counters.emitted,
+                site.estimated_overhead * 100.0,
+                site.coverage * 100.0,
+                site.target,
+                site.function,
+                site.file,
+                site.line
             );
         }
         if busy.len() > TABLE_ROWS {

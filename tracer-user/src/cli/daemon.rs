@@ -44,13 +44,27 @@ pub struct DaemonArgs {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, env = "GHOSTRACE_RING_BYTES", default_value_t = 1 << 22, value_name = "BYTES")]
     pub ring_bytes: u32,
+    /// Keep the estimated cost of the probes under this for each traced executable
+    /// (docs/governor.md): a share of its processes' own CPU time (`1%`), CPU time
+    /// per second (`5ms/s`), or `off`.
+    #[arg(long, env = "GHOSTRACE_OVERHEAD_BUDGET", default_value = "1%", value_name = "BUDGET")]
+    pub overhead_budget: crate::governor::Budget,
+    /// Read the budget from FILE instead (one line, as --overhead-budget), at start
+    /// and again on SIGHUP: the budget changes without a restart.
+    #[arg(long, env = "GHOSTRACE_OVERHEAD_BUDGET_FILE", value_name = "FILE")]
+    pub overhead_budget_file: Option<std::path::PathBuf>,
     /// Stop after this long (default: run until SIGINT or SIGTERM).
     #[arg(long, env = "GHOSTRACE_DURATION", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 }
 
 pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
+    let budget = match &args.overhead_budget_file {
+        Some(file) => crate::daemon::read_budget(file).map_err(anyhow::Error::msg)?,
+        None => args.overhead_budget,
+    };
     let options = Options {
+        budget,
         selector: Selector::new(args.select),
         scope: parse_scope(&args.scope),
         sample_every: args.sample_every,
@@ -64,6 +78,7 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         ring_bytes: args.ring_bytes,
         finding_interval: args.finding_interval,
         duration: args.duration,
+        budget_file: args.overhead_budget_file,
     })?;
     Ok(0)
 }

@@ -24,7 +24,12 @@ enum Command {
     /// layout and the probe plan.
     Inspect {
         /// The Go executable.
-        binary: std::path::PathBuf,
+        #[arg(required_unless_present = "calibrate")]
+        binary: Option<std::path::PathBuf>,
+        /// Measure what a probe hit costs on this host (emulated and single-stepped
+        /// instructions), print it and update the cache the governor reads.
+        #[arg(long)]
+        calibrate: bool,
         /// Print the report as JSON (stable; see docs/inspect.md).
         #[arg(long)]
         json: bool,
@@ -72,7 +77,13 @@ enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { binary, json, scope } => inspect(&binary, json, &scope),
+        Command::Inspect { binary, json, scope, calibrate } => {
+            let calibrated = if calibrate { self::calibrate(json) } else { Ok(0) };
+            match binary {
+                Some(binary) => calibrated.and_then(|_| inspect(&binary, json, &scope)),
+                None => calibrated,
+            }
+        }
         Command::Replay { file, json_out, fail_on, window } => replay(&file, json_out.as_deref(), fail_on, window),
         Command::Run { options, command } => run::run(&options, &command),
         Command::Attach { pid, options } => run::attach(&options, pid),
@@ -98,6 +109,21 @@ fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Re
     Ok(0)
 }
 
+fn calibrate(json: bool) -> anyhow::Result<i32> {
+    let mut tracer = crate::probes::Tracer::load(1 << 12)?;
+    let cost = crate::governor::calibrate::remeasure(&mut tracer)?;
+    let cache = crate::governor::calibrate::cache_path();
+    if json {
+        println!("{}", serde_json::json!({ "hit_cost": cost, "cache": cache }));
+    } else {
+        println!("probe hit cost on this host: {cost}");
+        if let Some(cache) = cache {
+            println!("cached in {}", cache.display());
+        }
+    }
+    Ok(0)
+}
+
 fn replay(
     file: &std::path::Path,
     json_out: Option<&std::path::Path>,
@@ -112,7 +138,7 @@ fn replay(
         eprintln!("ghostrace: {} records were lost while recording: findings may be missing", replay.lost);
     }
     if let Some(out) = json_out {
-        output::write_json(out, &replay.findings, replay.header.anchor.unix_offset_ns())?;
+        output::write_json(out, &replay.findings, replay.header.anchor.unix_offset_ns(), None)?;
     }
     Ok(output::exit_status(&replay.findings, fail_on, 0))
 }

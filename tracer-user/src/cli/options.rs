@@ -40,6 +40,11 @@ pub struct TraceOptions {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, default_value_t = 1 << 22, value_parser = parse_ring_bytes, value_name = "BYTES")]
     pub ring_bytes: u32,
+    /// Keep the estimated cost of the probes under this (docs/governor.md): a share
+    /// of the traced process's own CPU time (`1%`), CPU time per second (`5ms/s`),
+    /// or `off`. The hottest probes are attached only part of the time.
+    #[arg(long, default_value = "1%", value_name = "BUDGET")]
+    pub overhead_budget: crate::governor::Budget,
     /// Stop tracing after this long (e.g. 30s, 5m); `attach` only.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<std::time::Duration>,

@@ -7,16 +7,21 @@ use anyhow::{Context, Result};
 
 use crate::{
     detect::{Finding, Severity, fails},
-    export::json::JsonLines,
+    export::json::{CoverageOf, JsonLines},
 };
 
 /// Exit status when `--fail-on` matched, as `go test -race` uses.
 pub const FAIL_ON_STATUS: i32 = 66;
 
-/// Writes `findings` as JSON lines to `path`, with wall-clock times.
-pub fn write_json(path: &Path, findings: &[Finding], unix_offset_ns: i128) -> Result<()> {
+/// Writes `findings` as JSON lines to `path`, with wall-clock times
+/// and each finding's coverage when known.
+pub fn write_json(path: &Path, findings: &[Finding], unix_offset_ns: i128, coverage: Option<CoverageOf>) -> Result<()> {
     let out = File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    JsonLines::new(BufWriter::new(out)).with_unix_offset(unix_offset_ns).write_all(findings)?;
+    let mut lines = JsonLines::new(BufWriter::new(out)).with_unix_offset(unix_offset_ns);
+    if let Some(coverage) = coverage {
+        lines = lines.with_coverage(coverage);
+    }
+    lines.write_all(findings)?;
     Ok(())
 }
 

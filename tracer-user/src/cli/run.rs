@@ -1,6 +1,10 @@
 //! `ghostrace run` and `ghostrace attach`.
 
-use std::{ffi::OsString, path::PathBuf, time::Instant};
+use std::{
+    ffi::OsString,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result, bail};
 
@@ -43,10 +47,14 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
         .map_err(|e| eprintln!("ghostrace: Go programs started by pid {} will not be traced: {e:#}", child.pid()))
         .ok();
     child.release()?;
-    let status = match &mut follower {
-        Some(follower) => child.wait_with(|| follower.poll(&mut session, options, 100))?,
-        None => child.wait()?,
-    };
+    let status = child.wait_with(|| {
+        // The governor's next switch bounds the wait (10 ms at the finest).
+        let wait = session.govern().min(Duration::from_millis(100)).max(Duration::from_millis(1));
+        match &mut follower {
+            Some(follower) => follower.poll(&mut session, options, wait.as_millis() as i32),
+            None => std::thread::sleep(wait),
+        }
+    })?;
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(child::exit_code(status), options))
 }
@@ -63,7 +71,7 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     child::stop_on_signals();
     let started = Instant::now();
     while !child::stop_requested() && child::alive(pid) && options.duration.is_none_or(|d| started.elapsed() < d) {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(session.govern().min(Duration::from_millis(100)));
     }
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(0, options))

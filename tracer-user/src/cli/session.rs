@@ -10,6 +10,7 @@ use std::{
         Arc,
         mpsc::{Receiver, Sender},
     },
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
@@ -22,6 +23,7 @@ use crate::{
     events::Event,
     export,
     gobin::{GoBinary, ProbePlan},
+    governor::{self, Coverage, Governor, HitCost},
     live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Tracer},
@@ -104,6 +106,11 @@ pub struct Session {
     /// Probes attached by `start` and the time it took.
     pub attached: usize,
     pub attach_time: std::time::Duration,
+    cost: HitCost,
+    /// One governor per traced process (each has its own probes), by pid.
+    governors: Vec<(u32, Governor)>,
+    /// Coverage of the probes of processes gone before the end.
+    gone: Vec<Coverage>,
 }
 
 /// What a finished session saw.
@@ -124,7 +131,8 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
-    let tracer = Tracer::load(options.ring_bytes)?;
+    let mut tracer = Tracer::load(options.ring_bytes)?;
+    let cost = governor::calibrate::at_startup(&mut tracer);
     Ok(Session {
         binary: Arc::new(binary),
         path: path.to_path_buf(),
@@ -136,6 +144,9 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         anchor: ClockAnchor::now(),
         attached: 0,
         attach_time: std::time::Duration::ZERO,
+        cost,
+        governors: Vec::new(),
+        gone: Vec::new(),
     })
 }
 
@@ -174,14 +185,42 @@ impl Session {
         };
         self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
         self.process = Some(process);
+        self.govern_from(pid, 0, options);
         Ok(attached)
+    }
+
+    /// Governs the probes from id `first` on, attached for `pid` alone.
+    fn govern_from(&mut self, pid: u32, first: u32, options: &TraceOptions) {
+        let ids = first..self.tracer.table.len() as u32;
+        let probes = ids.clone().filter_map(|id| self.tracer.table.get(id).map(|p| governor::probe_info(&p.probe)));
+        let mut governor = Governor::new(options.overhead_budget, self.cost, ids, probes, Instant::now());
+        governor.prime(&[pid]);
+        self.governors.push((pid, governor));
+    }
+
+    /// Lets the governors switch what is due; returns how long until they need to
+    /// run again.
+    pub fn govern(&mut self) -> Duration {
+        let now = Instant::now();
+        let next = self.governors.iter_mut().map(|(pid, g)| g.step(&mut self.tracer, &[*pid], now)).min();
+        next.map_or(governor::CYCLE, |next| next.saturating_duration_since(Instant::now()))
     }
 
     /// Adds a process started after the session (a followed child running `binary`
     /// from `path`): its own probes, then tracing in the kernel. Returns the probes.
-    pub fn add_child(&mut self, pid: u32, path: &Path, binary: &Arc<GoBinary>, plan: &ProbePlan, config: ProcConfig) -> Result<usize> {
-        let join = self.join.as_ref().context("the session has not started")?;
+    pub fn add_child(
+        &mut self,
+        pid: u32,
+        path: &Path,
+        binary: &Arc<GoBinary>,
+        plan: &ProbePlan,
+        config: ProcConfig,
+        options: &TraceOptions,
+    ) -> Result<usize> {
+        let join = self.join.clone().context("the session has not started")?;
+        let first = self.tracer.table.len() as u32;
         let attached = self.tracer.attach(path, plan, Some(pid))?;
+        self.govern_from(pid, first, options);
         let info = ProcessInfo { pid, binary: path.display().to_string(), go_version: binary.go_version().into(), load_bias: 0 };
         // The reader learns the process before the kernel sends its first record.
         join.send(Joined { info, binary: binary.clone() }).context("the record reader has stopped")?;
@@ -196,6 +235,11 @@ impl Session {
             self.children.swap_remove(at);
             self.tracer.remove_process(pid)?;
         }
+        // Its probes stay as they are until the end; their coverage stops here.
+        if let Some(at) = self.governors.iter().position(|(p, _)| *p == pid) {
+            let (_, governor) = self.governors.swap_remove(at);
+            self.gone.extend(governor.coverage(Instant::now()));
+        }
         Ok(())
     }
 
@@ -208,6 +252,14 @@ impl Session {
             }
             None => (None, ReadStats::default()),
         };
+        let now = Instant::now();
+        let mut coverage = std::mem::take(&mut self.gone);
+        for (_, governor) in &self.governors {
+            coverage.extend(governor.coverage(now));
+            if let Some(e) = governor.switch_error() {
+                eprintln!("ghostrace: the governor could not switch a probe ({e}): its coverage is lower than planned");
+            }
+        }
         let counters = self.tracer.counters()?;
         self.tracer.detach_all();
         for pid in self.process.as_ref().map(|p| p.pid).into_iter().chain(std::mem::take(&mut self.children)) {
@@ -215,6 +267,7 @@ impl Session {
         }
         let mut stats = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }.report(
             &counters,
+            &coverage,
             collector.as_ref().map(|c| &c.by_goroutine).unwrap_or(&HashMap::new()),
             read,
         );
@@ -237,8 +290,20 @@ impl Session {
             None => Vec::new(),
         };
         eprint!("{}", stats.table());
+        if let Some((_, governor)) = self.governors.first() {
+            eprintln!(
+                "  estimated overhead {:.2}% of the process's CPU (budget {}; {:.2} µs per emulated hit)",
+                governor.overall_ratio() * 100.0,
+                governor.budget(),
+                self.cost.emulated_s * 1e6,
+            );
+        }
         if let Some(file) = &options.json_out {
-            super::output::write_json(file, &findings, self.anchor.unix_offset_ns())?;
+            let by_address = stats.coverage_by_address();
+            let coverage: crate::export::json::CoverageOf = Box::new(move |f| {
+                f.goroutines.iter().filter_map(|g| by_address.get(&g.pc).copied()).reduce(f64::min)
+            });
+            super::output::write_json(file, &findings, self.anchor.unix_offset_ns(), Some(coverage))?;
         }
         if let Some(file) = &options.stats_out {
             std::fs::write(file, serde_json::to_vec_pretty(&stats)?).with_context(|| format!("writing {}", file.display()))?;

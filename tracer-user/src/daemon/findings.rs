@@ -98,6 +98,12 @@ impl<W: Write> Findings<W> {
         }
     }
 
+    /// Adds each finding's probe coverage to its JSON line.
+    pub fn with_coverage(mut self, coverage: crate::export::json::CoverageOf) -> Self {
+        self.out = self.out.with_coverage(coverage);
+        self
+    }
+
     fn apply_control(&mut self) {
         while let Ok(message) = self.control.try_recv() {
             match message {

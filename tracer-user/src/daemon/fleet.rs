@@ -7,7 +7,8 @@ use std::{
     collections::{BTreeSet, HashMap},
     os::fd::AsRawFd,
     path::Path,
-    sync::{Arc, mpsc::Sender},
+    sync::{Arc, Mutex, mpsc::Sender},
+    time::Instant,
 };
 
 use serde_json::json;
@@ -23,6 +24,7 @@ use crate::{
     detect::ProcessInfo,
     export::prometheus::{AttachFailure, Metrics},
     gobin::{GoBinary, GobinError, ProbeKind, Scope},
+    governor::{Budget, Governor, HitCost},
     probes::{self, Attachment, ProbeCounters, ProbeError, Tracer},
 };
 
@@ -54,6 +56,7 @@ pub struct Options {
     pub scope: Scope,
     pub sample_every: u32,
     pub stacks: bool,
+    pub budget: Budget,
 }
 
 /// A Go executable with probes attached.
@@ -68,6 +71,8 @@ struct Binary {
     kinds: Vec<&'static str>,
     /// Kernel counters at the last refresh, same order.
     last: Vec<ProbeCounters>,
+    /// Keeps the probes' cost under the budget, for all the binary's processes.
+    governor: Governor,
 }
 
 /// Why a file is not traced.
@@ -90,6 +95,9 @@ pub struct Fleet {
     control: Sender<Control>,
     metrics: Arc<Metrics>,
     changed: bool,
+    cost: HitCost,
+    /// Each traced binary's probe coverage by call-site address, for the findings.
+    coverage: SharedCoverage,
 }
 
 /// A container for the log: `namespace/pod/container` when known, else the
@@ -100,6 +108,9 @@ fn describe(c: &Container) -> String {
         _ => format!("container {}", &c.id[..12]),
     }
 }
+
+/// Probe coverage by binary path and call-site address.
+pub type SharedCoverage = Arc<Mutex<HashMap<String, HashMap<u64, f64>>>>;
 
 /// The `probe` label of a probe kind.
 fn kind_label(kind: &ProbeKind) -> &'static str {
@@ -114,8 +125,10 @@ fn kind_label(kind: &ProbeKind) -> &'static str {
 }
 
 impl Fleet {
-    pub fn new(options: Options, control: Sender<Control>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(options: Options, control: Sender<Control>, metrics: Arc<Metrics>, cost: HitCost) -> Self {
         Self {
+            cost,
+            coverage: SharedCoverage::default(),
             options,
             binaries: HashMap::new(),
             verdicts: HashMap::new(),
@@ -252,6 +265,8 @@ impl Fleet {
             .collect::<Vec<_>>();
         let label = procfs::label_of(&process.exe);
         let config = probes::proc_config(&binary, self.options.sample_every, self.options.stacks);
+        let probes = attachment.ids.clone().filter_map(|id| tracer.table.get(id).map(|p| crate::governor::probe_info(&p.probe)));
+        let governor = Governor::new(self.options.budget, self.cost, attachment.ids.clone(), probes, Instant::now());
         self.binaries.insert(
             process.file.id,
             Binary {
@@ -263,6 +278,7 @@ impl Fleet {
                 kinds,
                 attachment,
                 pids: BTreeSet::new(),
+                governor,
             },
         );
         Ok(())
@@ -292,6 +308,7 @@ impl Fleet {
             let mut bin = self.binaries.remove(&file).expect("present");
             self.count(tracer, &mut bin);
             eprintln!("ghostrace: detached {} probes from {} ({file})", bin.attachment.probes(), bin.path);
+            self.forget_governed(&bin);
             tracer.detach(bin.attachment);
         }
     }
@@ -340,6 +357,66 @@ impl Fleet {
             m.read_errors.with_label_values(&labels).inc_by(d.read_errors);
         }
         bin.last = now;
+    }
+
+    /// Lets every binary's governor switch what is due; returns when to call again.
+    pub fn govern(&mut self, tracer: &mut Tracer) -> Instant {
+        let now = Instant::now();
+        let mut next = now + crate::governor::CYCLE;
+        for bin in self.binaries.values_mut() {
+            let pids: Vec<u32> = bin.pids.iter().copied().collect();
+            next = next.min(bin.governor.step(tracer, &pids, now));
+        }
+        next
+    }
+
+    /// Applies a new overhead budget to every binary, from their next cycle on.
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.options.budget = budget;
+        for bin in self.binaries.values_mut() {
+            bin.governor.set_budget(budget);
+        }
+    }
+
+    /// The coverage map the findings writer reads.
+    pub fn coverage(&self) -> SharedCoverage {
+        self.coverage.clone()
+    }
+
+    /// Publishes each binary's estimated overhead and probe coverage.
+    pub fn refresh_governed(&self, tracer: &Tracer) {
+        let now = Instant::now();
+        let mut shared = self.coverage.lock().unwrap_or_else(|e| e.into_inner());
+        for bin in self.binaries.values() {
+            let coverage = bin.governor.coverage(now);
+            self.metrics.estimated_overhead.with_label_values(&[bin.label.as_str()]).set(bin.governor.last_ratio());
+            let mut least: HashMap<&'static str, f64> = HashMap::new();
+            let mut by_address = HashMap::new();
+            for (kind, c) in bin.kinds.iter().zip(&coverage) {
+                let l = least.entry(kind).or_insert(1.0);
+                *l = l.min(c.ratio);
+                if let Some(placed) = tracer.table.get(c.probe) {
+                    let a = by_address.entry(placed.probe.address).or_insert(1.0f64);
+                    *a = a.min(c.ratio);
+                }
+            }
+            for (kind, ratio) in least {
+                self.metrics.probe_coverage.with_label_values(&[kind, bin.label.as_str()]).set(ratio);
+            }
+            shared.insert(bin.path.clone(), by_address);
+        }
+    }
+
+    /// Drops what `refresh_governed` published about a detached binary.
+    fn forget_governed(&self, bin: &Binary) {
+        // Another executable may carry the same basename label: keep its series.
+        if !self.binaries.values().any(|b| b.label == bin.label) {
+            let _ = self.metrics.estimated_overhead.remove_label_values(&[bin.label.as_str()]);
+            for kind in BTreeSet::from_iter(bin.kinds.iter()) {
+                let _ = self.metrics.probe_coverage.remove_label_values(&[kind, bin.label.as_str()]);
+            }
+        }
+        self.coverage.lock().unwrap_or_else(|e| e.into_inner()).remove(&bin.path);
     }
 
     /// Stops tracing everything (shutdown): processes untraced, probes detached.

@@ -76,6 +76,8 @@ pub struct DaemonConfig {
     pub finding_interval: Duration,
     /// Stop after this long (tests, benchmarks); `None`: until SIGINT/SIGTERM.
     pub duration: Option<Duration>,
+    /// Where SIGHUP reads a new overhead budget from.
+    pub budget_file: Option<std::path::PathBuf>,
 }
 
 /// Runs until SIGINT/SIGTERM (or `duration`), then detaches everything.
@@ -93,6 +95,9 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let shared = Arc::new(Shared::new(metrics.clone()));
 
     let mut tracer = Tracer::load(config.ring_bytes)?;
+    let cost = crate::governor::calibrate::at_startup(&mut tracer);
+    metrics.hit_cost.with_label_values(&["emulated"]).set(cost.emulated_s);
+    metrics.hit_cost.with_label_values(&["single_stepped"]).set(cost.single_stepped_s);
     // Exec events queue up from here on, so none is missed between scan and loop.
     let mut events = tracer.watch_processes()?;
     let (control, control_rx) = mpsc::channel();
@@ -101,12 +106,19 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         interval: config.finding_interval,
         unix_offset_ns: crate::recording::ClockAnchor::now().unix_offset_ns(),
     };
-    let findings = Findings::new(control_rx, tracer.take_stacks()?, settings, metrics.clone(), std::io::stdout());
+    let mut fleet = Fleet::new(config.options, control, metrics.clone(), cost);
+    let coverage = fleet.coverage();
+    let findings = Findings::new(control_rx, tracer.take_stacks()?, settings, metrics.clone(), std::io::stdout())
+        .with_coverage(Box::new(move |f| {
+            let all = coverage.lock().unwrap_or_else(|e| e.into_inner());
+            let by_address = all.get(&f.process.binary)?;
+            f.goroutines.iter().filter_map(|g| by_address.get(&g.pc).copied()).reduce(f64::min)
+        }));
     let reader = crate::pipeline::start(tracer.take_records()?, findings);
     http::serve(listener, shared.clone());
     crate::child::stop_on_signals();
+    crate::child::reload_on_sighup();
 
-    let mut fleet = Fleet::new(config.options, control, metrics.clone());
     let me = std::process::id();
     for pid in procfs::pids().map_err(DaemonError::Proc)? {
         if pid != me {
@@ -124,7 +136,12 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let started = Instant::now();
     let mut last_sweep = Instant::now();
     while !crate::child::stop_requested() && config.duration.is_none_or(|d| started.elapsed() < d) {
-        events.wait(WAIT_MS);
+        let next = fleet.govern(&mut tracer);
+        let wait = next.saturating_duration_since(Instant::now()).as_millis().min(WAIT_MS as u128) as i32;
+        events.wait(wait);
+        if crate::child::reload_requested() {
+            reload_budget(&config.budget_file, &mut fleet);
+        }
         while let Some((kind, tgid)) = events.next_event() {
             match kind {
                 ProcEventKind::Exec if tgid != me => fleet.exec(&mut tracer, tgid, Source::Exec),
@@ -136,6 +153,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             last_sweep = Instant::now();
             fleet.sweep(&mut tracer);
             fleet.refresh_counters(&tracer);
+            fleet.refresh_governed(&tracer);
         }
         if fleet.take_changed() {
             fleet.update_gauges();
@@ -151,6 +169,27 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let (findings, _) = reader.finish();
     findings.close();
     Ok(())
+}
+
+/// SIGHUP: reads the overhead budget again from its file (docs/governor.md).
+fn reload_budget(file: &Option<std::path::PathBuf>, fleet: &mut Fleet) {
+    let Some(file) = file else {
+        eprintln!("ghostrace: SIGHUP: no --overhead-budget-file to read a budget from");
+        return;
+    };
+    match read_budget(file) {
+        Ok(budget) => {
+            eprintln!("ghostrace: overhead budget now {budget} (from {})", file.display());
+            fleet.set_budget(budget);
+        }
+        Err(e) => eprintln!("ghostrace: SIGHUP: keeping the overhead budget: {e}"),
+    }
+}
+
+/// The budget written in `file` (e.g. `2%`, `5ms/s`, `off`).
+pub fn read_budget(file: &std::path::Path) -> Result<crate::governor::Budget, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    text.trim().parse()
 }
 
 fn publish(shared: &Shared, fleet: &Fleet, tracer: &Tracer, ready: bool) {

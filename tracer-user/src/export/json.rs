@@ -44,6 +44,9 @@ struct Line<'a> {
     count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a Container>,
+    /// The least coverage among the finding's probes (docs/governor.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -78,16 +81,26 @@ fn goroutine(g: &GoroutineSite) -> Goroutine<'_> {
     }
 }
 
+/// A finding's coverage, when the caller knows it.
+pub type CoverageOf = Box<dyn Fn(&Finding) -> Option<f64> + Send>;
+
 /// Writes findings as JSON lines.
 pub struct JsonLines<W: Write> {
     out: W,
     /// Unix time minus kernel monotonic time, in ns, when the caller knows it.
     unix_offset_ns: Option<i128>,
+    coverage: Option<CoverageOf>,
 }
 
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W) -> Self {
-        Self { out, unix_offset_ns: None }
+        Self { out, unix_offset_ns: None, coverage: None }
+    }
+
+    /// Adds `coverage` to every line it knows.
+    pub fn with_coverage(mut self, coverage: CoverageOf) -> Self {
+        self.coverage = Some(coverage);
+        self
     }
 
     /// Adds `first_seen_unix_ns` / `last_seen_unix_ns` (wall clock) to every line.
@@ -126,6 +139,7 @@ impl<W: Write> JsonLines<W> {
             last_seen_unix_ns: wall(f.last_seen_ns),
             count: f.count,
             container,
+            coverage: self.coverage.as_ref().and_then(|c| c(f)),
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;

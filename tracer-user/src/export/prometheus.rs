@@ -4,7 +4,7 @@
 //! and container; never addresses or ids.
 
 use ::prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
     process_collector::ProcessCollector,
 };
 use thiserror::Error;
@@ -81,6 +81,13 @@ pub struct Metrics {
     pub detector_evictions: IntCounterVec,
     /// Objects the detectors follow now.
     pub detector_tracked: IntGauge,
+    /// The overhead governor's view, by binary: estimated probe CPU over the
+    /// processes' own CPU in the last cycle.
+    pub estimated_overhead: GaugeVec,
+    /// Least share of time attached among a binary's probes of one kind.
+    pub probe_coverage: GaugeVec,
+    /// Calibrated CPU cost of one probe hit, by instruction kind.
+    pub hit_cost: GaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
@@ -94,6 +101,15 @@ fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, Me
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, MetricsError> {
     let metric = IntCounterVec::new(Opts::new(name, help), labels)
         .map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    Ok(metric)
+}
+
+fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, MetricsError> {
+    let metric =
+        GaugeVec::new(Opts::new(name, help), labels).map_err(|source| MetricsError::Register { name: name.into(), source })?;
     registry
         .register(Box::new(metric.clone()))
         .map_err(|source| MetricsError::Register { name: name.into(), source })?;
@@ -192,6 +208,24 @@ impl Metrics {
                 &r,
                 "ghostrace_detector_tracked_objects",
                 "Arrays, maps, iterators and lists followed now.",
+            )?,
+            estimated_overhead: float_gauge_vec(
+                &r,
+                "ghostrace_estimated_overhead_ratio",
+                "Estimated CPU time of the probes over the traced processes' own CPU time, last governor cycle.",
+                &["binary"],
+            )?,
+            probe_coverage: float_gauge_vec(
+                &r,
+                "ghostrace_probe_coverage_ratio",
+                "Least share of the traced time a probe of this kind was attached (the governor's duty cycles).",
+                &by_probe,
+            )?,
+            hit_cost: float_gauge_vec(
+                &r,
+                "ghostrace_probe_hit_cost_seconds",
+                "Calibrated CPU time of one probe hit on this host.",
+                &["instruction"],
             )?,
             registry: r,
         };

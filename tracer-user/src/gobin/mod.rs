@@ -11,7 +11,7 @@
 mod arm64;
 mod binary;
 mod buildinfo;
-mod disasm;
+pub(crate) mod disasm;
 mod dwarf;
 mod elf;
 mod error;

@@ -6,7 +6,7 @@ use std::{ops::Range, os::fd::AsRawFd, path::Path};
 
 use aya::{
     maps::{HashMap, MapData, RingBuf},
-    programs::{TracePoint, UProbe, uprobe::UProbeLinkId},
+    programs::TracePoint,
 };
 use tracer_common::{PROC_EVENT_SIZE, ProcConfig, ProcEventKind};
 
@@ -20,7 +20,7 @@ const LIFECYCLE: [(&str, &str, &str); 2] =
 /// The probes of one binary (inode), attached for all its processes.
 #[derive(Debug)]
 pub struct Attachment {
-    links: Vec<(&'static str, UProbeLinkId)>,
+    owner: u32,
     /// Their ids in the probe table (and counter indexes).
     pub ids: Range<u32>,
 }
@@ -82,10 +82,9 @@ impl Tracer {
     /// which are traced); [`Tracer::detach`] undoes it. Nothing stays attached when
     /// this fails.
     pub fn attach_binary(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Attachment, ProbeError> {
-        let (links_before, first) = (self.links.len(), self.table.len() as u32);
-        let result = self.attach(binary, plan, None);
-        let links = self.links.split_off(links_before);
-        let attachment = Attachment { links, ids: first..self.table.len() as u32 };
+        let (owner, first) = (self.links.new_owner(), self.table.len() as u32);
+        let result = self.attach_as(owner, binary, plan, None);
+        let attachment = Attachment { owner, ids: first..self.table.len() as u32 };
         match result {
             Ok(_) => Ok(attachment),
             Err(e) => {
@@ -98,11 +97,7 @@ impl Tracer {
     /// Detaches one binary's probes. Their ids stay taken (the counters keep their
     /// final values).
     pub fn detach(&mut self, attachment: Attachment) {
-        for (program, link) in attachment.links {
-            if let Some(Ok(prog)) = self.ebpf.program_mut(program).map(<&mut UProbe>::try_from) {
-                let _ = prog.detach(link);
-            }
-        }
+        self.remove_links(attachment.owner);
     }
 
     /// The tgids the kernel side traces now (the `PROCS` map's keys).

@@ -3,6 +3,7 @@
 
 mod config;
 mod lifecycle;
+mod links;
 mod table;
 
 use std::{num::NonZeroU32, os::fd::AsRawFd, path::Path};
@@ -10,7 +11,7 @@ use std::{num::NonZeroU32, os::fd::AsRawFd, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope}},
+    programs::{UProbe, uprobe::UProbeScope},
 };
 use thiserror::Error;
 use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig};
@@ -66,7 +67,7 @@ pub struct ProbeCounters {
 /// The loaded programs, their attachments and the maps user space reads.
 pub struct Tracer {
     ebpf: Ebpf,
-    links: Vec<(&'static str, UProbeLinkId)>,
+    links: links::Links,
     pub table: ProbeTable,
 }
 
@@ -89,12 +90,17 @@ impl Tracer {
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
         }
-        Ok(Self { ebpf, links: Vec::new(), table: ProbeTable::default() })
+        Ok(Self { ebpf, links: links::Links::default(), table: ProbeTable::default() })
     }
 
     /// Attaches every probe of `plan` to `binary`, for `pid` only or for every
     /// process of the binary (the `PROCS` map then decides who is traced).
     pub fn attach(&mut self, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
+        let owner = self.links.new_owner();
+        self.attach_as(owner, binary, plan, pid)
+    }
+
+    fn attach_as(&mut self, owner: u32, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
         let groups = self.table.add(binary, plan)?;
         let scope = match pid.and_then(NonZeroU32::new) {
             Some(pid) => UProbeScope::OneProcess(pid),
@@ -102,45 +108,17 @@ impl Tracer {
         };
         let mut attached = 0;
         for (program, points) in groups {
-            let prog: &mut UProbe = self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe");
-            let count = points.len();
-            let points = points.into_iter().map(|(offset, cookie)| UProbeAttachPoint {
-                location: UProbeAttachLocation::AbsoluteOffset(offset),
-                cookie: Some(cookie),
-            });
-            let link = prog.attach(points, binary, scope).map_err(|e| ProbeError::Attach {
-                program,
-                count,
-                binary: binary.display().to_string(),
-                reason: format!("{e:#}"),
-            })?;
-            self.links.push((program, link));
-            attached += count;
+            attached += points.len();
+            let points = points.into_iter().map(|(offset, cookie)| (offset, Some(cookie))).collect();
+            self.add_link(program, binary, scope, points, owner)?;
         }
         // GC cycle ends let slice records tell two lives of one address apart.
         if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination) {
             let site = gc.body.unwrap_or(gc.entry);
-            let program = "gc_mark_termination";
-            let prog: &mut UProbe = self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe");
-            let link = prog.attach([site.file_offset], binary, scope).map_err(|e| ProbeError::Attach {
-                program,
-                count: 1,
-                binary: binary.display().to_string(),
-                reason: format!("{e:#}"),
-            })?;
-            self.links.push((program, link));
+            self.add_link("gc_mark_termination", binary, scope, vec![(site.file_offset, None)], owner)?;
             attached += 1;
         }
         Ok(attached)
-    }
-
-    /// Detaches every probe; also done on drop.
-    pub fn detach_all(&mut self) {
-        for (program, link) in self.links.drain(..) {
-            if let Some(Ok(prog)) = self.ebpf.program_mut(program).map(<&mut UProbe>::try_from) {
-                let _ = prog.detach(link);
-            }
-        }
     }
 
     fn procs(&mut self) -> Result<HashMap<&mut MapData, u32, ProcConfig>, ProbeError> {

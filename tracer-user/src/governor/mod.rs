@@ -1,0 +1,405 @@
+//! The overhead governor: keeps the estimated cost of the probes under a budget by
+//! attaching the hottest probes only part of the time, and says how much of the
+//! time each probe was attached (its coverage). docs/governor.md explains it.
+//!
+//! `control` decides (pure); `calibrate` measures what a hit costs on this host;
+//! this module applies the decisions to a tracer on time.
+
+pub mod calibrate;
+pub mod control;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    ops::Range,
+    time::{Duration, Instant},
+};
+
+pub use self::calibrate::HitCost;
+use self::control::{Controller, Estimate, ProbeCycle};
+use crate::probes::Tracer;
+
+/// How long one duty cycle lasts: every probe's share of attached time is laid out
+/// from the start of a cycle, the hot probes together, so two hot probes whose
+/// records a detector pairs are attached at the same moments.
+pub const CYCLE: Duration = Duration::from_secs(1);
+/// The shortest attached time: a switch costs a few syscalls and a breakpoint
+/// write in each process of the binary.
+pub const QUANTUM: Duration = Duration::from_millis(10);
+/// The first cycle, with every probe attached, only measures: kept short, so a
+/// hot loop runs fully probed only this long.
+pub const FIRST_CYCLE: Duration = Duration::from_millis(100);
+
+/// What the probes may cost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// No limit: every probe attached all the time.
+    Off,
+    /// A share of the traced process's own CPU time (0.01: 1%).
+    Share(f64),
+    /// CPU seconds per second, whatever the process does.
+    CpuPerSecond(f64),
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::Share(0.01)
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Share(share) => write!(f, "{}%", share * 100.0),
+            Self::CpuPerSecond(cpu) => write!(f, "{}ms/s", cpu * 1000.0),
+        }
+    }
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+
+    /// `off`, a share of the process's CPU (`1%`), or CPU time per second
+    /// (`5ms/s`, `0.005s/s`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let number = |n: &str| -> Result<f64, String> {
+            n.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| {
+                format!("invalid overhead budget {text:?}: use off, a percentage (1%) or CPU per second (5ms/s)")
+            })
+        };
+        if text == "off" {
+            Ok(Self::Off)
+        } else if let Some(p) = text.strip_suffix('%') {
+            Ok(Self::Share(number(p)? / 100.0))
+        } else if let Some(ms) = text.strip_suffix("ms/s") {
+            Ok(Self::CpuPerSecond(number(ms)? / 1000.0))
+        } else if let Some(s) = text.strip_suffix("s/s") {
+            Ok(Self::CpuPerSecond(number(s)?))
+        } else {
+            Err(number("").unwrap_err())
+        }
+    }
+}
+
+/// What the governor needs to know about a probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeInfo {
+    pub emulated: bool,
+    /// Probes with the same key are switched together: a detector pairs their
+    /// records (a Remove's enter and exit), so one must not be seen without the other.
+    pub unit: Option<String>,
+    /// Switched off [`GRACE`] after the rest of its unit and on before it: an exit
+    /// probe, so that a call entered while attached is also seen leaving.
+    pub trailing: bool,
+}
+
+/// How long an exit probe outlives its enter probe when a unit is switched off.
+pub const GRACE: Duration = Duration::from_millis(10);
+
+/// The governor's view of a planned probe.
+pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
+    use crate::gobin::ProbeKind;
+    let list = matches!(probe.kind, ProbeKind::ListRemoveEnter { .. } | ProbeKind::ListRemoveExit);
+    ProbeInfo {
+        emulated: probe.emulated,
+        // Every Remove site of one function: enter and exits cannot be told apart
+        // per site from the plan alone, and they share a rate anyway.
+        unit: list.then(|| format!("list_remove {}", probe.caller)),
+        trailing: probe.kind == ProbeKind::ListRemoveExit,
+    }
+}
+
+/// One governed probe.
+#[derive(Debug)]
+struct Governed {
+    cost_s: f64,
+    trailing: bool,
+    /// Hit counter at the start of the cycle.
+    hits: u64,
+    attached_since: Option<Instant>,
+    detach_at: Option<Instant>,
+    /// Attached time in this cycle and in all.
+    cycle_attached: Duration,
+    total_attached: Duration,
+    /// Estimated CPU seconds its hits cost in all.
+    cpu_s: f64,
+}
+
+impl Governed {
+    /// Adds the attached time up to `now` (if attached) and starts counting anew.
+    fn account(&mut self, now: Instant) {
+        if let Some(since) = &mut self.attached_since {
+            let d = now.saturating_duration_since(*since);
+            *since = now;
+            self.cycle_attached += d;
+            self.total_attached += d;
+        }
+    }
+}
+
+/// A probe's coverage (the share of the governed time it was attached) and cost.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Coverage {
+    pub probe: u32,
+    pub ratio: f64,
+    /// Its estimated CPU time over the processes' own CPU time.
+    pub overhead: f64,
+}
+
+/// Governs the probes `ids` of one tracer for the processes of one binary.
+pub struct Governor {
+    budget: Budget,
+    ids: Range<u32>,
+    probes: Vec<Governed>,
+    /// Probes switched together (indexes into `probes`, trailing ones last); the
+    /// controller plans one duty per unit.
+    units: Vec<Vec<usize>>,
+    controller: Controller,
+    started: Instant,
+    cycle_started: Instant,
+    cycle_len: Duration,
+    /// Last CPU time (seconds) read per process.
+    cpu: HashMap<u32, f64>,
+    /// Sums of every cycle's estimate.
+    total: Estimate,
+    last: Estimate,
+    switch_error: Option<String>,
+}
+
+impl Governor {
+    /// Governs `ids` (attached now), described by `probes`, in that order.
+    pub fn new(budget: Budget, cost: HitCost, ids: Range<u32>, probes: impl Iterator<Item = ProbeInfo>, now: Instant) -> Self {
+        let mut units: Vec<Vec<usize>> = Vec::new();
+        let mut unit_by_key: HashMap<String, usize> = HashMap::new();
+        let probes: Vec<Governed> = probes
+            .enumerate()
+            .map(|(i, info)| {
+                match info.unit.as_ref().and_then(|key| unit_by_key.get(key).copied()) {
+                    Some(unit) => units[unit].push(i),
+                    None => {
+                        if let Some(key) = info.unit {
+                            unit_by_key.insert(key, units.len());
+                        }
+                        units.push(vec![i]);
+                    }
+                }
+                Governed {
+                    cost_s: cost.per_hit(info.emulated),
+                    trailing: info.trailing,
+                    hits: 0,
+                    attached_since: Some(now),
+                    detach_at: None,
+                    cycle_attached: Duration::ZERO,
+                    total_attached: Duration::ZERO,
+                    cpu_s: 0.0,
+                }
+            })
+            .collect();
+        debug_assert_eq!(probes.len(), ids.len());
+        for unit in &mut units {
+            unit.sort_by_key(|&i| probes[i].trailing);
+        }
+        Self {
+            budget,
+            controller: Controller::new(units.len(), CYCLE.as_secs_f64(), QUANTUM.as_secs_f64()),
+            ids,
+            probes,
+            units,
+            started: now,
+            cycle_started: now,
+            cycle_len: FIRST_CYCLE,
+            cpu: HashMap::new(),
+            total: Estimate::default(),
+            last: Estimate::default(),
+            switch_error: None,
+        }
+    }
+
+    /// Reads the CPU time of `pids` now, so the first cycle counts from here.
+    pub fn prime(&mut self, pids: &[u32]) {
+        self.cpu_delta(pids);
+    }
+
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// Takes effect at the next cycle.
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+    }
+
+    /// Switches probes whose time is up, and at the end of a cycle plans the next
+    /// one from the counters and the CPU time of `pids`. Returns when to call again.
+    pub fn step(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) -> Instant {
+        for i in 0..self.probes.len() {
+            let p = &mut self.probes[i];
+            if p.detach_at.is_some_and(|at| at <= now) {
+                p.detach_at = None;
+                if p.attached_since.is_some() {
+                    p.account(now);
+                    p.attached_since = None;
+                    let result = tracer.set_probe_attached(self.ids.start + i as u32, false);
+                    note(&mut self.switch_error, result);
+                }
+            }
+        }
+        if now >= self.cycle_started + self.cycle_len {
+            self.end_cycle(tracer, pids, now);
+        }
+        self.probes.iter().filter_map(|p| p.detach_at).fold(self.cycle_started + self.cycle_len, Instant::min)
+    }
+
+    fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
+        let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
+        let mut hits = Vec::with_capacity(self.probes.len());
+        for (i, p) in self.probes.iter_mut().enumerate() {
+            p.account(now);
+            let total = counters.get(i).map_or(p.hits, |c| c.hits);
+            let new = total.saturating_sub(p.hits);
+            p.hits = total;
+            p.cpu_s += new as f64 * p.cost_s;
+            hits.push(new);
+        }
+        // A unit's events are its busiest member's hits; each costs all its members' hits.
+        let cycle: Vec<ProbeCycle> = self
+            .units
+            .iter()
+            .map(|unit| {
+                let events = unit.iter().map(|&i| hits[i]).max().unwrap_or(0);
+                let cpu: f64 = unit.iter().map(|&i| hits[i] as f64 * self.probes[i].cost_s).sum();
+                let per_event = if events > 0 { cpu / events as f64 } else { unit.iter().map(|&i| self.probes[i].cost_s).sum() };
+                ProbeCycle { hits: events, attached_s: self.probes[unit[0]].cycle_attached.as_secs_f64(), cost_s: per_event }
+            })
+            .collect();
+        for p in &mut self.probes {
+            p.cycle_attached = Duration::ZERO;
+        }
+        let cpu_s = self.cpu_delta(pids);
+        self.last = self.controller.update(self.budget, cycle_s, cpu_s, &cycle);
+        self.total.probe_cpu_s += self.last.probe_cpu_s;
+        self.total.own_cpu_s += self.last.own_cpu_s;
+        (self.cycle_started, self.cycle_len) = (now, CYCLE);
+        let plan: Vec<f64> = self.controller.attach_for().collect();
+        for (unit, attach_s) in self.units.iter().zip(plan) {
+            let on = attach_s > 0.0;
+            // Trailing (exit) probes on first, off last.
+            let order: Vec<usize> = if on { unit.iter().rev().copied().collect() } else { unit.clone() };
+            for i in order {
+                let p = &mut self.probes[i];
+                let grace = if p.trailing { GRACE } else { Duration::ZERO };
+                if on && p.attached_since.is_none() {
+                    p.attached_since = Some(now);
+                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, true));
+                }
+                p.detach_at = if on {
+                    (attach_s < CYCLE.as_secs_f64()).then(|| now + Duration::from_secs_f64(attach_s) + grace)
+                } else if p.attached_since.is_some() {
+                    Some(now + grace)
+                } else {
+                    None
+                };
+                if p.detach_at.is_some_and(|at| at <= now) {
+                    p.detach_at = None;
+                    p.account(now);
+                    p.attached_since = None;
+                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, false));
+                }
+            }
+        }
+    }
+
+    /// CPU seconds the processes used since the last look (a process seen for the
+    /// first time counts from now).
+    fn cpu_delta(&mut self, pids: &[u32]) -> f64 {
+        let mut delta = 0.0;
+        let mut seen = HashMap::with_capacity(pids.len());
+        for &pid in pids {
+            if let Some(now) = cpu_seconds(pid) {
+                delta += (now - self.cpu.get(&pid).copied().unwrap_or(now)).max(0.0);
+                seen.insert(pid, now);
+            }
+        }
+        self.cpu = seen;
+        delta
+    }
+
+    /// The last cycle's estimated overhead (probe CPU over the processes' own CPU).
+    pub fn last_ratio(&self) -> f64 {
+        self.last.ratio()
+    }
+
+    /// The estimated overhead over the whole time governed.
+    pub fn overall_ratio(&self) -> f64 {
+        self.total.ratio()
+    }
+
+    /// Every probe's coverage so far.
+    pub fn coverage(&self, now: Instant) -> Vec<Coverage> {
+        let span = now.saturating_duration_since(self.started).as_secs_f64();
+        self.probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let open = p.attached_since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+                let ratio = if span > 0.0 { ((p.total_attached + open).as_secs_f64() / span).min(1.0) } else { 1.0 };
+                let overhead = Estimate { probe_cpu_s: p.cpu_s, own_cpu_s: self.total.own_cpu_s }.ratio();
+                Coverage { probe: self.ids.start + i as u32, ratio, overhead }
+            })
+            .collect()
+    }
+
+    /// The first switch that failed, if any (the probe stays as it was).
+    pub fn switch_error(&self) -> Option<&str> {
+        self.switch_error.as_deref()
+    }
+}
+
+fn note(first: &mut Option<String>, result: Result<(), crate::probes::ProbeError>) {
+    if let Err(e) = result {
+        first.get_or_insert_with(|| e.to_string());
+    }
+}
+
+/// CPU seconds (user + system, all threads, exited ones included) of `pid`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
+    // utime and stime are fields 14 and 15 (man 5 proc); field 3 is the first here.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_parse() {
+        assert_eq!("1%".parse(), Ok(Budget::Share(0.01)));
+        assert_eq!("off".parse(), Ok(Budget::Off));
+        assert_eq!("5ms/s".parse(), Ok(Budget::CpuPerSecond(0.005)));
+        assert_eq!("0.25s/s".parse(), Ok(Budget::CpuPerSecond(0.25)));
+        for bad in ["", "%", "-1%", "1", "x%", "nan%", "0%"] {
+            assert!(bad.parse::<Budget>().is_err(), "{bad}");
+        }
+        assert_eq!(Budget::default().to_string(), "1%");
+    }
+
+    #[test]
+    fn own_cpu_time_is_read() {
+        let start = cpu_seconds(std::process::id()).expect("own stat");
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(cpu_seconds(std::process::id()).unwrap() > start);
+        assert_eq!(cpu_seconds(u32::MAX), None);
+    }
+}
