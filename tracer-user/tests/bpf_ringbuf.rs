@@ -28,7 +28,8 @@ fn a_full_ring_counts_and_reports_lost_records_and_the_program_runs_unharmed() {
     let stats = temp_file("ringbuf-stats.json");
     let _ = std::fs::remove_file(&stats);
     let mut child = ghostrace()
-        .args(["run", "--ring-bytes", TINY_RING, "--stats-out"])
+        // Every hit must reach the ring: the governor would switch this flood's probes off.
+        .args(["run", "--overhead-budget", "off", "--ring-bytes", TINY_RING, "--stats-out"])
         .arg(&stats)
         .arg("--")
         .arg(&bin)

@@ -46,7 +46,10 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     let mut follower = super::follow::Follower::start(&mut session, child.pid())
         .map_err(|e| eprintln!("ghostrace: Go programs started by pid {} will not be traced: {e:#}", child.pid()))
         .ok();
-    child.release()?;
+    // A child killed at the gate cannot be released: its status says what happened.
+    if let Err(e) = child.release() {
+        eprintln!("ghostrace: {e}");
+    }
     let status = child.wait_with(|| {
         // The governor's next switch bounds the wait (10 ms at the finest).
         let wait = session.govern().min(Duration::from_millis(100)).max(Duration::from_millis(1));

@@ -141,8 +141,11 @@ impl<W: Write> JsonLines<W> {
             container,
             coverage: self.coverage.as_ref().and_then(|c| c(f)),
         };
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")?;
+        // One write per line: a reader of a growing file (the daemon's stdout) never
+        // sees half a line, even past the 1 KiB buffer of a line-buffered stdout.
+        let mut text = serde_json::to_vec(&line)?;
+        text.push(b'\n');
+        self.out.write_all(&text)?;
         Ok(())
     }
 
