@@ -50,6 +50,9 @@ pub fn spawn_gated(program: &Path, argv0: &OsStr, args: &[OsString]) -> Result<G
     let (gate_read, gate_write) = std::io::pipe().map_err(spawn_err)?;
     let pid = sys::fork_gated_exec(&path, &argv_ptrs, gate_read.as_raw_fd(), gate_write.as_raw_fd()).map_err(spawn_err)?;
     drop(gate_read);
+    // From now on ghostrace must outlive the child to detach its probes: a SIGTERM
+    // meant for it goes to the child, held or running, whose status then tells.
+    forward_signals_to(pid);
     Ok(GatedChild { pid, gate: Some(OwnedFd::from(gate_write).into()), reaped: false })
 }
 
@@ -99,6 +102,7 @@ impl Drop for GatedChild {
         // reaping it leaves no zombie.
         if self.gate.take().is_some() && !self.reaped {
             let _ = sys::wait_child(self.pid);
+            forward_signals_to(0);
         }
     }
 }
