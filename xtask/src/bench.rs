@@ -306,7 +306,7 @@ const GOVERNED: &[(&str, &str)] = &[("append", "1500000"), ("map", "200000000"),
 fn governed(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) -> Result<()> {
     let slowdown = |w: usize, name: &str| {
         let c = CONFIGS.iter().position(|c| c.name == name).expect("configuration");
-        medians(&short[w][c]).0 / medians(&short[w][0]).0 - 1.0
+        summarize(&short[w][c]).loop_ns / summarize(&short[w][0]).loop_ns - 1.0
     };
     println!("governor (default budget 1%): long runs, median of {rounds} alternating rounds");
     println!("| workload | untraced loop s | governed loop s | slowdown, governor | slowdown, no governor | slowdown, bpftrace | estimated overhead | least coverage |");
