@@ -242,7 +242,7 @@ impl Governor {
                     p.account(now);
                     p.attached_since = None;
                     let result = tracer.set_probe_attached(self.ids.start + i as u32, false);
-                    note(&mut self.switch_error, result);
+                    note(&mut self.switch_error, result, pids);
                 }
             }
         }
@@ -293,7 +293,7 @@ impl Governor {
                 let grace = if p.trailing { GRACE } else { Duration::ZERO };
                 if on && p.attached_since.is_none() {
                     p.attached_since = Some(now);
-                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, true));
+                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, true), pids);
                 }
                 p.detach_at = if on {
                     (attach_s < CYCLE.as_secs_f64()).then(|| now + Duration::from_secs_f64(attach_s) + grace)
@@ -306,7 +306,7 @@ impl Governor {
                     p.detach_at = None;
                     p.account(now);
                     p.attached_since = None;
-                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, false));
+                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, false), pids);
                 }
             }
         }
@@ -358,8 +358,12 @@ impl Governor {
     }
 }
 
-fn note(first: &mut Option<String>, result: Result<(), crate::probes::ProbeError>) {
-    if let Err(e) = result {
+/// Keeps the first switch error, unless the processes are gone: a probe scoped to
+/// one process cannot be attached once it has exited, and that is no failure.
+fn note(first: &mut Option<String>, result: Result<(), crate::probes::ProbeError>, pids: &[u32]) {
+    if let Err(e) = result
+        && pids.iter().any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    {
         first.get_or_insert_with(|| e.to_string());
     }
 }
