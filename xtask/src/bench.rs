@@ -298,7 +298,7 @@ fn report(samples: &[Vec<Vec<Sample>>], go_line: &str, rounds: usize) -> String 
 
 /// Workload sizes for the governor: about 5 s untraced each here, long enough for
 /// its one-second cycles to matter (the sizes above end within its first cycle).
-const GOVERNED: &[(&str, &str)] = &[("append", "1500000"), ("map", "200000000"), ("json", "400000")];
+const GOVERNED: &[(&str, &str)] = &[("append", "15000000"), ("map", "400000000"), ("json", "1200000")];
 
 /// The governor's table: the loop slowdown under the default budget (1% of the
 /// process's CPU) against untraced, on the long workloads, next to the slowdown

@@ -27,8 +27,9 @@ pub const CYCLE: Duration = Duration::from_secs(1);
 /// write in each process of the binary.
 pub const QUANTUM: Duration = Duration::from_millis(10);
 /// The first cycle, with every probe attached, only measures: kept short, so a
-/// hot loop runs fully probed only this long.
-pub const FIRST_CYCLE: Duration = Duration::from_millis(100);
+/// hot loop runs fully probed only this long. (Its CPU time, in 10 ms ticks, is
+/// rough; a low reading only makes the next cycle's budget smaller.)
+pub const FIRST_CYCLE: Duration = Duration::from_millis(20);
 
 /// What the probes may cost.
 #[derive(Clone, Copy, Debug, PartialEq)]
