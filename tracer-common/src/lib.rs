@@ -25,6 +25,11 @@ pub enum RecordKind {
     /// sent late, when the range's next step showed the range went on. args: map
     /// pointer, [`MapOp`], iterator pointer.
     MapWriteInRange = 7,
+    /// A map write started while another goroutine's write to the same map had
+    /// started and not returned (the kernel follows write intervals: the CALL and
+    /// the instruction after it). args: map pointer, [`MapOp`], map's writing flag,
+    /// the other goroutine's id; its start record was sent before this one.
+    MapWriteOverlap = 8,
 }
 
 impl RecordKind {
@@ -37,6 +42,7 @@ impl RecordKind {
             5 => Self::ListRemoveEnter,
             6 => Self::ListRemoveExit,
             7 => Self::MapWriteInRange,
+            8 => Self::MapWriteOverlap,
             _ => return None,
         })
     }
@@ -134,6 +140,10 @@ pub const fn cookie(probe: u32, aux0: u8, aux1: u8) -> u64 {
 
 /// Where the GC cycle count sits in a [`RecordKind::SliceGrow`] record's last word.
 pub const GC_CYCLE_SHIFT: u32 = 32;
+
+/// List register number of an inlined `Remove` whose `e.list == l` test the compiler
+/// proved true and removed: the list is `e.list`.
+pub const LIST_REG_ELEMENT_LIST: u8 = 0xff;
 
 /// Offset of `list` in `container/list.Element` (all Go versions, amd64 and arm64).
 pub const LIST_ELEMENT_LIST_OFFSET: u64 = 16;

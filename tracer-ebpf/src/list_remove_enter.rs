@@ -1,7 +1,7 @@
 //! The first instruction of an inlined `(*list.List).Remove(e)` body.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use tracer_common::{LIST_ELEMENT_LIST_OFFSET, RecordKind};
+use tracer_common::{LIST_ELEMENT_LIST_OFFSET, LIST_REG_ELEMENT_LIST, RecordKind};
 
 use crate::{
     emit,
@@ -16,6 +16,12 @@ pub fn list_remove_enter(ctx: ProbeContext) -> u32 {
     let list = regs::by_number(&ctx, hit.aux[0]);
     let elem = regs::by_number(&ctx, hit.aux[1]);
     let elem_list = emit::read_u64(elem.wrapping_add(LIST_ELEMENT_LIST_OFFSET)).unwrap_or(0);
+    // Where the compiler proved e.list == l, the list is e.list (nil only if another
+    // goroutine removed e meanwhile: nothing to key the record by).
+    let list = if hit.aux[0] == LIST_REG_ELEMENT_LIST { elem_list } else { list };
+    if list == 0 && hit.aux[0] == LIST_REG_ELEMENT_LIST {
+        return 0;
+    }
     let mut rec = hit.record(RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0]);
     // Remove(e) does nothing unless e.list == l: a stale or foreign element is misuse.
     let misuse = elem_list != list;

@@ -10,6 +10,7 @@ mod list_remove_exit;
 mod map_iter_next_call;
 mod map_iter_start_call;
 mod map_write_call;
+mod map_write_exit;
 mod maps;
 mod process_exec;
 mod process_exit;

@@ -1,15 +1,17 @@
-//! A call into `mapassign*`, `mapdelete*` or `mapclear`: a map write starts.
+//! A call into `mapassign*`, `mapdelete*` or `mapclear`: a map write starts. Its
+//! interval lasts until `map_write_exit`; another goroutine's write starting inside
+//! it is sent as an overlap.
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     macros::uprobe,
     programs::{ProbeContext, tracing::StackIdContext},
 };
-use tracer_common::{MapOp, Record, RecordKind};
+use tracer_common::{MapOp, RECORD_REPLAYED, Record, RecordKind};
 
 use crate::{
     emit::{self, Hit},
-    maps::{LAST_HIT, OWN_RANGES, STACKS},
+    maps::{GoroutineKey, Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, STACKS, WRITING_MAP},
     regs::args5,
 };
 
@@ -32,11 +34,53 @@ pub fn map_write_call(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let writing = writing(&hit, map);
-    let mut rec = hit.record(RecordKind::MapWrite, [map, hit.aux[0] as u64, writing, 0, 0]);
     let key = hit.key(RecordKind::MapWrite, map);
-    let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0, |_| emit::Relation::SameObject);
+    let wkey = hit.key(RecordKind::MapWriteOverlap, map);
+    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
+    // A goroutine is never inside two map writes: an entry of its own left from an
+    // earlier write means that write never returned (a recovered panic while
+    // hashing its key), so it is over.
+    // SAFETY: the value is copied out at once.
+    if let Some(prev) = (unsafe { WRITING_MAP.get(&gkey) }).copied() {
+        crate::map_write_exit::end_write(&hit.key(RecordKind::MapWriteOverlap, prev), hit.goid);
+    }
+    let other = write_in_progress(&ctx, &hit, &wkey, &key);
+    let kind = if other != 0 { RecordKind::MapWriteOverlap } else { RecordKind::MapWrite };
+    let mut rec = hit.record(kind, [map, hit.aux[0] as u64, writing, other, 0]);
+    let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0 || other != 0, |_| {
+        emit::Relation::SameObject
+    });
+    let _ = IN_WRITE.insert(&wkey, &Held { rec, sent: sent as u64 }, 0);
+    let _ = WRITING_MAP.insert(&gkey, &map, 0);
     hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
     0
+}
+
+/// The goroutine whose write to the map started and has not returned (0: none, or
+/// this goroutine's own stale entry). Its start record goes out first if it has not.
+#[inline(always)]
+fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey) -> u64 {
+    let Some(held) = IN_WRITE.get_ptr_mut(wkey) else { return 0 };
+    // SAFETY: the entry stays valid while this program runs (RCU).
+    let held = unsafe { &mut *held };
+    if held.rec.goid == hit.goid {
+        return 0;
+    }
+    if held.sent == 0 {
+        held.sent = 1;
+        let mut start = held.rec;
+        start.flags |= RECORD_REPLAYED;
+        hit.send(ctx, &mut start);
+        // The same hit may be held as the map's last one: it is out now.
+        if let Some(last) = LAST_HIT.get_ptr_mut(key) {
+            // SAFETY: as above.
+            let last = unsafe { &mut *last };
+            if last.rec.goid == start.goid && last.rec.ts_ns == start.ts_ns {
+                last.sent = 1;
+            }
+        }
+    }
+    held.rec.goid
 }
 
 /// A write by the goroutine whose own range over the map is in progress is held

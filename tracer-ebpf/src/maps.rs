@@ -83,6 +83,17 @@ pub struct GoroutineKey {
 #[map]
 pub static REMOVING: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(16384, 0);
 
+/// Map → the write in progress on it (started, not returned), with its start record
+/// (key kind `MapWriteOverlap`). Only goroutines running a write are in it, at most
+/// one per thread, so it stays small.
+#[map]
+pub static IN_WRITE: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(4096, 0);
+
+/// (tgid, goid) → the map that goroutine is writing, for the exit probe (the map
+/// pointer is gone from the registers after the call).
+#[map]
+pub static WRITING_MAP: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(4096, 0);
+
 /// Process execs and exits for the daemon's discovery (small: one event per exec
 /// or exit on the host, drained every few milliseconds).
 #[map]

@@ -14,15 +14,9 @@ use serde_json::Value;
 use support::{bpf_or_skip, build, ghostrace, repo, temp_file, toolchains};
 
 /// Expected detectors ghostrace cannot yet deliver in the default configuration,
-/// with the reason. A gap is printed, not failed; a false finding is never excused.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    (
-        "map_concurrent_writes_crash",
-        "map_concurrent_write",
-        "only the map's own writing flag is read, at each write's start, and it is rarely caught set before the runtime \
-         itself dies; overlapping write intervals need write-exit probes, which are not placed yet",
-    ),
-];
+/// with the reason: (scenario, detector, why). A gap is printed, not failed; a false
+/// finding is never excused. None at present.
+const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
 fn known_gap(scenario: &str, detector: &str) -> Option<&'static str> {
     KNOWN_GAPS.iter().find(|(s, d, _)| *s == scenario && *d == detector).map(|(_, _, why)| *why)

@@ -70,7 +70,7 @@ fn inlined_remove_ranges_match_dwarf() {
             let got: BTreeSet<Vec<(u64, u64)>> = plan.list_sites.iter().map(|s| s.ranges.clone()).collect();
             assert_eq!(got, want, "{} {}", label, path.display());
             let fixture_sites: Vec<_> = plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")).collect();
-            assert_eq!(fixture_sites.len(), 4, "{}: {fixture_sites:#x?}", label);
+            assert_eq!(fixture_sites.len(), 5, "{}: {fixture_sites:#x?}", label);
             for s in fixture_sites {
                 assert!(s.registers.is_ok(), "{} {}: {:?}", label, s.caller, s.registers);
                 assert!(!s.exits.is_empty(), "{} {}: no exits", label, s.caller);
@@ -183,7 +183,7 @@ fn entry_points_match_objdump() {
                 let calls: Vec<_> = plan
                     .probes
                     .iter()
-                    .filter(|p| p.target == f.name && !matches!(p.kind, ProbeKind::ListRemoveExit))
+                    .filter(|p| p.target == f.name && !p.kind.is_exit())
                     .collect();
                 let got: BTreeSet<u64> = calls.iter().map(|p| p.address).collect();
                 // The GC cycle counter is probed in the function's body only.
@@ -198,6 +198,15 @@ fn entry_points_match_objdump() {
                         label,
                         p.address
                     );
+                    // A map write's interval ends at the instruction after its CALL.
+                    if matches!(p.kind, ProbeKind::MapWriteCall(_)) {
+                        let exit = p.after.map(|a| a.address);
+                        assert!(
+                            plan.probes.iter().any(|x| x.kind == ProbeKind::MapWriteExit && Some(x.address) == exit),
+                            "{label} {:#x}: no write-exit probe at {exit:x?}",
+                            p.address
+                        );
+                    }
                     let at = p.file_offset as usize;
                     let want = objdump_bytes(by_addr[&p.address], b.variant);
                     assert_eq!(

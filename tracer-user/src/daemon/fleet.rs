@@ -121,6 +121,7 @@ fn kind_label(kind: &ProbeKind) -> &'static str {
         ProbeKind::MapWriteCall(_) => "map_write",
         ProbeKind::ListRemoveEnter { .. } => "list_remove_enter",
         ProbeKind::ListRemoveExit => "list_remove_exit",
+        ProbeKind::MapWriteExit => "map_write_exit",
     }
 }
 

@@ -242,6 +242,20 @@ impl Maps {
         }
     }
 
+    /// A write that started inside goroutine `other`'s write interval on the map (the
+    /// kernel follows intervals from each write's CALL to the instruction after it).
+    /// `other`'s start record came first; the overlap subsumes a writing flag.
+    pub fn on_write_overlap(&mut self, ev: &Event, map: u64, op: MapWriteOp, other: u64, now: u64, out: &mut Dedup) {
+        let mkey = Key::new(ev.tgid, map);
+        let started = self.maps.peek_mut(mkey).and_then(|ms| ms.writes.iter().flatten().find(|w| w.at.goid == other).copied());
+        self.on_write(ev, map, op, false, now, out);
+        if ev.goid == 0 || other == ev.goid {
+            return;
+        }
+        let detail = Detail::Write { op, flag: false };
+        out.add(sighting(Detector::MapConcurrentWrite, mkey, Touch::of(ev), started.map(|w| w.at), detail), 1);
+    }
+
     /// Sweeps up to `budget` maps and iterators for expiry.
     pub fn advance(&mut self, now: u64, budget: usize) {
         self.maps.expire(now, budget, &mut |_, _, _| {});

@@ -60,6 +60,27 @@ fn writing_flag_seen_by_a_step_is_map_iter_write() {
 }
 
 #[test]
+fn a_write_starting_inside_another_goroutines_write_is_map_concurrent_write() {
+    // The kernel sent A's start (held until then) and B's overlapping start.
+    let mut s = Stream::new();
+    s.write(0.0, 1, WRITE, M, Assign, false).overlap(0.3, 2, WRITE + 8, M, Delete, 1);
+    let f = s.run();
+    assert_eq!(detectors(&f), [Detector::MapConcurrentWrite]);
+    assert_eq!((f[0].severity, f[0].evidence), (Severity::Critical, Evidence::Definite));
+    let who: Vec<_> = f[0].goroutines.iter().map(|g| (g.goid, g.pc)).collect();
+    assert_eq!(who, [(1, WRITE), (2, WRITE + 8)]);
+    assert!(f[0].message.contains("had started and not yet returned"), "{}", f[0].message);
+    // A's start long gone from the map's state: the finding still names B.
+    let mut s = Stream::new();
+    s.write(0.0, 1, WRITE, M, Assign, false);
+    s.write(1.0, 3, WRITE + 16, M, Assign, false).write(2.0, 4, WRITE + 24, M, Assign, false);
+    s.overlap(3.0, 2, WRITE + 8, M, Assign, 1);
+    let f = s.run();
+    assert_eq!(detectors(&f), [Detector::MapConcurrentWrite]);
+    assert!(f[0].message.contains("another goroutine"), "{}", f[0].message);
+}
+
+#[test]
 fn writing_flag_at_a_write_start_is_map_concurrent_write() {
     let mut s = Stream::new();
     s.write(0.0, 1, WRITE, M, Assign, false).write(0.2, 2, WRITE + 8, M, Delete, true);

@@ -71,6 +71,12 @@ pub(crate) fn sentence(s: &Sighting) -> String {
             "definite: goroutine {ga} stepped its range over a map while the map's own writing flag was set by {w}.",
             w = other("goroutine's write"),
         ),
+        (Detector::MapConcurrentWrite, Detail::Write { op, flag: false }) => format!(
+            "definite: goroutine {ga} started a map write ({op}) while a write by {w} to the same map had started and \
+             not yet returned.",
+            op = op_name(op),
+            w = other("goroutine"),
+        ),
         (Detector::MapConcurrentWrite, Detail::Write { op, .. }) => format!(
             "definite: goroutine {ga} started a map write ({op}) while the map's own writing flag showed a write by \
              {w} still in progress.",

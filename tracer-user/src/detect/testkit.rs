@@ -60,6 +60,11 @@ impl Stream {
         self.push(ts_us, goid, pc, EventKind::MapWrite { map, op, writing })
     }
 
+    /// A write start the kernel found inside `other`'s write interval.
+    pub fn overlap(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapWriteOp, other: u64) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::MapWriteOverlap { map, op, writing: false, other })
+    }
+
     pub fn enter(&mut self, ts_us: f64, goid: u64, pc: u64, list: u64, elem: u64, elem_list: u64) -> &mut Self {
         self.push(ts_us, goid, pc, EventKind::ListRemoveEnter { list, elem, elem_list })
     }
@@ -230,7 +235,9 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
                     _ => {}
                 }
             }
-            EventKind::MapWriteInRange { .. } => out.push(*ev),
+            // Made by the kernel itself (write intervals need exit probes the streams
+            // here do not model): passed on.
+            EventKind::MapWriteInRange { .. } | EventKind::MapWriteOverlap { .. } => out.push(*ev),
             EventKind::ListRemoveEnter { list, elem_list, .. } => {
                 removing.insert(ev.goid, list);
                 on_transition(&mut last, Obj::List(list), ev, elem_list != list, &mut out);

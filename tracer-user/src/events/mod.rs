@@ -42,6 +42,9 @@ pub enum EventKind {
     /// A write the kernel saw inside the writing goroutine's own range over the map
     /// (`iter`): its next step followed. The step's record comes right after.
     MapWriteInRange { map: u64, op: MapWriteOp, iter: u64 },
+    /// A write that started while goroutine `other`'s write to the map had started
+    /// and not returned; `other`'s start record came before this one.
+    MapWriteOverlap { map: u64, op: MapWriteOp, writing: bool, other: u64 },
     ListRemoveEnter { list: u64, elem: u64, elem_list: u64 },
     ListRemoveExit { list: u64, elem: u64 },
 }
@@ -75,7 +78,8 @@ impl EventKind {
             Self::MapIterStart { map, .. }
             | Self::MapIterNext { map, .. }
             | Self::MapWrite { map, .. }
-            | Self::MapWriteInRange { map, .. } => map,
+            | Self::MapWriteInRange { map, .. }
+            | Self::MapWriteOverlap { map, .. } => map,
             Self::ListRemoveEnter { list, .. } | Self::ListRemoveExit { list, .. } => list,
         }
     }
@@ -138,6 +142,9 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
         RecordKind::MapIterNext => EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0 },
         RecordKind::MapWrite => EventKind::MapWrite { map: a[0], op: map_op(a[1])?, writing: a[2] != 0 },
         RecordKind::MapWriteInRange => EventKind::MapWriteInRange { map: a[0], op: map_op(a[1])?, iter: a[3] },
+        RecordKind::MapWriteOverlap => {
+            EventKind::MapWriteOverlap { map: a[0], op: map_op(a[1])?, writing: a[2] != 0, other: a[3] }
+        }
         RecordKind::ListRemoveEnter => EventKind::ListRemoveEnter { list: a[0], elem: a[1], elem_list: a[2] },
         RecordKind::ListRemoveExit => EventKind::ListRemoveExit { list: a[0], elem: a[1] },
     };

@@ -8,6 +8,12 @@
 //! through a register loaded from `[e+16]` earlier (when the caller already read
 //! `e.list`, e.g. for `e.Next()`). Registers are only reported when straight-line,
 //! single-entry code proves they still hold those values at the probed instruction.
+//!
+//! The compare is gone where the compiler proved `e.list == l`: a `Remove(e)` of an
+//! element the same code just pushed (store-to-load forwarding, seen in closures
+//! inlined next to their `PushBack` with Go 1.25–1.27). The body then opens by
+//! loading `e.next` or `e.prev`; the list is `e.list` itself
+//! ([`tracer_common::LIST_REG_ELEMENT_LIST`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -246,9 +252,11 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     let p = index_of(insns, enter).ok_or("body start is not an instruction boundary")?;
     // The compare sits between the call position and the first instructions of the body.
     let from = index_of(insns, call_pc).filter(|&m| m <= p).unwrap_or(p);
-    let c = (from..insns.len().min(p + COMPARE_WINDOW))
+    let Some(c) = (from..insns.len().min(p + COMPARE_WINDOW))
         .find(|&i| matches!(insns[i].op, Op::Cmp(..)) && (i < p || inside(ranges, insns[i].addr)))
-        .ok_or("no 64-bit compare at the start of the body")?;
+    else {
+        return proven_member(insns, from, p, ranges);
+    };
     let Op::Cmp(a, b) = insns[c].op else { unreachable!() };
     let (list, elem, def) = match (a, b) {
         (Operand::Mem { base, disp: ELEMENT_LIST_OFFSET }, Operand::Reg(l))
@@ -278,6 +286,30 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
         }
     }
     Ok((list, elem))
+}
+
+/// A body without the `e.list == l` compare (proven true): no branch from the call
+/// position to the body's first load of `e.next` / `e.prev` (`[e+0]`, `[e+8]`),
+/// whose base is the element, unchanged since `p`.
+fn proven_member(insns: &[Insn], from: usize, p: usize, ranges: &[(u64, u64)]) -> std::result::Result<(u8, u8), String> {
+    let none = || "no 64-bit compare at the start of the body".to_string();
+    let l = (p..insns.len().min(p + COMPARE_WINDOW))
+        .find(|&i| inside(ranges, insns[i].addr) && matches!(insns[i].op, Op::Load { disp: 0 | 8, .. }))
+        .ok_or_else(none)?;
+    let Op::Load { dst, base: elem, .. } = insns[l].op else { unreachable!() };
+    if dst == elem {
+        return Err(none());
+    }
+    check_single_entry(insns, p, l)?;
+    for insn in &insns[from..l] {
+        if matches!(insn.op, Op::Branch { .. } | Op::Ret | Op::Other { ends_flow: true }) {
+            return Err(format!("no compare, and control flow branches at {:#x}", insn.addr));
+        }
+    }
+    if let Some(w) = insns[p..l].iter().find(|i| i.writes & (1 << elem) != 0) {
+        return Err(format!("register overwritten at {:#x}", w.addr));
+    }
+    Ok((tracer_common::LIST_REG_ELEMENT_LIST, elem))
 }
 
 /// The latest `MOV reg, [e+16]` before `c` in address order: (e, index). The
@@ -403,6 +435,22 @@ mod tests {
         let code = [0x48, 0x8b, 0x59, 0x10, 0x31, 0xc9, 0x48, 0x39, 0xd8];
         let insns = decode(&code);
         assert!(registers(&insns, 0x1006, 0x1006, &[(0x1006, 0x1009)]).is_err());
+    }
+
+    #[test]
+    fn a_proven_member_gives_the_element_and_reads_the_list_from_it() {
+        // Go 1.27, a closure removing the element it just pushed: the compare is gone.
+        // nop (call mark) ; nop ; mov rdi, [rax] ; cmp dword [rip+0], 0 ; je +0 ; dec qword [rbx+0x28]
+        let code = [0x90, 0x90, 0x48, 0x8b, 0x38, 0x83, 0x3d, 0, 0, 0, 0, 0, 0x74, 0x00, 0x48, 0xff, 0x4b, 0x28];
+        let insns = decode(&code);
+        let ranges = [(0x1001, 0x1012)];
+        assert_eq!(registers(&insns, 0x1000, 0x1001, &ranges), Ok((tracer_common::LIST_REG_ELEMENT_LIST, 0)));
+        // A branch before the body's first load: the compare may exist in a form not
+        // decoded here, so nothing is claimed.
+        // nop ; jne +0 ; mov rdi, [rax]
+        let code = [0x90, 0x75, 0x00, 0x48, 0x8b, 0x38];
+        let insns = decode(&code);
+        assert!(registers(&insns, 0x1000, 0x1003, &[(0x1003, 0x1006)]).is_err());
     }
 
     #[test]

@@ -34,6 +34,17 @@ pub enum ProbeKind {
     ListRemoveEnter { list_reg: u8, elem_reg: u8 },
     /// An exit of an inlined `Remove` body (first instruction after it).
     ListRemoveExit,
+    /// The instruction after a map write's CALL: the write returned. Rarely an
+    /// emulated instruction (a full-price trap); placed only because
+    /// `map_concurrent_write` needs every write's interval.
+    MapWriteExit,
+}
+
+impl ProbeKind {
+    /// The probe marks the end of an operation (not a call site itself).
+    pub fn is_exit(&self) -> bool {
+        matches!(self, Self::ListRemoveExit | Self::MapWriteExit)
+    }
 }
 
 /// Register arguments of the probed runtime function at the probed instruction
@@ -239,6 +250,16 @@ fn call_kind(role: Role, arch: super::Arch) -> Option<ProbeKind> {
     })
 }
 
+/// Probe kind at the instruction after a CALL of a `role` function, where one is
+/// needed: the end of an out-of-line `Remove`, of a map write.
+fn exit_kind(role: Role) -> Option<ProbeKind> {
+    match role {
+        Role::ListRemove => Some(ProbeKind::ListRemoveExit),
+        Role::MapAssign | Role::MapDelete | Role::MapClear => Some(ProbeKind::MapWriteExit),
+        _ => None,
+    }
+}
+
 /// A runtime entry point found in this binary.
 struct Target {
     name: &'static str,
@@ -308,16 +329,16 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
                 continue;
             };
             let after = Site { address: next, file_offset: next_offset, emulated: next_emulated };
-            if t.role == Role::ListRemove {
+            if let Some(exit) = exit_kind(t.role) {
                 plan.probes.push(Probe {
-                    kind: ProbeKind::ListRemoveExit,
+                    kind: exit,
                     address: next,
                     file_offset: next_offset,
                     caller: name.to_string(),
                     package: pkg.clone(),
                     target: t.name.to_string(),
                     emulated: next_emulated,
-                    signature: Signature::ListRemove,
+                    signature: signature(t.name, t.role, version),
                     after: None,
                 });
             }

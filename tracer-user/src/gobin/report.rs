@@ -19,7 +19,7 @@
 //! | `module_data` | `{addr, text, etext, gofunc}` or `null` when not found |
 //! | `layout` | `{goid_offset, m_offset, procid_offset, source: "dwarf"\|"table", verified}` |
 //! | `scope` | the scope the plan was computed for (`"default"`, `"all"`, `"std"` or the globs) |
-//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64), `list_remove_exit` |
+//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64), `list_remove_exit`, `map_write_exit` (the instruction after a map write's CALL) |
 //! | `plan.functions` | runtime entry points present: `[{name, role, signature, entry, body?, returns, call_sites}]` (sites as in `after`) |
 //! | `plan.list_sites` | inlined `Remove` bodies: `[{caller, package, call_pc, ranges: [[start, end]], body_start, enter, exits, registers: {"Ok": [list, elem]} \| {"Err": reason}}]` |
 //! | `plan.missing` | `[{what, reason}]` |
@@ -87,6 +87,23 @@ fn kind_name(k: &ProbeKind) -> &'static str {
         ProbeKind::MapWriteCall(_) => "map_write_call",
         ProbeKind::ListRemoveEnter { .. } => "list_remove_enter",
         ProbeKind::ListRemoveExit => "list_remove_exit",
+        ProbeKind::MapWriteExit => "map_write_exit",
+    }
+}
+
+/// Why a kind of probe is there, where that is not obvious from its name.
+fn kind_note(kind: &str) -> &'static str {
+    match kind {
+        "map_write_exit" => " (after each map write's CALL: full-price traps, only for map_concurrent_write's write intervals)",
+        _ => "",
+    }
+}
+
+fn list_reg_name(reg: u8) -> String {
+    if reg == tracer_common::LIST_REG_ELEMENT_LIST {
+        "list = e.list (proven by the compiler)".into()
+    } else {
+        format!("list r{reg}")
     }
 }
 
@@ -217,7 +234,7 @@ impl fmt::Display for InspectReport {
         let s = &self.summary;
         writeln!(f, "scope      {}: {} probes, {} emulated", self.scope, s.probes, s.emulated)?;
         for (k, n) in &s.by_kind {
-            writeln!(f, "           {n:6} {k}")?;
+            writeln!(f, "           {n:6} {k}{}", kind_note(k))?;
         }
         writeln!(f, "\nruntime entry points (* = not emulated)")?;
         for rf in &self.plan.functions {
@@ -236,7 +253,7 @@ impl fmt::Display for InspectReport {
         for p in &self.plan.probes {
             let detail = match p.kind {
                 ProbeKind::MapWriteCall(op) => format!("({op:?})").to_lowercase(),
-                ProbeKind::ListRemoveEnter { list_reg, elem_reg } => format!("(list r{list_reg}, elem r{elem_reg})"),
+                ProbeKind::ListRemoveEnter { list_reg, elem_reg } => format!("({}, elem r{elem_reg})", list_reg_name(list_reg)),
                 _ => String::new(),
             };
             let star = if p.emulated { " " } else { "*" };
@@ -254,7 +271,7 @@ impl fmt::Display for InspectReport {
             writeln!(f, "\ninlined list Remove sites")?;
             for ls in &self.plan.list_sites {
                 let regs = match &ls.registers {
-                    Ok((l, e)) => format!("list r{l}, elem r{e}"),
+                    Ok((l, e)) => format!("{}, elem r{e}", list_reg_name(*l)),
                     Err(why) => format!("registers undetermined: {why}"),
                 };
                 let exits: Vec<String> = ls.exits.iter().map(|x| format!("{x:#x}")).collect();

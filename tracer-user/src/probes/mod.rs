@@ -33,6 +33,7 @@ pub const PROGRAMS: &[&str] = &[
     "map_write_call",
     "list_remove_enter",
     "list_remove_exit",
+    "map_write_exit",
     "gc_mark_termination",
 ];
 

@@ -39,6 +39,7 @@ fn program_of(kind: &ProbeKind) -> (&'static str, u8, u8) {
         }
         ProbeKind::ListRemoveEnter { list_reg, elem_reg } => ("list_remove_enter", list_reg, elem_reg),
         ProbeKind::ListRemoveExit => ("list_remove_exit", 0, 0),
+        ProbeKind::MapWriteExit => ("map_write_exit", 0, 0),
     }
 }
 

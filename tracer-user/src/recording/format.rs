@@ -132,6 +132,9 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
         EventKind::MapWriteInRange { map, op, iter } => {
             (RecordKind::MapWriteInRange, [map, map_op(op) as u64, 0, iter, 0])
         }
+        EventKind::MapWriteOverlap { map, op, writing, other } => {
+            (RecordKind::MapWriteOverlap, [map, map_op(op) as u64, u64::from(writing), other, 0])
+        }
         EventKind::ListRemoveEnter { list, elem, elem_list } => {
             (RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0])
         }
@@ -167,6 +170,7 @@ mod tests {
             EventKind::MapIterNext { map: 1, iter: 2, writing: true },
             EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },
             EventKind::MapWriteInRange { map: 1, op: MapWriteOp::Assign, iter: 2 },
+            EventKind::MapWriteOverlap { map: 1, op: MapWriteOp::Delete, writing: true, other: 4 },
             EventKind::ListRemoveEnter { list: 1, elem: 2, elem_list: 3 },
             EventKind::ListRemoveExit { list: 1, elem: 2 },
         ];

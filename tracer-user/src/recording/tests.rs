@@ -203,6 +203,12 @@ fn any_event() -> impl Strategy<Value = Event> {
             op: crate::events::MapWriteOp::Assign,
             iter: 0xa000 + i
         }),
+        (0..2u64, 1..4u64).prop_map(|(m, g)| EventKind::MapWriteOverlap {
+            map: 0x9000 + m,
+            op: crate::events::MapWriteOp::Delete,
+            writing: false,
+            other: g
+        }),
         (0..2u64, 0..3u64).prop_map(|(l, e)| EventKind::ListRemoveEnter {
             list: 0xb000 + l,
             elem: 0xc000,

@@ -1,0 +1,35 @@
+//! The instruction after a call into `mapassign*`, `mapdelete*` or `mapclear`: the
+//! goroutine's map write is over. A full-price trap (the instruction is rarely one
+//! the kernel emulates), placed only because `map_concurrent_write` needs the end of
+//! every write interval.
+
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use tracer_common::{Counter, RecordKind};
+
+use crate::{
+    emit,
+    maps::{GoroutineKey, IN_WRITE, WRITING_MAP},
+};
+
+#[uprobe(multi)]
+pub fn map_write_exit(ctx: ProbeContext) -> u32 {
+    let Some(hit) = emit::begin(&ctx) else { return 0 };
+    emit::count(hit.probe, Counter::Filtered);
+    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
+    // SAFETY: the value is copied out at once.
+    let Some(map) = (unsafe { WRITING_MAP.get(&gkey) }).copied() else { return 0 };
+    let _ = WRITING_MAP.remove(&gkey);
+    end_write(&hit.key(RecordKind::MapWriteOverlap, map), hit.goid);
+    0
+}
+
+/// Drops the map's write in progress if it is `goid`'s (a later writer's entry
+/// replaced it otherwise, and that one ends with its own exit).
+#[inline(always)]
+pub fn end_write(key: &crate::maps::ObjectKey, goid: u64) {
+    // SAFETY: read-only copy of an entry that stays valid while this program runs.
+    let ours = IN_WRITE.get_ptr(key).is_some_and(|held| unsafe { (*held).rec.goid } == goid);
+    if ours {
+        let _ = IN_WRITE.remove(key);
+    }
+}
