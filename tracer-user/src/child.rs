@@ -61,13 +61,18 @@ impl GatedChild {
         self.pid as u32
     }
 
-    /// Lets the child `exec` its program.
+    /// Lets the child `exec` its program. A child that died while held (killed by
+    /// someone else: the gate's reader is gone) is not an error: waiting for it
+    /// reports how it ended.
     pub fn release(&mut self) -> Result<(), ChildError> {
         let pid = self.pid();
         // From here on ghostrace must outlive the child to detach: a SIGTERM goes to it.
         forward_signals_to(self.pid);
         let mut gate = self.gate.take().expect("released once");
-        gate.write_all(&[1]).map_err(|source| ChildError::Release { pid, source })
+        match gate.write_all(&[1]) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|source| ChildError::Release { pid, source }),
+        }
     }
 
     /// Waits for the child, forwarding SIGTERM/SIGHUP to it meanwhile (SIGINT from a

@@ -364,16 +364,9 @@ fn render(scenarios: &[Scenario], results: &BTreeMap<String, Measured>, go_versi
     );
     let _ = writeln!(
         d,
-        "- **`map_concurrent_writes_crash`** (known gap, printed by `tracer-user/tests/bpf_scenarios.rs`): only the \
-         map's own writing flag is read, at the start of each write, and it is rarely caught set before the runtime \
-         itself dies; overlapping write intervals need write-exit probes, which are not placed yet. The runtime's own \
-         `fatal error: concurrent map writes` is the evidence there, with or without either tool."
-    );
-    let _ = writeln!(
-        d,
-        "- ghostrace samples and filters in the kernel (records that concern one goroutine only are dropped), so a \
-         pattern whose evidence is a goroutine's own steps can be missed in the default configuration (see \
-         `map_range_rekey` below).\n"
+        "- **`map_concurrent_writes_crash`**: the runtime kills the program at a moment that varies between runs. \
+         ghostrace follows each map write from its call to the instruction after it, so two writes that overlap are usually \
+         recorded before the runtime notices, and `ghostrace run` drains the records after the program died.\n"
     );
     let _ = writeln!(d, "### ghostrace reports it, -race does not: {}\n", join(&ghost_only));
     let _ = writeln!(
@@ -386,10 +379,9 @@ fn render(scenarios: &[Scenario], results: &BTreeMap<String, Measured>, go_versi
     let _ = writeln!(
         d,
         "- **Writes to a map during its own range** (`map_range_rekey`) are legal Go and not a race (the results depend \
-         on the iteration order), so this would be ghostrace's alone, but its `map_write_during_range` (info level) is, in \
-         the default configuration, a known gap (the kernel's transition filter drops a goroutine's own range steps, so a write inside its own range \
-         cannot be told from one after it ended unless every hit is sent, `--sample-every 1`). The clean program \
-         `clean_range_delete` (deleting expired entries during the range, which Go allows) may report it at info level.\n"
+         on the iteration order), so this is ghostrace's alone: `map_write_during_range` (info level). The kernel follows \
+         the goroutine's own range over every hit and sends the write once the range's next step shows the range went \
+         on. Deleting during one's own range (`clean_range_delete`) is deterministic and not reported.\n"
     );
     let mut loud = Vec::new();
     let mut quiet_info = Vec::new();

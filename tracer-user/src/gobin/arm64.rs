@@ -117,7 +117,15 @@ fn summarize(pc: u64, w: u32) -> Insn {
         // NOP; STR/STP/STRB/STR(W) with unsigned or signed offset (no writeback).
         (Op::Other { ends_flow: false }, 0)
     } else if w & 0xffc0_0000 == 0xa940_0000 {
-        (Op::Other { ends_flow: false }, bit(rd) | bit(rt2)) // LDP, signed offset
+        // LDP Xt1, Xt2, [Xn, #imm7*8]: summarized as the load of Xt1.
+        let imm7 = i64::from((w >> 15) & 0x7f);
+        let disp = if imm7 >= 64 { imm7 - 128 } else { imm7 } * 8;
+        let op = if rn < 31 && rd != rt2 {
+            Op::Load { dst: rd as u8, base: rn as u8, disp }
+        } else {
+            Op::Other { ends_flow: false }
+        };
+        (op, bit(rd) | bit(rt2))
     } else if w & 0x7f80_0000 == 0x1100_0000
         || w & 0x7f80_0000 == 0x5100_0000
         || w & 0x7f20_0000 == 0x2a00_0000
@@ -170,6 +178,7 @@ mod tests {
         assert_eq!(insns[1].writes, 0);
         assert_eq!(insns[2].op, Op::Cmp(Operand::Reg(0), Operand::Reg(4)));
         assert_eq!(insns[3].op, Op::Branch { target: 0x100c + 29 * 4, conditional: true });
+        assert_eq!(insns[4].op, Op::Load { dst: 4, base: 2, disp: 0 });
         assert_eq!(insns[4].writes, (1 << 4) | (1 << 5));
         assert_eq!(insns[5].writes, ALL_REGS);
         assert!(insns[3].emulated && !insns[2].emulated);

@@ -288,25 +288,26 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     Ok((list, elem))
 }
 
-/// A body without the `e.list == l` compare (proven true): no branch from the call
-/// position to the body's first load of `e.next` / `e.prev` (`[e+0]`, `[e+8]`),
-/// whose base is the element, unchanged since `p`.
+/// A body without the `e.list == l` compare (proven true): straight-line code from
+/// the call position to `p`, and the body's load of `e.next` / `e.prev` (`[e+0]`,
+/// `[e+8]`) nearest to `p` on straight-line code, after it or hoisted before it,
+/// whose base is the element and holds it at `p`.
 fn proven_member(insns: &[Insn], from: usize, p: usize, ranges: &[(u64, u64)]) -> std::result::Result<(u8, u8), String> {
     let none = || "no 64-bit compare at the start of the body".to_string();
-    let l = (p..insns.len().min(p + COMPARE_WINDOW))
-        .find(|&i| inside(ranges, insns[i].addr) && matches!(insns[i].op, Op::Load { disp: 0 | 8, .. }))
-        .ok_or_else(none)?;
-    let Op::Load { dst, base: elem, .. } = insns[l].op else { unreachable!() };
-    if dst == elem {
-        return Err(none());
+    let flows = |i: &Insn| matches!(i.op, Op::Branch { .. } | Op::Ret | Op::Other { ends_flow: true });
+    if let Some(b) = insns[from..p].iter().find(|i| flows(i)) {
+        return Err(format!("no compare, and control flow branches at {:#x}", b.addr));
     }
-    check_single_entry(insns, p, l)?;
-    for insn in &insns[from..l] {
-        if matches!(insn.op, Op::Branch { .. } | Op::Ret | Op::Other { ends_flow: true }) {
-            return Err(format!("no compare, and control flow branches at {:#x}", insn.addr));
-        }
-    }
-    if let Some(w) = insns[p..l].iter().find(|i| i.writes & (1 << elem) != 0) {
+    let member_load = |i: usize| inside(ranges, insns[i].addr) && matches!(insns[i].op, Op::Load { disp: 0 | 8, .. });
+    let after = (p..insns.len().min(p + COMPARE_WINDOW)).take_while(|&i| i == p || !flows(&insns[i - 1])).find(|&i| member_load(i));
+    let before = || (p.saturating_sub(COMPARE_WINDOW)..p).rev().take_while(|&i| !flows(&insns[i])).find(|&i| member_load(i));
+    let l = after.or_else(before).ok_or_else(none)?;
+    let Op::Load { base: elem, .. } = insns[l].op else { unreachable!() };
+    let (lo, hi) = (l.min(p), l.max(p));
+    check_single_entry(insns, lo, hi)?;
+    // The element register holds e at p: nothing writes it from p up to a later
+    // load, or from a hoisted load (which must not overwrite its own base) to p.
+    if let Some(w) = insns[lo..hi].iter().find(|i| i.writes & (1 << elem) != 0) {
         return Err(format!("register overwritten at {:#x}", w.addr));
     }
     Ok((tracer_common::LIST_REG_ELEMENT_LIST, elem))
