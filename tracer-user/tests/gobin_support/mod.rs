@@ -179,7 +179,10 @@ pub fn tool_output(tc: &Toolchain, tool: &str, bin: &Path) -> String {
         return text;
     }
     let text = tc.run(&["tool", tool, bin.to_str().unwrap()]);
-    let tmp = dir.join(format!(".tmp-{}-{hash:016x}-{tool}", std::process::id()));
+    // Tests of one binary run on several threads: each write gets its own file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}-{hash:016x}-{tool}", std::process::id()));
     std::fs::write(&tmp, &text).expect("write cache");
     std::fs::rename(&tmp, &file).expect("rename cache");
     text
