@@ -102,13 +102,19 @@ pub const GRACE: Duration = Duration::from_millis(10);
 /// The governor's view of a planned probe.
 pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
     use crate::gobin::ProbeKind;
-    let list = matches!(probe.kind, ProbeKind::ListRemoveEnter { .. } | ProbeKind::ListRemoveExit);
+    // Every Remove site of one function: enter and exits cannot be told apart
+    // per site from the plan alone, and they share a rate anyway. Map writes pair a
+    // start with its exit likewise (map_concurrent_write): a start whose exit is
+    // detached would leave its write in progress for ever.
+    let unit = match probe.kind {
+        ProbeKind::ListRemoveEnter { .. } | ProbeKind::ListRemoveExit => Some("list_remove"),
+        ProbeKind::MapWriteCall(_) | ProbeKind::MapWriteExit => Some("map_write"),
+        _ => None,
+    };
     ProbeInfo {
         emulated: probe.emulated,
-        // Every Remove site of one function: enter and exits cannot be told apart
-        // per site from the plan alone, and they share a rate anyway.
-        unit: list.then(|| format!("list_remove {}", probe.caller)),
-        trailing: probe.kind == ProbeKind::ListRemoveExit,
+        unit: unit.map(|u| format!("{u} {}", probe.caller)),
+        trailing: probe.kind.is_exit(),
     }
 }
 
@@ -394,6 +400,29 @@ mod tests {
             assert!(bad.parse::<Budget>().is_err(), "{bad}");
         }
         assert_eq!(Budget::default().to_string(), "1%");
+    }
+
+    #[test]
+    fn paired_probes_are_switched_together_with_exits_trailing() {
+        use crate::{events::MapWriteOp, gobin::{Probe, ProbeKind, Signature}};
+        let probe = |kind, caller: &str| Probe {
+            kind,
+            address: 0x1000,
+            file_offset: 0x1000,
+            caller: caller.into(),
+            package: "main".into(),
+            target: "runtime.mapassign_fast64".into(),
+            emulated: true,
+            signature: Signature::MapWrite,
+            after: None,
+        };
+        let start = probe_info(&probe(ProbeKind::MapWriteCall(MapWriteOp::Assign), "main.put"));
+        let exit = probe_info(&probe(ProbeKind::MapWriteExit, "main.put"));
+        assert_eq!((start.unit.as_deref(), start.trailing), (Some("map_write main.put"), false));
+        assert_eq!((exit.unit.as_deref(), exit.trailing), (Some("map_write main.put"), true));
+        let remove = probe_info(&probe(ProbeKind::ListRemoveExit, "main.drop"));
+        assert_eq!((remove.unit.as_deref(), remove.trailing), (Some("list_remove main.drop"), true));
+        assert_eq!(probe_info(&probe(ProbeKind::SliceGrowCall, "main.put")).unit, None);
     }
 
     #[test]
