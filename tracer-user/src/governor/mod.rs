@@ -27,8 +27,7 @@ pub const CYCLE: Duration = Duration::from_secs(1);
 /// write in each process of the binary.
 pub const QUANTUM: Duration = Duration::from_millis(10);
 /// The first cycle, with every probe attached, only measures: kept short, so a
-/// hot loop runs fully probed only this long. (Its CPU time, in 10 ms ticks, is
-/// rough; a low reading only makes the next cycle's budget smaller.)
+/// hot loop runs fully probed only this long.
 pub const FIRST_CYCLE: Duration = Duration::from_millis(20);
 
 /// What the probes may cost.
@@ -88,6 +87,8 @@ impl std::str::FromStr for Budget {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeInfo {
     pub emulated: bool,
+    /// The eBPF program that handles its hits: its mean run time adds to the trap's.
+    pub program: &'static str,
     /// Probes with the same key are switched together: a detector pairs their
     /// records (a Remove's enter and exit), so one must not be seen without the other.
     pub unit: Option<String>,
@@ -113,6 +114,7 @@ pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
     };
     ProbeInfo {
         emulated: probe.emulated,
+        program: crate::probes::program_name(&probe.kind),
         unit: unit.map(|u| format!("{u} {}", probe.caller)),
         trailing: probe.kind.is_exit(),
     }
@@ -121,7 +123,9 @@ pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
 /// One governed probe.
 #[derive(Debug)]
 struct Governed {
+    /// The trap's cost (calibrated); the program's mean run time is added per cycle.
     cost_s: f64,
+    program: &'static str,
     trailing: bool,
     /// Hit counter at the start of the cycle.
     hits: u64,
@@ -173,6 +177,9 @@ pub struct Governor {
     total: Estimate,
     last: Estimate,
     switch_error: Option<String>,
+    /// Per program: the kernel's (run ns, runs) at the last look, and the mean run
+    /// time (s) seen so far.
+    runs: HashMap<&'static str, ((u64, u64), f64)>,
 }
 
 impl Governor {
@@ -194,6 +201,7 @@ impl Governor {
                 }
                 Governed {
                     cost_s: cost.per_hit(info.emulated),
+                    program: info.program,
                     trailing: info.trailing,
                     hits: 0,
                     attached_since: Some(now),
@@ -221,6 +229,7 @@ impl Governor {
             total: Estimate::default(),
             last: Estimate::default(),
             switch_error: None,
+            runs: HashMap::new(),
         }
     }
 
@@ -262,14 +271,18 @@ impl Governor {
     fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
         let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
         let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
+        self.read_runs(tracer);
         let mut hits = Vec::with_capacity(self.probes.len());
+        let mut costs = Vec::with_capacity(self.probes.len());
         for (i, p) in self.probes.iter_mut().enumerate() {
             p.account(now);
             let total = counters.get(i).map_or(p.hits, |c| c.hits);
             let new = total.saturating_sub(p.hits);
             p.hits = total;
-            p.cpu_s += new as f64 * p.cost_s;
+            let cost = p.cost_s + self.runs.get(p.program).map_or(0.0, |r| r.1);
+            p.cpu_s += new as f64 * cost;
             hits.push(new);
+            costs.push(cost);
         }
         // A unit's events are its busiest member's hits; each costs all its members' hits.
         let cycle: Vec<ProbeCycle> = self
@@ -277,8 +290,8 @@ impl Governor {
             .iter()
             .map(|unit| {
                 let events = unit.iter().map(|&i| hits[i]).max().unwrap_or(0);
-                let cpu: f64 = unit.iter().map(|&i| hits[i] as f64 * self.probes[i].cost_s).sum();
-                let per_event = if events > 0 { cpu / events as f64 } else { unit.iter().map(|&i| self.probes[i].cost_s).sum() };
+                let cpu: f64 = unit.iter().map(|&i| hits[i] as f64 * costs[i]).sum();
+                let per_event = if events > 0 { cpu / events as f64 } else { unit.iter().map(|&i| costs[i]).sum() };
                 ProbeCycle { hits: events, attached_s: self.probes[unit[0]].cycle_attached.as_secs_f64(), cost_s: per_event }
             })
             .collect();
@@ -316,6 +329,23 @@ impl Governor {
                     note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, false), pids);
                 }
             }
+        }
+    }
+
+    /// Updates each program's mean run time from the kernel's statistics (kept
+    /// when a cycle saw no run).
+    fn read_runs(&mut self, tracer: &Tracer) {
+        let programs: std::collections::BTreeSet<&'static str> = self.probes.iter().map(|p| p.program).collect();
+        for program in programs {
+            let Some(now) = tracer.program_runs(program) else { continue };
+            // First look: the mean since the statistics were turned on.
+            let mean = if now.1 > 0 { now.0 as f64 / now.1 as f64 / 1e9 } else { 0.0 };
+            let entry = self.runs.entry(program).or_insert((now, mean));
+            let (ns, count) = (now.0.saturating_sub(entry.0.0), now.1.saturating_sub(entry.0.1));
+            if count > 0 {
+                entry.1 = ns as f64 / count as f64 / 1e9;
+            }
+            entry.0 = now;
         }
     }
 
@@ -375,15 +405,27 @@ fn note(first: &mut Option<String>, result: Result<(), crate::probes::ProbeError
     }
 }
 
-/// CPU seconds (user + system, all threads, exited ones included) of `pid`.
+/// CPU seconds of `pid`'s live threads, in ns precision from each thread's
+/// schedstat (a 20 ms cycle is two 10 ms ticks of /proc/PID/stat), else from
+/// /proc/PID/stat (user + system, all threads, exited ones included).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
-    // utime and stime are fields 14 and 15 (man 5 proc); field 3 is the first here.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
+    let from_schedstat = std::fs::read_dir(format!("/proc/{pid}/task")).ok().and_then(|tasks| {
+        let mut ns = 0u64;
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            ns += text.split_ascii_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(ns as f64 / 1e9)
+    });
+    from_schedstat.or_else(|| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
+        // utime and stime are fields 14 and 15 (man 5 proc); field 3 is the first here.
+        let utime: u64 = fields.nth(11)?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
+    })
 }
 
 #[cfg(test)]

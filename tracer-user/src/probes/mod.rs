@@ -19,7 +19,7 @@ use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig};
 pub use self::{
     config::{check_traceable, proc_config},
     lifecycle::{Attachment, ProcEvents},
-    table::{PlacedProbe, ProbeTable},
+    table::{PlacedProbe, ProbeTable, program_name},
 };
 use crate::gobin::{ProbePlan, Role};
 
@@ -70,6 +70,9 @@ pub struct Tracer {
     ebpf: Ebpf,
     links: links::Links,
     pub table: ProbeTable,
+    /// Keeps the kernel's run-time statistics of BPF programs on while held (a
+    /// clock read around each run, host-wide): the governor weighs hits with them.
+    _run_stats: Option<std::os::fd::OwnedFd>,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
@@ -91,7 +94,8 @@ impl Tracer {
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
         }
-        Ok(Self { ebpf, links: links::Links::default(), table: ProbeTable::default() })
+        let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+        Ok(Self { ebpf, links: links::Links::default(), table: ProbeTable::default(), _run_stats: run_stats })
     }
 
     /// Attaches every probe of `plan` to `binary`, for `pid` only or for every
@@ -147,6 +151,14 @@ impl Tracer {
     /// Takes the stack map out, for symbolizing records' stacks.
     pub fn take_stacks(&mut self) -> Result<StackTraceMap<MapData>, ProbeError> {
         StackTraceMap::try_from(self.ebpf.take_map("STACKS").expect("STACKS map")).map_err(map_err("STACKS"))
+    }
+
+    /// Total run time (ns) and runs of `program` while run-time statistics were on;
+    /// `None` when the kernel does not keep them.
+    pub fn program_runs(&self, program: &str) -> Option<(u64, u64)> {
+        let prog: &UProbe = self.ebpf.program(program)?.try_into().ok()?;
+        let info = prog.info().ok()?;
+        Some((info.run_time().as_nanos() as u64, info.run_count()))
     }
 
     /// Current counters of every probe in the table.

@@ -43,6 +43,11 @@ fn program_of(kind: &ProbeKind) -> (&'static str, u8, u8) {
     }
 }
 
+/// The program that handles probes of `kind`.
+pub fn program_name(kind: &ProbeKind) -> &'static str {
+    program_of(kind).0
+}
+
 /// (program, [(file offset, cookie)]) groups to attach.
 pub type AttachGroups = Vec<(&'static str, Vec<(u64, u64)>)>;
 
