@@ -121,9 +121,7 @@ fn descends_from(mut pid: u32, root: u32) -> bool {
     false
 }
 
-/// The parent pid of `pid`: the second field after the command name, which is in
-/// parentheses and may itself hold spaces and parentheses.
+/// The parent pid of `pid` (field 4 of /proc/PID/stat).
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+    procfs::stat_fields(pid)?.get(1)?.parse().ok()
 }

@@ -1,5 +1,6 @@
-//! What the daemon reads about a process from /proc: its executable (path and file
-//! identity), name and cgroup; and the pids running now, for the start-up scan.
+//! What ghostrace reads about a process from /proc: its executable (path and file
+//! identity), name, cgroup and /proc/PID/stat fields; and the pids running now, for
+//! the start-up scan.
 
 use std::{
     fs, io,
@@ -76,6 +77,14 @@ pub fn cgroup(pid: u32) -> io::Result<String> {
 }
 
 /// The pids of /proc now.
+/// Fields of /proc/PID/stat after the command name (man 5 proc numbers them from 3:
+/// the state). The name is in parentheses and may itself hold spaces and parentheses,
+/// so the fields start after the last ')'.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.get(stat.rfind(')')? + 1..)?.split_ascii_whitespace().map(str::to_owned).collect())
+}
+
 pub fn pids() -> io::Result<Vec<u32>> {
     Ok(fs::read_dir("/proc")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
 }

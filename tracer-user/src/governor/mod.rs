@@ -418,12 +418,10 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
         Some(ns as f64 / 1e9)
     });
     from_schedstat.or_else(|| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
+        let fields = crate::daemon::procfs::stat_fields(pid)?;
         // utime and stime are fields 14 and 15 (man 5 proc); field 3 is the first here.
-        let utime: u64 = fields.nth(11)?.parse().ok()?;
-        let stime: u64 = fields.next()?.parse().ok()?;
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
         Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
     })
 }
