@@ -27,6 +27,11 @@ pub fn list_remove_enter(ctx: ProbeContext) -> u32 {
     let misuse = elem_list != list;
     let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
     let _ = REMOVING.insert(&gkey, &list, 0);
-    hit.send_on_transition(&ctx, &IN_REMOVE, &hit.key(RecordKind::ListRemoveEnter, list), &mut rec, misuse, |_| emit::Relation::SameObject);
+    let key = hit.key(RecordKind::ListRemoveEnter, list);
+    // SAFETY: read-only look at an entry that stays valid while this program runs.
+    if IN_REMOVE.get_ptr(&key).is_some_and(|held| unsafe { (*held).orphaned() }) {
+        let _ = IN_REMOVE.remove(&key);
+    }
+    hit.send_on_transition(&ctx, &IN_REMOVE, &key, &mut rec, misuse, |_| emit::Relation::SameObject);
     0
 }

@@ -63,7 +63,7 @@ fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &Obje
     let Some(held) = IN_WRITE.get_ptr_mut(wkey) else { return 0 };
     // SAFETY: the entry stays valid while this program runs (RCU).
     let held = unsafe { &mut *held };
-    if held.rec.goid == hit.goid {
+    if held.rec.goid == hit.goid || held.orphaned() {
         return 0;
     }
     if held.sent == 0 {

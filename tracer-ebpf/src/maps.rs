@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig, Record};
 
@@ -44,6 +44,21 @@ pub struct Held {
     /// The record already went to user space.
     pub sent: u64,
 }
+
+impl Held {
+    /// Whether the interval this record opened (a map write, a `Remove`) may never
+    /// be seen to end: the governor switched its probes (exit included) on or off
+    /// after it began, so it must not be taken for one still in progress.
+    #[inline(always)]
+    pub fn orphaned(&self) -> bool {
+        SWITCHED_AT.get(self.rec.probe).is_some_and(|&at| self.rec.ts_ns < at)
+    }
+}
+
+/// When user space last switched each probe on or off (`bpf_ktime_get_ns` time,
+/// i.e. CLOCK_MONOTONIC), by probe id.
+#[map]
+pub static SWITCHED_AT: Array<u64> = Array::with_max_entries(MAX_PROBES, 0);
 
 /// Last hit per slice array and per map: only cross-goroutine transitions are sent.
 #[map]

@@ -92,21 +92,16 @@ pub struct ProbeInfo {
     /// Probes with the same key are switched together: a detector pairs their
     /// records (a Remove's enter and exit), so one must not be seen without the other.
     pub unit: Option<String>,
-    /// Switched off [`GRACE`] after the rest of its unit and on before it: an exit
-    /// probe, so that a call entered while attached is also seen leaving.
-    pub trailing: bool,
+    /// An exit probe: switched on after the rest of its unit and off before it.
+    pub exit: bool,
 }
-
-/// How long an exit probe outlives its enter probe when a unit is switched off.
-pub const GRACE: Duration = Duration::from_millis(10);
 
 /// The governor's view of a planned probe.
 pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
     use crate::gobin::ProbeKind;
     // Every Remove site of one function: enter and exits cannot be told apart
     // per site from the plan alone, and they share a rate anyway. Map writes pair a
-    // start with its exit likewise (map_concurrent_write): a start whose exit is
-    // detached would leave its write in progress for ever.
+    // start with its exit likewise (map_concurrent_write).
     let unit = match probe.kind {
         ProbeKind::ListRemoveEnter { .. } | ProbeKind::ListRemoveExit => Some("list_remove"),
         ProbeKind::MapWriteCall(_) | ProbeKind::MapWriteExit => Some("map_write"),
@@ -116,7 +111,7 @@ pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
         emulated: probe.emulated,
         program: crate::probes::program_name(&probe.kind),
         unit: unit.map(|u| format!("{u} {}", probe.caller)),
-        trailing: probe.kind.is_exit(),
+        exit: probe.kind.is_exit(),
     }
 }
 
@@ -126,11 +121,10 @@ struct Governed {
     /// The trap's cost (calibrated); the program's mean run time is added per cycle.
     cost_s: f64,
     program: &'static str,
-    trailing: bool,
+    exit: bool,
     /// Hit counter at the start of the cycle.
     hits: u64,
     attached_since: Option<Instant>,
-    detach_at: Option<Instant>,
     /// Attached time in this cycle and in all.
     cycle_attached: Duration,
     total_attached: Duration,
@@ -150,6 +144,14 @@ impl Governed {
     }
 }
 
+/// Probes switched together; the controller plans one duty per unit.
+#[derive(Debug)]
+struct Unit {
+    /// Indexes into the governor's probes, exits last.
+    members: Vec<usize>,
+    detach_at: Option<Instant>,
+}
+
 /// A probe's coverage (the share of the governed time it was attached) and cost.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Coverage {
@@ -164,9 +166,7 @@ pub struct Governor {
     budget: Budget,
     ids: Range<u32>,
     probes: Vec<Governed>,
-    /// Probes switched together (indexes into `probes`, trailing ones last); the
-    /// controller plans one duty per unit.
-    units: Vec<Vec<usize>>,
+    units: Vec<Unit>,
     controller: Controller,
     started: Instant,
     cycle_started: Instant,
@@ -202,10 +202,9 @@ impl Governor {
                 Governed {
                     cost_s: cost.per_hit(info.emulated),
                     program: info.program,
-                    trailing: info.trailing,
+                    exit: info.exit,
                     hits: 0,
                     attached_since: Some(now),
-                    detach_at: None,
                     cycle_attached: Duration::ZERO,
                     total_attached: Duration::ZERO,
                     cpu_s: 0.0,
@@ -213,9 +212,13 @@ impl Governor {
             })
             .collect();
         debug_assert_eq!(probes.len(), ids.len());
-        for unit in &mut units {
-            unit.sort_by_key(|&i| probes[i].trailing);
-        }
+        let units: Vec<Unit> = units
+            .into_iter()
+            .map(|mut members| {
+                members.sort_by_key(|&i| probes[i].exit);
+                Unit { members, detach_at: None }
+            })
+            .collect();
         Self {
             budget,
             controller: Controller::new(units.len(), CYCLE.as_secs_f64(), QUANTUM.as_secs_f64()),
@@ -250,22 +253,49 @@ impl Governor {
     /// Switches probes whose time is up, and at the end of a cycle plans the next
     /// one from the counters and the CPU time of `pids`. Returns when to call again.
     pub fn step(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) -> Instant {
-        for i in 0..self.probes.len() {
-            let p = &mut self.probes[i];
-            if p.detach_at.is_some_and(|at| at <= now) {
-                p.detach_at = None;
-                if p.attached_since.is_some() {
-                    p.account(now);
-                    p.attached_since = None;
-                    let result = tracer.set_probe_attached(self.ids.start + i as u32, false);
-                    note(&mut self.switch_error, result, pids);
-                }
+        for u in 0..self.units.len() {
+            if self.units[u].detach_at.is_some_and(|at| at <= now) {
+                self.switch_off(u, tracer, pids, now);
             }
         }
         if now >= self.cycle_started + self.cycle_len {
             self.end_cycle(tracer, pids, now);
         }
-        self.probes.iter().filter_map(|p| p.detach_at).fold(self.cycle_started + self.cycle_len, Instant::min)
+        self.units.iter().filter_map(|u| u.detach_at).fold(self.cycle_started + self.cycle_len, Instant::min)
+    }
+
+    fn switch_on(&mut self, u: usize, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        self.switch(u, true, tracer, pids, now);
+    }
+
+    fn switch_off(&mut self, u: usize, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        self.units[u].detach_at = None;
+        self.switch(u, false, tracer, pids, now);
+    }
+
+    /// Switches unit `u`'s probes, its exits attached last and detached first so
+    /// that an exit probe never traps alone (a single-stepped exit alone costs the
+    /// most and sees nothing). An interval (a map write, a `Remove`) begun before
+    /// the switch is done may have no exit probe to end it: the kernel side voids
+    /// those begun while it is under way and before it, or a later call from another
+    /// goroutine would seem to overlap them.
+    fn switch(&mut self, u: usize, on: bool, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        let members = &self.units[u].members;
+        if members.iter().all(|&i| self.probes[i].attached_since.is_some() == on) {
+            return;
+        }
+        let ids = || members.iter().map(|&i| self.ids.start + i as u32);
+        note(&mut self.switch_error, tracer.void_intervals_before(ids(), u64::MAX), pids);
+        let order: Box<dyn Iterator<Item = &usize>> = if on { Box::new(members.iter()) } else { Box::new(members.iter().rev()) };
+        for &i in order {
+            let p = &mut self.probes[i];
+            if p.attached_since.is_some() != on {
+                p.account(now);
+                p.attached_since = on.then_some(now);
+                note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, on), pids);
+            }
+        }
+        note(&mut self.switch_error, tracer.void_intervals_before(ids(), crate::sys::monotonic_ns()), pids);
     }
 
     fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
@@ -288,11 +318,11 @@ impl Governor {
         let cycle: Vec<ProbeCycle> = self
             .units
             .iter()
-            .map(|unit| {
-                let events = unit.iter().map(|&i| hits[i]).max().unwrap_or(0);
-                let cpu: f64 = unit.iter().map(|&i| hits[i] as f64 * costs[i]).sum();
-                let per_event = if events > 0 { cpu / events as f64 } else { unit.iter().map(|&i| costs[i]).sum() };
-                ProbeCycle { hits: events, attached_s: self.probes[unit[0]].cycle_attached.as_secs_f64(), cost_s: per_event }
+            .map(|Unit { members, .. }| {
+                let events = members.iter().map(|&i| hits[i]).max().unwrap_or(0);
+                let cpu: f64 = members.iter().map(|&i| hits[i] as f64 * costs[i]).sum();
+                let per_event = if events > 0 { cpu / events as f64 } else { members.iter().map(|&i| costs[i]).sum() };
+                ProbeCycle { hits: events, attached_s: self.probes[members[0]].cycle_attached.as_secs_f64(), cost_s: per_event }
             })
             .collect();
         for p in &mut self.probes {
@@ -304,30 +334,13 @@ impl Governor {
         self.total.own_cpu_s += self.last.own_cpu_s;
         (self.cycle_started, self.cycle_len) = (now, CYCLE);
         let plan: Vec<f64> = self.controller.attach_for().collect();
-        for (unit, attach_s) in self.units.iter().zip(plan) {
-            let on = attach_s > 0.0;
-            // Trailing (exit) probes on first, off last.
-            let order: Vec<usize> = if on { unit.iter().rev().copied().collect() } else { unit.clone() };
-            for i in order {
-                let p = &mut self.probes[i];
-                let grace = if p.trailing { GRACE } else { Duration::ZERO };
-                if on && p.attached_since.is_none() {
-                    p.attached_since = Some(now);
-                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, true), pids);
-                }
-                p.detach_at = if on {
-                    (attach_s < CYCLE.as_secs_f64()).then(|| now + Duration::from_secs_f64(attach_s) + grace)
-                } else if p.attached_since.is_some() {
-                    Some(now + grace)
-                } else {
-                    None
-                };
-                if p.detach_at.is_some_and(|at| at <= now) {
-                    p.detach_at = None;
-                    p.account(now);
-                    p.attached_since = None;
-                    note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, false), pids);
-                }
+        for (u, attach_s) in plan.into_iter().enumerate() {
+            if attach_s > 0.0 {
+                self.switch_on(u, tracer, pids, now);
+                self.units[u].detach_at =
+                    (attach_s < CYCLE.as_secs_f64()).then(|| now + Duration::from_secs_f64(attach_s));
+            } else {
+                self.switch_off(u, tracer, pids, now);
             }
         }
     }
@@ -443,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn paired_probes_are_switched_together_with_exits_trailing() {
+    fn paired_probes_are_switched_together() {
         use crate::{events::MapWriteOp, gobin::{Probe, ProbeKind, Signature}};
         let probe = |kind, caller: &str| Probe {
             kind,
@@ -458,10 +471,10 @@ mod tests {
         };
         let start = probe_info(&probe(ProbeKind::MapWriteCall(MapWriteOp::Assign), "main.put"));
         let exit = probe_info(&probe(ProbeKind::MapWriteExit, "main.put"));
-        assert_eq!((start.unit.as_deref(), start.trailing), (Some("map_write main.put"), false));
-        assert_eq!((exit.unit.as_deref(), exit.trailing), (Some("map_write main.put"), true));
+        assert_eq!((start.unit.as_deref(), start.exit), (Some("map_write main.put"), false));
+        assert_eq!((exit.unit.as_deref(), exit.exit), (Some("map_write main.put"), true));
         let remove = probe_info(&probe(ProbeKind::ListRemoveExit, "main.drop"));
-        assert_eq!((remove.unit.as_deref(), remove.trailing), (Some("list_remove main.drop"), true));
+        assert_eq!((remove.unit.as_deref(), remove.exit), (Some("list_remove main.drop"), true));
         assert_eq!(probe_info(&probe(ProbeKind::SliceGrowCall, "main.put")).unit, None);
     }
 

@@ -10,7 +10,7 @@ use std::{num::NonZeroU32, os::fd::AsRawFd, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::{UProbe, uprobe::UProbeScope},
 };
 use thiserror::Error;
@@ -159,6 +159,19 @@ impl Tracer {
         let prog: &UProbe = self.ebpf.program(program)?.try_into().ok()?;
         let info = prog.info().ok()?;
         Some((info.run_time().as_nanos() as u64, info.run_count()))
+    }
+
+    /// Has the kernel side void the intervals (a map write, a `Remove`) probes `ids`
+    /// opened before `until` (CLOCK_MONOTONIC ns, the records' clock): they may never
+    /// be seen to end, as their exit probe was switched meanwhile. `u64::MAX` voids
+    /// all of them, for the time a switch is under way.
+    pub fn void_intervals_before(&mut self, ids: impl IntoIterator<Item = u32>, until: u64) -> Result<(), ProbeError> {
+        let mut map: Array<&mut MapData, u64> =
+            Array::try_from(self.ebpf.map_mut("SWITCHED_AT").expect("SWITCHED_AT map")).map_err(map_err("SWITCHED_AT"))?;
+        for id in ids {
+            map.set(id, &until, 0).map_err(map_err("SWITCHED_AT"))?;
+        }
+        Ok(())
     }
 
     /// Current counters of every probe in the table.
