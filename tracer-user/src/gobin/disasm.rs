@@ -6,7 +6,7 @@
 //! (`branch_setup_xol_ops`: CALL/JMP rel, Jcc, 0x90 NOP; `push_setup_xol_ops`:
 //! PUSH r64).
 
-use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 
 use super::Arch;
 
@@ -60,14 +60,8 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
                 saw_check = true;
             } else if saw_check && is_jcc(&insn) {
                 let next = insn.next_ip();
-                let rest = usize::try_from(next.wrapping_sub(base))
-                    .ok()
-                    .and_then(|off| code.get(off..))
-                    .filter(|r| !r.is_empty());
-                if let Some(rest) = rest {
-                    let mut d = Decoder::with_ip(64, rest, next, DecoderOptions::NONE);
-                    let after = d.decode();
-                    facts.after_stack_check = Some((next, amd64_emulated(&after)));
+                if let Some(mut d) = decoder_at(code, base, next) {
+                    facts.after_stack_check = Some((next, amd64_emulated(&d.decode())));
                 }
             }
         }
@@ -85,6 +79,63 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
         facts.calls.push(CallSite { addr, target, next, next_emulated: false });
     }
     facts
+}
+
+/// A decoder over `code` (mapped at `base`) from `addr` on, if `addr` is inside it.
+fn decoder_at(code: &[u8], base: u64, addr: u64) -> Option<Decoder<'_>> {
+    let rest = code.get(usize::try_from(addr.checked_sub(base)?).ok()?..).filter(|r| !r.is_empty())?;
+    Some(Decoder::with_ip(64, rest, addr, DecoderOptions::NONE))
+}
+
+/// Instructions searched from a call's return address for an emulated one.
+pub(crate) const EXIT_WINDOW: usize = 16;
+
+/// Where a probe marking the end of a call whose return address is `next` can sit
+/// on an emulated instruction: the first one at or after `next` reached through
+/// straight-line code that hands nothing to another goroutine (see
+/// [`amd64_passes_nothing_on`]), within [`EXIT_WINDOW`] instructions and the
+/// function's `code`. Execution after the return reaches it on every path, and no
+/// other goroutine can be ordered after the call before it, so it ends the same
+/// interval. None: no such instruction (arm64: `next` itself is not emulated).
+pub(crate) fn exit_site(arch: Arch, code: &[u8], base: u64, next: u64) -> Option<u64> {
+    match arch {
+        Arch::Amd64 => {
+            let mut d = decoder_at(code, base, next)?;
+            let mut insn = Instruction::default();
+            for _ in 0..EXIT_WINDOW {
+                if !d.can_decode() {
+                    return None;
+                }
+                d.decode_out(&mut insn);
+                if amd64_emulated(&insn) {
+                    return Some(insn.ip());
+                }
+                if !amd64_passes_nothing_on(&insn) {
+                    return None;
+                }
+            }
+            None
+        }
+        Arch::Arm64 => {
+            let off = usize::try_from(next.checked_sub(base)?).ok()?;
+            emulated_at(arch, code.get(off..)?, next).then_some(next)
+        }
+    }
+}
+
+/// Straight-line code (no branch, call, return, trap or invalid bytes) that
+/// synchronizes with nothing. The compiler's atomics on amd64 are LOCK-prefixed
+/// (XADD, CMPXCHG, AND, OR) or XCHG with memory (`Store`, implicitly locked), and
+/// inlined lock fast paths are built from them (`sync.(*Mutex).Unlock`: LOCK XADD);
+/// Go `src/cmd/compile/internal/amd64/ssa.go`, 1.19 and 1.27. Fences and HLT are
+/// refused too.
+fn amd64_passes_nothing_on(insn: &Instruction) -> bool {
+    use Mnemonic::*;
+    let xchg_mem = insn.mnemonic() == Xchg && (insn.op0_kind() == OpKind::Memory || insn.op1_kind() == OpKind::Memory);
+    insn.flow_control() == FlowControl::Next
+        && !insn.has_lock_prefix()
+        && !xchg_mem
+        && !matches!(insn.mnemonic(), Mfence | Lfence | Sfence | Hlt)
 }
 
 /// Whether any byte position holds `E8 rel32` whose target satisfies `want`: every
@@ -313,6 +364,67 @@ mod tests {
         ] {
             assert_eq!(emulated_at(Arch::Amd64, bytes, 0), want, "{bytes:02x?}");
         }
+    }
+
+    const MOV_LOAD: &[u8] = &[0x48, 0x8b, 0x54, 0x24, 0x58]; // mov rdx, [rsp+0x58]
+    const MOV_STORE: &[u8] = &[0x48, 0x89, 0x50, 0x08]; // mov [rax+8], rdx
+    const CMP_WB: &[u8] = &[0x83, 0x3d, 0, 0, 0, 0, 0]; // cmp dword [rip+0], 0 (writeBarrier)
+    const JNE: &[u8] = &[0x75, 0x0a];
+
+    /// `exit_site` from the start of the concatenated `parts` (mapped at 0x1000).
+    fn exit_of(parts: &[&[u8]]) -> Option<u64> {
+        exit_site(Arch::Amd64, &parts.concat(), 0x1000, 0x1000)
+    }
+
+    #[test]
+    fn exit_site_after_straight_line_code() {
+        // The store of the value, the write-barrier check, then its JNE.
+        assert_eq!(exit_of(&[MOV_LOAD, MOV_STORE, CMP_WB, JNE]), Some(0x1000 + 16));
+        // An emulated instruction right at the return address; a CALL rel32 (the
+        // probe fires before it runs); XCHG between registers (no memory).
+        assert_eq!(exit_of(&[&[0x90], MOV_LOAD]), Some(0x1000));
+        assert_eq!(exit_of(&[MOV_STORE, &[0xe8, 0, 0, 0, 0]]), Some(0x1004));
+        assert_eq!(exit_of(&[&[0x48, 0x87, 0xd1], JNE]), Some(0x1003));
+        // Not from before the function's code.
+        assert_eq!(exit_site(Arch::Amd64, JNE, 0x1000, 0x0fff), None);
+    }
+
+    #[test]
+    fn exit_site_refuses_what_may_release_or_leave() {
+        for (what, first) in [
+            ("lock xadd [rax], ecx (inlined Unlock)", &[0xf0, 0x0f, 0xc1, 0x08][..]),
+            ("lock cmpxchg [rbx], ecx", &[0xf0, 0x0f, 0xb1, 0x0b]),
+            ("xchg [rax], ecx (atomic Store)", &[0x87, 0x08]),
+            ("mfence", &[0x0f, 0xae, 0xf0]),
+            ("ret", &[0xc3]),
+            ("call rdx (closure)", &[0xff, 0xd2]),
+            ("jmp rax (jump table)", &[0xff, 0xe0]),
+            ("int3", &[0xcc]),
+            ("ud2", &[0x0f, 0x0b]),
+            ("syscall", &[0x0f, 0x05]),
+            ("truncated instruction", &[0x48, 0x8b]),
+        ] {
+            assert_eq!(exit_of(&[MOV_LOAD, first, JNE]), None, "{what}");
+        }
+        // Code ends before an emulated instruction.
+        assert_eq!(exit_of(&[MOV_LOAD, MOV_STORE]), None);
+    }
+
+    #[test]
+    fn exit_site_window() {
+        let mov: &[u8] = &[0x48, 0x89, 0xd8]; // mov rax, rbx
+        let within: Vec<&[u8]> = std::iter::repeat_n(mov, EXIT_WINDOW - 1).chain([JNE]).collect();
+        assert_eq!(exit_of(&within), Some(0x1000 + 3 * (EXIT_WINDOW as u64 - 1)));
+        let beyond: Vec<&[u8]> = std::iter::repeat_n(mov, EXIT_WINDOW).chain([JNE]).collect();
+        assert_eq!(exit_of(&beyond), None);
+    }
+
+    #[test]
+    fn exit_site_arm64_keeps_the_next_instruction() {
+        let code: Vec<u8> = [0xf940_0844u32, 0x5400_03a1].iter().flat_map(|w| w.to_le_bytes()).collect();
+        // LDR is stepped and no later site is searched on arm64; B.NE is emulated.
+        assert_eq!(exit_site(Arch::Arm64, &code, 0x1000, 0x1000), None);
+        assert_eq!(exit_site(Arch::Arm64, &code, 0x1000, 0x1004), Some(0x1004));
     }
 
     #[test]

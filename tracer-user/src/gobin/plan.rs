@@ -34,9 +34,11 @@ pub enum ProbeKind {
     ListRemoveEnter { list_reg: u8, elem_reg: u8 },
     /// An exit of an inlined `Remove` body (first instruction after it).
     ListRemoveExit,
-    /// The instruction after a map write's CALL: the write returned. Rarely an
-    /// emulated instruction (a full-price trap); placed only because
-    /// `map_concurrent_write` needs every write's interval.
+    /// The end of a map write (placed only because `map_concurrent_write` needs
+    /// every write's interval): on amd64 the first emulated instruction after the
+    /// CALL reached through straight-line code that synchronizes with nothing
+    /// (one cheap trap), else the instruction after the CALL (rarely emulated: a
+    /// full-price trap).
     MapWriteExit,
 }
 
@@ -320,7 +322,13 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             continue;
         }
         let facts = disasm::scan(bin.arch(), code, *entry, |t| find_target(t).is_some());
-        for CallSite { addr, target, next, next_emulated } in facts.calls {
+        // A map write's CALL, whose own probe may run before another probe at its
+        // address (a uprobe's consumers have no set order).
+        let starts_map_write = |at: u64| {
+            let writes = |i: usize| exit_kind(targets[i].role) == Some(ProbeKind::MapWriteExit);
+            facts.calls.iter().any(|c| c.addr == at && find_target(c.target).is_some_and(writes))
+        };
+        for &CallSite { addr, target, next, next_emulated } in &facts.calls {
             let Some(ti) = find_target(target) else { continue };
             let t = &targets[ti];
             counts[ti] += 1;
@@ -330,14 +338,25 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             };
             let after = Site { address: next, file_offset: next_offset, emulated: next_emulated };
             if let Some(exit) = exit_kind(t.role) {
+                // A map write's interval may end at the first emulated instruction
+                // straight-line code reaches after the return (disasm::exit_site),
+                // but not on the next write's CALL, whose probe must see this one over.
+                // Out-of-line `Remove` exits (only in -l builds) keep the next one.
+                let moved = (exit == ProbeKind::MapWriteExit)
+                    .then(|| disasm::exit_site(bin.arch(), code, *entry, next))
+                    .flatten()
+                    .filter(|&at| !starts_map_write(at))
+                    .and_then(|at| Some((at, bin.file_offset(at)?)));
+                let (address, file_offset, emulated) =
+                    moved.map_or((next, next_offset, next_emulated), |(at, off)| (at, off, true));
                 plan.probes.push(Probe {
                     kind: exit,
-                    address: next,
-                    file_offset: next_offset,
+                    address,
+                    file_offset,
                     caller: name.to_string(),
                     package: pkg.clone(),
                     target: t.name.to_string(),
-                    emulated: next_emulated,
+                    emulated,
                     signature: signature(t.name, t.role, version),
                     after: None,
                 });

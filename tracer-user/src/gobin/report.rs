@@ -19,7 +19,7 @@
 //! | `module_data` | `{addr, text, etext, gofunc}` or `null` when not found |
 //! | `layout` | `{goid_offset, m_offset, procid_offset, source: "dwarf"\|"table", verified}` |
 //! | `scope` | the scope the plan was computed for (`"default"`, `"all"`, `"std"` or the globs) |
-//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64), `list_remove_exit`, `map_write_exit` (the instruction after a map write's CALL) |
+//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64), `list_remove_exit`, `map_write_exit` (where a map write's interval ends: on amd64 the first emulated instruction after the CALL reached through straight-line code that synchronizes with nothing, else the instruction after the CALL) |
 //! | `plan.functions` | runtime entry points present: `[{name, role, signature, entry, body?, returns, call_sites}]` (sites as in `after`) |
 //! | `plan.list_sites` | inlined `Remove` bodies: `[{caller, package, call_pc, ranges: [[start, end]], body_start, enter, exits, registers: {"Ok": [list, elem]} \| {"Err": reason}}]` |
 //! | `plan.missing` | `[{what, reason}]` |
@@ -94,7 +94,10 @@ fn kind_name(k: &ProbeKind) -> &'static str {
 /// Why a kind of probe is there, where that is not obvious from its name.
 fn kind_note(kind: &str) -> &'static str {
     match kind {
-        "map_write_exit" => " (after each map write's CALL: full-price traps, only for map_concurrent_write's write intervals)",
+        "map_write_exit" => {
+            " (where each map write ends, only for map_concurrent_write's intervals; * = no emulated instruction \
+             reached after the CALL: a full-price trap)"
+        }
         _ => "",
     }
 }
