@@ -76,7 +76,8 @@ impl GatedChild {
     }
 
     /// Waits for the child, forwarding SIGTERM/SIGHUP to it meanwhile (SIGINT from a
-    /// terminal already reaches the whole process group, so ghostrace ignores it).
+    /// terminal already reaches the whole process group, so ghostrace ignores it;
+    /// SIGHUP stays ghostrace's own where it reloads a budget file).
     pub fn wait(self) -> Result<ExitStatus, ChildError> {
         self.wait_by(sys::wait_child)
     }
@@ -131,7 +132,9 @@ fn forward_signals_to(pid: libc::pid_t) {
     let (forwarded, interrupt) =
         if pid > 0 { (SignalAction::Handle(forward), SignalAction::Ignore) } else { (SignalAction::Default, SignalAction::Default) };
     sys::set_signal_action(libc::SIGTERM, forwarded);
-    sys::set_signal_action(libc::SIGHUP, forwarded);
+    if RELOAD_ON_HUP.load(Ordering::Relaxed) == 0 {
+        sys::set_signal_action(libc::SIGHUP, forwarded);
+    }
     sys::set_signal_action(libc::SIGINT, interrupt);
 }
 
@@ -152,15 +155,19 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed) != 0
 }
 
-/// Set by SIGHUP while the daemon runs.
+/// Set by SIGHUP where it asks for a reload (the daemon; run/attach with a budget file).
 static RELOAD: AtomicI32 = AtomicI32::new(0);
+
+/// SIGHUP asks for a reload, so `run` does not forward it to its child.
+static RELOAD_ON_HUP: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn request_reload(_sig: libc::c_int) {
     RELOAD.store(1, Ordering::Relaxed);
 }
 
-/// Makes SIGHUP request a reload of the daemon's settings instead of killing it.
+/// Makes SIGHUP request a reload of the settings kept in files instead of stopping ghostrace.
 pub fn reload_on_sighup() {
+    RELOAD_ON_HUP.store(1, Ordering::Relaxed);
     sys::set_signal_action(libc::SIGHUP, SignalAction::Handle(request_reload));
 }
 

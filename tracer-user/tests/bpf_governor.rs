@@ -120,3 +120,49 @@ fn map_writes_switched_in_duty_cycles_never_seem_to_overlap() {
     let overlaps = run.findings_of("map_concurrent_write");
     assert!(overlaps.is_empty(), "writes under a mutex reported as concurrent: {overlaps:?}");
 }
+
+#[test]
+fn a_budget_file_is_read_again_on_sighup() {
+    if !bpf_or_skip("a_budget_file_is_read_again_on_sighup") {
+        return;
+    }
+    let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
+    let bin = build(&tc, "fixtures/hotloop", false);
+    let (budget, stats, log) =
+        (temp_file("governor-budget"), temp_file("governor-sighup-stats.json"), temp_file("governor-sighup.err"));
+    std::fs::write(&budget, "off\n").expect("write the budget file");
+    let mut child = ghostrace()
+        .args(["run", "--overhead-budget-file"])
+        .arg(&budget)
+        .arg("--stats-out")
+        .arg(&stats)
+        .arg("--")
+        .arg(&bin)
+        .arg(SECONDS)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start ghostrace");
+    let started = std::time::Instant::now();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    // SIGHUP before the probes are up would find its default action (stop).
+    while !read_log().contains("probes on") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "ghostrace never attached: {}", read_log());
+        assert!(child.try_wait().expect("wait").is_none(), "ghostrace exited early: {}", read_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::fs::write(&budget, "1%\n").expect("write the budget file");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let status = child.wait().expect("wait for ghostrace");
+    let stderr = read_log();
+    assert!(status.success(), "ghostrace: {status}: {stderr}");
+    assert!(stderr.contains("overhead budget now 1%"), "{stderr}");
+
+    // Attached all the time while the budget was off, cycled from the change on.
+    let sites = read_json(&stats)["sites"].as_array().expect("sites").clone();
+    let hot = sites.iter().find(|s| s["function"] == "main.hotLoop").expect("hot loop site");
+    let coverage = coverage(hot);
+    assert!(coverage < 0.9 && coverage > 0.05, "coverage {coverage}: the new budget did not apply: {stderr}");
+}

@@ -86,3 +86,18 @@ fn unprivileged_run_names_the_missing_privilege() {
     assert_one_line_error(&out, "needs root");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("goid="), "the program ran although tracing failed");
 }
+
+#[test]
+fn unreadable_or_bad_budget_file() {
+    let Some(tc) = toolchains().pop() else {
+        eprintln!("skipped unreadable_or_bad_budget_file: no Go toolchain installed (run `cargo xtask bootstrap`)");
+        return;
+    };
+    let bin = build(&tc, "fixtures/grow", false);
+    let out = ghostrace().args(["run", "--overhead-budget-file", "/nonexistent/budget", "--"]).arg(&bin).output().unwrap();
+    assert_one_line_error(&out, "cannot read /nonexistent/budget");
+    let file = support::temp_file("bad-budget");
+    std::fs::write(&file, "lots\n").unwrap();
+    let out = ghostrace().args(["run", "--overhead-budget-file"]).arg(&file).arg("--").arg(&bin).output().unwrap();
+    assert_one_line_error(&out, "invalid overhead budget \"lots\"");
+}

@@ -1,6 +1,6 @@
 //! BPF tier: the daemon finds Go processes it did not start (running before it, or
-//! exec'd later), ignores other programs, attaches once per executable, and keeps
-//! nothing of a process that is gone.
+//! exec'd later), ignores other programs, attaches once per executable, keeps
+//! nothing of a process that is gone, and reads its budget file again on SIGHUP.
 
 mod daemon_support;
 mod support;
@@ -177,5 +177,58 @@ fn unsupported_go_binary_is_logged_once_and_counted() {
     assert_eq!(daemon.metric("ghostrace_go_processes"), Some(3.0));
     drop((a, b, program));
     daemon.assert_forgot_everything();
+    daemon.stop();
+}
+
+/// The least coverage the daemon exports for `binary`'s probes, if any yet.
+fn least_coverage(daemon: &Daemon, binary: &str) -> Option<f64> {
+    daemon
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("ghostrace_probe_coverage_ratio{") && l.contains(binary))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(f64::min)
+}
+
+#[test]
+fn budget_file_is_read_again_on_sighup() {
+    let test = "budget_file_is_read_again_on_sighup";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("budget");
+    let Some(bin) = service(test, &dir, "svc-budget") else { return };
+    let budget = dir.join("budget");
+    std::fs::write(&budget, "off\n").expect("write the budget file");
+    let daemon = Daemon::start(&dir, &["--overhead-budget-file", budget.to_str().expect("a UTF-8 path")]);
+    let _program = start_program(&bin, &["busy", "30"]);
+    wait_for("the busy program's probes to be covered in full", Duration::from_secs(10), || {
+        match least_coverage(&daemon, "svc-budget") {
+            Some(c) if c == 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // A file that does not parse keeps the budget in force.
+    std::fs::write(&budget, "plenty\n").expect("write the budget file");
+    let hup = |d: &Daemon| {
+        // SAFETY: kill(2) on the daemon's pid.
+        assert_eq!(unsafe { libc::kill(d.guard.pid() as i32, libc::SIGHUP) }, 0);
+    };
+    hup(&daemon);
+    wait_for("the daemon to refuse the bad budget", Duration::from_secs(10), || {
+        if daemon.log().contains("keeping the overhead budget") { Ok(()) } else { Err(daemon.log()) }
+    });
+    assert_eq!(least_coverage(&daemon, "svc-budget"), Some(1.0), "a bad budget file changed the budget");
+
+    std::fs::write(&budget, "1%\n").expect("write the budget file");
+    hup(&daemon);
+    wait_for("the busy program's hot probes to be duty-cycled", Duration::from_secs(20), || {
+        match least_coverage(&daemon, "svc-budget") {
+            Some(c) if c < 0.95 => Ok(()),
+            other => Err(format!("{other:?}: {}", daemon.log())),
+        }
+    });
+    assert!(daemon.log().contains("overhead budget now 1%"), "{}", daemon.log());
     daemon.stop();
 }

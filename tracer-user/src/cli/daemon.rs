@@ -60,7 +60,7 @@ pub struct DaemonArgs {
 
 pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
     let budget = match &args.overhead_budget_file {
-        Some(file) => crate::daemon::read_budget(file).map_err(anyhow::Error::msg)?,
+        Some(file) => crate::governor::read_budget(file).map_err(anyhow::Error::msg)?,
         None => args.overhead_budget,
     };
     let options = Options {

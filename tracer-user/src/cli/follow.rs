@@ -75,7 +75,7 @@ impl Follower {
         let (Ok(file), Ok(path)) = (procfs::file_of(pid), std::fs::read_link(procfs::exe_link(pid))) else { return };
         let planned = self.executables.entry(file).or_insert_with(|| plan(pid, path, options));
         let Some(p) = planned else { return };
-        match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config, options) {
+        match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config) {
             Ok(probes) => {
                 self.followed.insert(pid);
                 eprintln!("ghostrace: following pid {pid}: {} ({}), {probes} probes", p.path.display(), p.binary.go_version());

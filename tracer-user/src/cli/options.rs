@@ -45,12 +45,31 @@ pub struct TraceOptions {
     /// or `off`. The hottest probes are attached only part of the time.
     #[arg(long, default_value = "1%", value_name = "BUDGET")]
     pub overhead_budget: crate::governor::Budget,
+    /// Read the budget from FILE instead (one line, as --overhead-budget), at start
+    /// and again on SIGHUP: the budget changes while tracing.
+    #[arg(long, value_name = "FILE")]
+    pub overhead_budget_file: Option<PathBuf>,
     /// Stop tracing after this long (e.g. 30s, 5m); `attach` only.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<std::time::Duration>,
 }
 
 impl TraceOptions {
+    /// The budget to start with: the file's when one is given.
+    pub fn budget(&self) -> Result<crate::governor::Budget, String> {
+        match &self.overhead_budget_file {
+            Some(file) => crate::governor::read_budget(file),
+            None => Ok(self.overhead_budget),
+        }
+    }
+
+    /// Where SIGHUP reads a new budget from: SIGHUP then reloads instead of
+    /// stopping ghostrace (it still stops a run without a budget file).
+    pub fn listen_for_budget_changes(&self) {
+        if self.overhead_budget_file.is_some() {
+            crate::child::reload_on_sighup();
+        }
+    }
     pub fn scope(&self) -> Scope {
         parse_scope(&self.scope)
     }

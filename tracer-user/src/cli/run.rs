@@ -43,6 +43,7 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
         child.pid(),
         session.attach_time.as_secs_f64() * 1e3
     );
+    options.listen_for_budget_changes();
     let mut follower = super::follow::Follower::start(&mut session, child.pid())
         .map_err(|e| eprintln!("ghostrace: Go programs started by pid {} will not be traced: {e:#}", child.pid()))
         .ok();
@@ -52,6 +53,7 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     }
     let status = child.wait_with(|| {
         // The governor's next switch bounds the wait (10 ms at the finest).
+        session.reload_budget_if_asked(options);
         let wait = session.govern().min(Duration::from_millis(100)).max(Duration::from_millis(1));
         match &mut follower {
             Some(follower) => follower.poll(&mut session, options, wait.as_millis() as i32),
@@ -72,8 +74,10 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     let attached = session.start(pid, options)?;
     eprintln!("ghostrace: {} probes on pid {pid} ({}); Ctrl-C to stop", attached, session.binary.go_version());
     child::stop_on_signals();
+    options.listen_for_budget_changes();
     let started = Instant::now();
     while !child::stop_requested() && child::alive(pid) && options.duration.is_none_or(|d| started.elapsed() < d) {
+        session.reload_budget_if_asked(options);
         std::thread::sleep(session.govern().min(Duration::from_millis(100)));
     }
     let outcome = session.finish(options)?;

@@ -23,7 +23,7 @@ use crate::{
     events::Event,
     export,
     gobin::{GoBinary, ProbePlan},
-    governor::{self, Coverage, Governor, HitCost},
+    governor::{self, Budget, Coverage, Governor, HitCost},
     live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Tracer},
@@ -107,6 +107,8 @@ pub struct Session {
     pub attached: usize,
     pub attach_time: std::time::Duration,
     cost: HitCost,
+    /// The overhead budget in force (SIGHUP may change it).
+    budget: Budget,
     /// One governor per traced process (each has its own probes), by pid.
     governors: Vec<(u32, Governor)>,
     /// Coverage of the probes of processes gone before the end.
@@ -131,6 +133,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
+    let budget = options.budget().map_err(anyhow::Error::msg)?;
     let mut tracer = Tracer::load(options.ring_bytes)?;
     let cost = governor::calibrate::at_startup(&mut tracer);
     Ok(Session {
@@ -145,6 +148,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         attached: 0,
         attach_time: std::time::Duration::ZERO,
         cost,
+        budget,
         governors: Vec::new(),
         gone: Vec::new(),
     })
@@ -185,17 +189,34 @@ impl Session {
         };
         self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
         self.process = Some(process);
-        self.govern_from(pid, 0, options);
+        self.govern_from(pid, 0);
         Ok(attached)
     }
 
     /// Governs the probes from id `first` on, attached for `pid` alone.
-    fn govern_from(&mut self, pid: u32, first: u32, options: &TraceOptions) {
+    fn govern_from(&mut self, pid: u32, first: u32) {
         let ids = first..self.tracer.table.len() as u32;
         let probes = ids.clone().filter_map(|id| self.tracer.table.get(id).map(|p| governor::probe_info(&p.probe)));
-        let mut governor = Governor::new(options.overhead_budget, self.cost, ids, probes, Instant::now());
+        let mut governor = Governor::new(self.budget, self.cost, ids, probes, Instant::now());
         governor.prime(&[pid]);
         self.governors.push((pid, governor));
+    }
+
+    /// Applies a new overhead budget to every process, from its next cycle on.
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+        for (_, governor) in &mut self.governors {
+            governor.set_budget(budget);
+        }
+    }
+
+    /// Reads the budget file again if SIGHUP asked for it.
+    pub fn reload_budget_if_asked(&mut self, options: &TraceOptions) {
+        if crate::child::reload_requested()
+            && let Some(budget) = governor::reload_budget(options.overhead_budget_file.as_deref())
+        {
+            self.set_budget(budget);
+        }
     }
 
     /// Lets the governors switch what is due; returns how long until they need to
@@ -215,12 +236,11 @@ impl Session {
         binary: &Arc<GoBinary>,
         plan: &ProbePlan,
         config: ProcConfig,
-        options: &TraceOptions,
     ) -> Result<usize> {
         let join = self.join.clone().context("the session has not started")?;
         let first = self.tracer.table.len() as u32;
         let attached = self.tracer.attach(path, plan, Some(pid))?;
-        self.govern_from(pid, first, options);
+        self.govern_from(pid, first);
         let info = ProcessInfo { pid, binary: path.display().to_string(), go_version: binary.go_version().into(), load_bias: 0 };
         // The reader learns the process before the kernel sends its first record.
         join.send(Joined { info, binary: binary.clone() }).context("the record reader has stopped")?;

@@ -140,7 +140,9 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         let wait = next.saturating_duration_since(Instant::now()).as_millis().min(WAIT_MS as u128) as i32;
         events.wait(wait);
         if crate::child::reload_requested() {
-            reload_budget(&config.budget_file, &mut fleet);
+            if let Some(budget) = crate::governor::reload_budget(config.budget_file.as_deref()) {
+                fleet.set_budget(budget);
+            }
         }
         while let Some((kind, tgid)) = events.next_event() {
             match kind {
@@ -169,27 +171,6 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let (findings, _) = reader.finish();
     findings.close();
     Ok(())
-}
-
-/// SIGHUP: reads the overhead budget again from its file (docs/governor.md).
-fn reload_budget(file: &Option<std::path::PathBuf>, fleet: &mut Fleet) {
-    let Some(file) = file else {
-        eprintln!("ghostrace: SIGHUP: no --overhead-budget-file to read a budget from");
-        return;
-    };
-    match read_budget(file) {
-        Ok(budget) => {
-            eprintln!("ghostrace: overhead budget now {budget} (from {})", file.display());
-            fleet.set_budget(budget);
-        }
-        Err(e) => eprintln!("ghostrace: SIGHUP: keeping the overhead budget: {e}"),
-    }
-}
-
-/// The budget written in `file` (e.g. `2%`, `5ms/s`, `off`).
-pub fn read_budget(file: &std::path::Path) -> Result<crate::governor::Budget, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    text.trim().parse()
 }
 
 fn publish(shared: &Shared, fleet: &Fleet, tracer: &Tracer, ready: bool) {

@@ -83,6 +83,32 @@ impl std::str::FromStr for Budget {
     }
 }
 
+/// The budget written in `file` (one line, as `--overhead-budget`: `2%`, `5ms/s`,
+/// `off`).
+pub fn read_budget(file: &std::path::Path) -> Result<Budget, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    text.trim().parse()
+}
+
+/// On SIGHUP: the budget in `file` again, saying on stderr what became of it
+/// (a bad file keeps the budget in force).
+pub fn reload_budget(file: Option<&std::path::Path>) -> Option<Budget> {
+    let Some(file) = file else {
+        eprintln!("ghostrace: SIGHUP: no --overhead-budget-file to read a budget from");
+        return None;
+    };
+    match read_budget(file) {
+        Ok(budget) => {
+            eprintln!("ghostrace: overhead budget now {budget} (from {})", file.display());
+            Some(budget)
+        }
+        Err(e) => {
+            eprintln!("ghostrace: SIGHUP: keeping the overhead budget: {e}");
+            None
+        }
+    }
+}
+
 /// What the governor needs to know about a probe.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeInfo {
