@@ -6,7 +6,7 @@
 //! simulates B, BL, B.cond, CBZ/TBZ, ADR/ADRP, literal LDR and BR/BLR/RET
 //! (`arch/arm64/kernel/probes/decode-insn.c`); everything else is stepped out of line.
 
-use super::disasm::{ALL_REGS, CallSite, CodeFacts, Insn, Op, Operand, PROLOGUE_WINDOW};
+use super::disasm::{ALL_REGS, CallSite, CodeFacts, EXIT_WINDOW, Insn, Op, Operand, PROLOGUE_WINDOW};
 
 const ARM64_RET: u32 = 0xd65f_03c0;
 
@@ -63,6 +63,42 @@ pub(crate) fn emulated(w: u32) -> bool {
     let ldr_lit = w & 0x3b00_0000 == 0x1800_0000;
     let br_blr_ret = w & 0xff9f_fc1f == 0xd61f_0000 || w & 0xfffffc1f == 0xd65f_0000;
     b_bl || bcond || cbz || tbz || adr || ldr_lit || br_blr_ret
+}
+
+/// The first emulated instruction at or after `next` reached through
+/// [`passes_nothing_on`] instructions only, within [`EXIT_WINDOW`] and `code`
+/// (see `disasm::exit_site`).
+pub(crate) fn exit_site(code: &[u8], base: u64, next: u64) -> Option<u64> {
+    let off = usize::try_from(next.checked_sub(base)?).ok()?;
+    for (pc, w) in words(code.get(off..)?, next).take(EXIT_WINDOW) {
+        if emulated(w) {
+            return Some(pc);
+        }
+        if !passes_nothing_on(w) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Straight-line instructions that synchronize with nothing, as a list of classes
+/// (anything else ends the search): NOP; loads and stores with immediate, register
+/// or pair addressing (load-acquire, store-release, exclusives and the LSE atomics
+/// live in other classes: Go's atomics and inlined lock fast paths, Go
+/// `src/cmd/compile/internal/arm64/ssa.go`); data processing on registers and
+/// immediates, integer or SIMD/FP. Barriers, system instructions and traps are not
+/// among them.
+fn passes_nothing_on(w: u32) -> bool {
+    let nop = w == 0xd503_201f;
+    let ldst_unsigned_imm = w & 0x3b00_0000 == 0x3900_0000;
+    // Unscaled, pre/post-indexed and unprivileged immediate forms (bit 21 clear).
+    let ldst_imm9 = w & 0x3b20_0000 == 0x3800_0000;
+    let ldst_reg_offset = w & 0x3b20_0c00 == 0x3820_0800;
+    let ldst_pair = w & 0x3a00_0000 == 0x2800_0000;
+    let dp_imm = w & 0x1c00_0000 == 0x1000_0000;
+    let dp_reg = w & 0x0e00_0000 == 0x0a00_0000;
+    let dp_simd_fp = w & 0x0e00_0000 == 0x0e00_0000;
+    nop || ldst_unsigned_imm || ldst_imm9 || ldst_reg_offset || ldst_pair || dp_imm || dp_reg || dp_simd_fp
 }
 
 fn words(code: &[u8], base: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
@@ -159,6 +195,48 @@ mod tests {
         assert_eq!((f.calls[0].addr, f.calls[0].next, f.calls[0].next_emulated), (0x1010, 0x1014, true));
         assert_eq!(f.returns, vec![0x1014]);
         assert_eq!(f.after_stack_check, Some((0x100c, false)));
+    }
+
+    fn exit_of(words: &[u32]) -> Option<u64> {
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        exit_site(&code, 0x1000, 0x1000)
+    }
+
+    #[test]
+    fn exit_site_after_straight_line_code() {
+        // Go 1.27 after `BL mapassign_faststr`: ORR $1, ZR, R4; MOVB R4, (R0);
+        // MOVD 200(RSP), R0; CBZ R0.
+        assert_eq!(exit_of(&[0xb240_03e4, 0x3900_0004, 0xf940_67e0, 0xb400_0080]), Some(0x100c));
+        // ADRP right after the call is itself emulated.
+        assert_eq!(exit_of(&[0x9000_097b, 0xb946_8363]), Some(0x1000));
+        // STP, LDR (register offset), pre-indexed STR, NOP, then RET (simulated: the
+        // probe runs before it returns).
+        assert_eq!(exit_of(&[0xa900_07e0, 0xf862_6820, 0xf81e_0ffe, 0xd503_201f, ARM64_RET]), Some(0x1010));
+    }
+
+    #[test]
+    fn exit_site_refuses_synchronization_and_traps() {
+        for (what, w) in [
+            ("ldaddalw w1, w2, [x0] (inlined Unlock, LSE)", 0xb8e1_0002),
+            ("ldaxr x1, [x0]", 0xc85f_fc01),
+            ("stlxr w2, x1, [x0]", 0xc802_fc01),
+            ("stlr x1, [x0]", 0xc89f_fc01),
+            ("ldar x1, [x0]", 0xc8df_fc01),
+            ("casal x1, x2, [x0]", 0xc8e1_fc02),
+            ("swpal x1, x2, [x0]", 0xf8e1_8002),
+            ("dmb ish", 0xd503_3bbf),
+            ("svc #0", 0xd400_0001),
+            ("brk #0", 0xd420_0000),
+            ("ldraa x1, [x0]", 0xf820_0401),
+        ] {
+            assert_eq!(exit_of(&[0xf940_67e0, w, 0xb400_0080]), None, "{what}");
+        }
+        // MOVD R1, R0 repeated up to and past the window, then CBZ.
+        let mut words = vec![0xaa01_03e0u32; EXIT_WINDOW - 1];
+        words.push(0xb400_0080);
+        assert_eq!(exit_of(&words), Some(0x1000 + 4 * (EXIT_WINDOW as u64 - 1)));
+        words.insert(0, 0xaa01_03e0);
+        assert_eq!(exit_of(&words), None, "window");
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub(crate) const EXIT_WINDOW: usize = 16;
 /// [`amd64_passes_nothing_on`]), within [`EXIT_WINDOW`] instructions and the
 /// function's `code`. Execution after the return reaches it on every path, and no
 /// other goroutine can be ordered after the call before it, so it ends the same
-/// interval. None: no such instruction (arm64: `next` itself is not emulated).
+/// interval. None: no such instruction.
 pub(crate) fn exit_site(arch: Arch, code: &[u8], base: u64, next: u64) -> Option<u64> {
     match arch {
         Arch::Amd64 => {
@@ -116,10 +116,7 @@ pub(crate) fn exit_site(arch: Arch, code: &[u8], base: u64, next: u64) -> Option
             }
             None
         }
-        Arch::Arm64 => {
-            let off = usize::try_from(next.checked_sub(base)?).ok()?;
-            emulated_at(arch, code.get(off..)?, next).then_some(next)
-        }
+        Arch::Arm64 => super::arm64::exit_site(code, base, next),
     }
 }
 
@@ -417,14 +414,6 @@ mod tests {
         assert_eq!(exit_of(&within), Some(0x1000 + 3 * (EXIT_WINDOW as u64 - 1)));
         let beyond: Vec<&[u8]> = std::iter::repeat_n(mov, EXIT_WINDOW).chain([JNE]).collect();
         assert_eq!(exit_of(&beyond), None);
-    }
-
-    #[test]
-    fn exit_site_arm64_keeps_the_next_instruction() {
-        let code: Vec<u8> = [0xf940_0844u32, 0x5400_03a1].iter().flat_map(|w| w.to_le_bytes()).collect();
-        // LDR is stepped and no later site is searched on arm64; B.NE is emulated.
-        assert_eq!(exit_site(Arch::Arm64, &code, 0x1000, 0x1000), None);
-        assert_eq!(exit_site(Arch::Arm64, &code, 0x1000, 0x1004), Some(0x1004));
     }
 
     #[test]
