@@ -1,9 +1,9 @@
 //! The end of a call into `mapassign*`, `mapdelete*` or `mapclear`: the goroutine's
 //! map write is over. Placed only because `map_concurrent_write` needs the end of
-//! every write interval: on amd64 at the first emulated instruction straight-line
-//! code reaches after the call without synchronizing with anything (the interval
-//! ends later, but no other goroutine can be ordered between), else on the
-//! instruction after the call, rarely emulated (a full-price trap).
+//! every write interval: at the first emulated instruction straight-line code
+//! reaches after the call without synchronizing with anything (the interval ends
+//! later, but no other goroutine can be ordered between), else on the instruction
+//! after the call, rarely emulated (a full-price trap).
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use tracer_common::{Counter, RecordKind};

@@ -211,8 +211,8 @@ fn entry_points_match_objdump() {
                             .probes
                             .iter()
                             .find(|x| x.kind == ProbeKind::MapWriteExit && x.address == want && x.caller == p.caller);
-                        let exit =
-                            exit.unwrap_or_else(|| panic!("{label} {:#x}: no write-exit probe at {want:#x}", p.address));
+                        let call = p.address;
+                        let exit = exit.unwrap_or_else(|| panic!("{label} {call:#x}: no exit probe at {want:#x}"));
                         assert!(exit.emulated || want == next, "{label} {:#x}: {exit:?}", p.address);
                         moved += usize::from(want != next);
                         cheap += usize::from(exit.emulated);
@@ -282,7 +282,8 @@ fn write_exit(
 /// synchronizes (LOCK, XCHG with memory, fences, SYSCALL, traps).
 fn amd64_class(op: &str, args: &str, hex: &str) -> Class {
     const REFUSED: &[&str] = &[
-        "CALL", "JMP", "RET", "LOOP", "LOCK", "INT", "UD", "SYSCALL", "SYSENTER", "MFENCE", "LFENCE", "SFENCE", "HLT", "?",
+        "CALL", "JMP", "RET", "LOOP", "LOCK", "INT", "UD", "SYSCALL", "SYSENTER", "MFENCE", "LFENCE", "SFENCE", "HLT",
+        "?",
     ];
     let direct = args.starts_with("0x") && !args.contains('(');
     let emulated = match op {
@@ -292,10 +293,10 @@ fn amd64_class(op: &str, args: &str, hex: &str) -> Class {
         "PUSHQ" => !args.contains('(') && !args.starts_with('$'),
         _ => op.starts_with('J') && !op.ends_with("CXZ") && direct,
     };
+    let atomic_xchg = op.starts_with("XCHG") && args.contains('(');
     if emulated {
         Class::Emulated
-    } else if REFUSED.iter().any(|r| op.starts_with(r)) || op.starts_with('J') || op.starts_with("XCHG") && args.contains('(')
-    {
+    } else if REFUSED.iter().any(|r| op.starts_with(r)) || op.starts_with('J') || atomic_xchg {
         Class::Refused
     } else {
         Class::Plain

@@ -92,11 +92,11 @@ pub(crate) const EXIT_WINDOW: usize = 16;
 
 /// Where a probe marking the end of a call whose return address is `next` can sit
 /// on an emulated instruction: the first one at or after `next` reached through
-/// straight-line code that hands nothing to another goroutine (see
-/// [`amd64_passes_nothing_on`]), within [`EXIT_WINDOW`] instructions and the
-/// function's `code`. Execution after the return reaches it on every path, and no
-/// other goroutine can be ordered after the call before it, so it ends the same
-/// interval. None: no such instruction.
+/// straight-line code that hands nothing to another goroutine (amd64:
+/// [`amd64_passes_nothing_on`]; arm64: `arm64::exit_site`), within [`EXIT_WINDOW`]
+/// instructions and the function's `code`. Execution after the return reaches it
+/// on every path, and no other goroutine can be ordered after the call before it,
+/// so it ends the same interval. None: no such instruction.
 pub(crate) fn exit_site(arch: Arch, code: &[u8], base: u64, next: u64) -> Option<u64> {
     match arch {
         Arch::Amd64 => {

@@ -35,9 +35,9 @@ pub enum ProbeKind {
     /// An exit of an inlined `Remove` body (first instruction after it).
     ListRemoveExit,
     /// The end of a map write (placed only because `map_concurrent_write` needs
-    /// every write's interval): on amd64 the first emulated instruction after the
-    /// CALL reached through straight-line code that synchronizes with nothing
-    /// (one cheap trap), else the instruction after the CALL (rarely emulated: a
+    /// every write's interval): the first emulated instruction after the CALL
+    /// reached through straight-line code that synchronizes with nothing (one
+    /// cheap trap), else the instruction after the CALL (rarely emulated: a
     /// full-price trap).
     MapWriteExit,
 }
