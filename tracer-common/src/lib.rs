@@ -2,6 +2,8 @@
 //! and the per-process configuration the kernel side reads.
 #![no_std]
 
+pub mod hit_cache;
+
 /// What a [`Record`] describes; the first field of every record.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,9 +126,14 @@ pub struct ProcConfig {
     pub sample_every: u32,
     /// Capture a user stack for each record sent (0 or 1).
     pub stacks: u32,
+    /// GC mark terminations of the process so far, counted by the kernel side (user
+    /// space writes 0): an address can only hold a new array after a sweep, which
+    /// follows a mark termination, freed the old one. Kept here, next to what every
+    /// hit reads anyway, rather than in a table of its own looked up per growth.
+    pub gc_cycles: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ProcConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<ProcConfig>() == 32);
 
 /// Probes the kernel side keeps counters for; probe ids are indexes into the
 /// user-space probe table and travel in the attach cookie.

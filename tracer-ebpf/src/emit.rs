@@ -145,26 +145,22 @@ impl Hit {
     pub fn send_on_transition(
         &self,
         ctx: &ProbeContext,
-        table: &LruHashMap<ObjectKey, Held>,
+        table: &impl LastHits,
         key: &ObjectKey,
         rec: &mut Record,
         force: bool,
         relate: impl Fn(&Record) -> Relation,
     ) -> bool {
         let mut send = force || self.sampled;
-        if let Some(prev) = table.get_ptr_mut(key) {
-            // SAFETY: the entry stays valid while this program runs (RCU); a
-            // concurrent update can only make the copy stale, never invalid.
-            let prev = unsafe { &mut *prev };
+        if let Some(mut prev) = table.last(key) {
             let relation = relate(&prev.rec);
             let repeat = match relation {
                 Relation::OtherLife => false,
                 Relation::EarlierLifeSameHit => true,
                 _ if prev.rec.goid != self.goid => {
                     if prev.sent == 0 {
-                        let mut held = prev.rec;
-                        held.flags |= RECORD_REPLAYED;
-                        self.send(ctx, &mut held);
+                        prev.rec.flags |= RECORD_REPLAYED;
+                        self.send(ctx, &mut prev.rec);
                     }
                     send = true;
                     false
@@ -181,8 +177,29 @@ impl Hit {
         } else {
             count(self.probe, Counter::Filtered);
         }
-        let _ = table.insert(key, &Held { rec: *rec, sent: send as u64 }, 0);
+        table.set(key, &Held { rec: *rec, sent: send as u64 });
         send
+    }
+}
+
+/// A table of each object's last hit.
+pub trait LastHits {
+    /// A copy of the last hit on `key`, if the table still holds it.
+    fn last(&self, key: &ObjectKey) -> Option<Held>;
+    fn set(&self, key: &ObjectKey, held: &Held);
+}
+
+impl LastHits for LruHashMap<ObjectKey, Held> {
+    #[inline(always)]
+    fn last(&self, key: &ObjectKey) -> Option<Held> {
+        // SAFETY: the entry stays valid while this program runs (RCU) and is copied
+        // out at once.
+        unsafe { self.get(key) }.copied()
+    }
+
+    #[inline(always)]
+    fn set(&self, key: &ObjectKey, held: &Held) {
+        let _ = self.insert(key, held, 0);
     }
 }
 

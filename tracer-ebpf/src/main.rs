@@ -5,6 +5,7 @@
 
 mod emit;
 mod gc_mark_termination;
+mod hit_cache;
 mod list_remove_enter;
 mod list_remove_exit;
 mod map_iter_next_call;

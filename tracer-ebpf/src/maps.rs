@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig, Record};
+use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig, Record, hit_cache};
 
 /// Records for user space. Sized again by the loader.
 #[map]
@@ -18,18 +18,13 @@ pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
 
-/// GC mark terminations per traced process (tgid → count): an address can only hold
-/// a new array after a sweep, which follows a mark termination, freed the old one.
-#[map]
-pub static GC_CYCLES: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
-
 /// User stacks of the records sent (Go keeps frame pointers).
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);
 
 /// An object of one process: a slice's backing-array end, a map or a list header.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ObjectKey {
     pub tgid: u32,
     pub kind: u32,
@@ -60,9 +55,24 @@ impl Held {
 #[map]
 pub static SWITCHED_AT: Array<u64> = Array::with_max_entries(MAX_PROBES, 0);
 
-/// Last hit per slice array and per map: only cross-goroutine transitions are sent.
+/// Last hit per map: only cross-goroutine transitions are sent.
 #[map]
 pub static LAST_HIT: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(65536, 0);
+
+/// One slot of [`LAST_GROWTH`]: the key it holds, that key's last hit, and the check
+/// word over both (`tracer_common::hit_cache::check`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Slot {
+    pub key: ObjectKey,
+    pub held: Held,
+    pub check: u64,
+}
+
+/// Last hit per slice array, direct-mapped (`crate::hit_cache`): every growth is a
+/// new array, and an LRU table evicting on each insert cost more than the trap.
+#[map]
+pub static LAST_GROWTH: Array<Slot> = Array::with_max_entries(hit_cache::SLOTS, 0);
 
 /// The range over a map that its goroutine's latest records on the map belong to:
 /// one goroutine's unbroken run of steps of one iterator and its own writes.

@@ -2,11 +2,12 @@
 //! `append` outgrew its backing array.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, Record, RecordKind};
+use aya_ebpf::helpers::bpf_probe_read_user;
+use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RECORD_ARGS, Record, RecordKind};
 
 use crate::{
     emit::{self, Relation},
-    maps::{GC_CYCLES, LAST_HIT},
+    maps::LAST_GROWTH,
     regs::{self, args5},
 };
 
@@ -14,14 +15,14 @@ use crate::{
 /// (runtime/runtime2.go).
 #[inline(always)]
 fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
-    let g = regs::g(ctx);
-    match (emit::read_u64(g), emit::read_u64(g.wrapping_add(8))) {
-        (Some(lo), Some(hi)) => lo <= ptr && ptr < hi,
-        _ => false,
+    // SAFETY: bpf_probe_read_user checks the address and fails instead of faulting.
+    match unsafe { bpf_probe_read_user(regs::g(ctx) as *const [u64; 2]) } {
+        Ok([lo, hi]) => lo <= ptr && ptr < hi,
+        Err(_) => false,
     }
 }
 
-/// How a held growth at the same end address relates to `rec`. It was of the same
+/// How a held growth at the same end address relates to one with arguments `now`. It was of the same
 /// array when it had the same element size and GC count (the last word of both): an
 /// address only holds a new array after a sweep freed the old one, and a sweep follows
 /// a mark termination; within one count the array at the address is the one that was
@@ -30,10 +31,10 @@ fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
 /// header kept past the array's move, so neither is a transition. The same start and
 /// length is the same header grown again.
 #[inline(always)]
-fn relate(held: &Record, rec: &Record) -> Relation {
-    let same_header = held.args[0] == rec.args[0] && held.args[1] == rec.args[1];
-    let same_elem = held.args[4] as u32 == rec.args[4] as u32;
-    match (held.args[4] == rec.args[4], same_header) {
+fn relate(held: &Record, now: &[u64; RECORD_ARGS]) -> Relation {
+    let same_header = held.args[0] == now[0] && held.args[1] == now[1];
+    let same_elem = held.args[4] as u32 == now[4] as u32;
+    match (held.args[4] == now[4], same_header) {
         (true, true) => Relation::SameHit,
         (true, false) => Relation::SameObject,
         (false, true) if same_elem => Relation::EarlierLifeSameHit,
@@ -53,9 +54,7 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     };
     // _type.size is the first word of every type descriptor.
     let elem_size = emit::read_u64(et).unwrap_or(0);
-    // SAFETY: the value is copied out at once.
-    let gc = unsafe { GC_CYCLES.get(&hit.tgid) }.copied().unwrap_or(0);
-    let packed = (elem_size & 0xffff_ffff) | gc << GC_CYCLE_SHIFT;
+    let packed = (elem_size & 0xffff_ffff) | hit.cfg.gc_cycles << GC_CYCLE_SHIFT;
     let mut rec = hit.record(RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed]);
     if old_cap == 0 || elem_size == 0 || on_own_stack(&ctx, old_ptr) {
         // Empty arrays all share runtime.zerobase, and an array on the goroutine's
@@ -65,8 +64,8 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let end = old_ptr.wrapping_add(old_cap.wrapping_mul(elem_size));
-    let now = rec;
-    hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::SliceGrow, end), &mut rec, false, |held| {
+    let now = rec.args;
+    hit.send_on_transition(&ctx, &LAST_GROWTH, &hit.key(RecordKind::SliceGrow, end), &mut rec, false, |held| {
         relate(held, &now)
     });
     0

@@ -21,6 +21,7 @@ pub fn proc_config(bin: &GoBinary, sample_every: u32, stacks: bool) -> ProcConfi
         map_flag_mask,
         sample_every,
         stacks: stacks as u32,
+        gc_cycles: 0,
     }
 }
 
