@@ -1,4 +1,5 @@
-//! An exit of an inlined `(*list.List).Remove(e)` body.
+//! An exit of an inlined `(*list.List).Remove(e)` body (or the first emulated
+//! instruction after it that no other goroutine can be ordered before).
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use tracer_common::{Counter, RecordKind};

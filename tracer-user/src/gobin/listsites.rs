@@ -49,7 +49,9 @@ pub struct ListSite {
     /// The enter probe: `body_start`, or the call's inline-mark NOP right before
     /// it when that is equivalent (a NOP is emulated, one trap instead of two).
     pub enter: u64,
-    /// First instructions executed after leaving the body.
+    /// The exit probes: the first instructions executed after leaving the body, or
+    /// where one is single-stepped, the first emulated instruction straight-line
+    /// code reaches from it without passing anything on ([`disasm::exit_site`]).
     pub exits: Vec<u64>,
     /// (list register, element register), or why they could not be determined.
     pub registers: std::result::Result<(u8, u8), String>,
@@ -140,6 +142,7 @@ pub(crate) fn sites_in<'a>(
         return Ok(Vec::new());
     }
     let entry = func.entry();
+    let code = bin.code(entry, end);
     let insns = match bin.arch() {
         Arch::Amd64 => bin.code(entry, end).map(|c| disasm::decode_amd64(c, entry)).unwrap_or_default(),
         Arch::Arm64 => bin.code(entry, end).map(|c| super::arm64::decode(c, entry)).unwrap_or_default(),
@@ -176,8 +179,32 @@ pub(crate) fn sites_in<'a>(
             registers,
         });
     }
+    if let Some(code) = code {
+        emulated_exits(bin.arch(), code, entry, &mut sites);
+    }
     sites.sort_by_key(|s| s.enter);
     Ok(sites)
+}
+
+/// Moves single-stepped exits of the function's `sites` to emulated instructions
+/// where [`disasm::exit_site`] finds one, except onto an enter probe (the two
+/// probes' programs would run in no set order, and an exit run after the next
+/// enter would end the wrong `Remove`), and keeps each exit once per function.
+fn emulated_exits(arch: Arch, code: &[u8], entry: u64, sites: &mut [ListSite]) {
+    let enters: Vec<u64> = sites.iter().map(|s| s.enter).collect();
+    let emulated = |at: u64| at.checked_sub(entry).and_then(|o| usize::try_from(o).ok()).and_then(|o| code.get(o..)).is_some_and(|c| disasm::emulated_at(arch, c, at));
+    let mut placed: Vec<u64> = Vec::new();
+    for site in sites {
+        let exits = std::mem::take(&mut site.exits);
+        for x in exits {
+            let at = if emulated(x) { x } else { disasm::exit_site(arch, code, entry, x).filter(|at| !enters.contains(at)).unwrap_or(x) };
+            if !placed.contains(&at) {
+                placed.push(at);
+                site.exits.push(at);
+            }
+        }
+        site.exits.sort_unstable();
+    }
 }
 
 /// Resolves inline-tree indexes to the Remove call (if any) in their chain.
@@ -410,6 +437,29 @@ mod tests {
 
     fn decode(code: &[u8]) -> Vec<Insn> {
         disasm::decode_amd64(code, 0x1000)
+    }
+
+    #[test]
+    fn single_stepped_exits_move_to_emulated_instructions_but_not_onto_an_enter() {
+        // 0x1000 mov rdx,[rsp+0x58]; 0x1005 jne; 0x1007 mov rdx,[rsp+0x58]; 0x100c nop
+        let code = [0x48, 0x8b, 0x54, 0x24, 0x58, 0x75, 0x00, 0x48, 0x8b, 0x54, 0x24, 0x58, 0x90];
+        let site = |enter: u64, exits: Vec<u64>| ListSite {
+            caller: "main.f".into(),
+            package: "main".into(),
+            call_pc: enter,
+            ranges: vec![],
+            body_start: enter,
+            enter,
+            exits,
+            registers: Ok((0, 3)),
+        };
+        // The first exit moves to the JNE; the second would land on the next
+        // site's enter (the NOP) and stays; a third site's exit, already placed, is
+        // kept once.
+        let mut sites = [site(0x0f00, vec![0x1000, 0x1007]), site(0x100c, vec![]), site(0x0f80, vec![0x1005])];
+        emulated_exits(Arch::Amd64, &code, 0x1000, &mut sites);
+        assert_eq!(sites[0].exits, vec![0x1005, 0x1007]);
+        assert!(sites[2].exits.is_empty());
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub enum ProbeKind {
     /// x86 hardware numbers on amd64 (AX=0 CX=1 DX=2 BX=3 SP=4 BP=5 SI=6 DI=7
     /// R8..R15=8..15), Xn numbers on arm64.
     ListRemoveEnter { list_reg: u8, elem_reg: u8 },
-    /// An exit of an inlined `Remove` body (first instruction after it).
+    /// An exit of an inlined `Remove` body: the first instruction after it, or the
+    /// first emulated one straight-line code reaches from there without passing
+    /// anything on (see `MapWriteExit`).
     ListRemoveExit,
     /// The end of a map write (placed only because `map_concurrent_write` needs
     /// every write's interval): the first emulated instruction after the CALL
