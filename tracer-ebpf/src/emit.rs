@@ -137,7 +137,9 @@ impl Hit {
     /// The transition filter: `rec` is sent when the last hit on the same object came
     /// from another goroutine (together with that held hit, if it was not sent yet),
     /// or when `force` says the hit matters on its own. `relate` tells how the held hit
-    /// relates to this one (only slice arrays have lives and headers). A goroutine
+    /// relates to this one (only slice arrays have lives and headers, and may turn out
+    /// private: `relate` runs only when there is a held hit, so a costly test can wait
+    /// until it could change the outcome). A goroutine
     /// repeating its own hit, or any hit repeating one of an earlier GC cycle, marks
     /// the record [`RECORD_REPEATED`], so that the evidence of by-value copies
     /// survives the filtering of the repeats. Returns whether it was sent.
@@ -155,6 +157,10 @@ impl Hit {
         if let Some(mut prev) = table.last(key) {
             let relation = relate(&prev.rec);
             let repeat = match relation {
+                Relation::Private => {
+                    self.send_if_sampled(ctx, rec);
+                    return self.sampled;
+                }
                 Relation::OtherLife => false,
                 Relation::EarlierLifeSameHit => true,
                 _ if prev.rec.goid != self.goid => {
@@ -206,6 +212,9 @@ impl LastHits for LruHashMap<ObjectKey, Held> {
 /// How a held hit relates to a new one on the same key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
+    /// The new hit's object is private to its goroutine (a slice array on its own
+    /// stack): no identity to follow, so the hit is neither a transition nor kept.
+    Private,
     /// An earlier object at the same address (a slice array's earlier life).
     OtherLife,
     /// Maybe an earlier object, but reached through the very same arguments (a slice

@@ -56,17 +56,23 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     let elem_size = emit::read_u64(et).unwrap_or(0);
     let packed = (elem_size & 0xffff_ffff) | hit.cfg.gc_cycles << GC_CYCLE_SHIFT;
     let mut rec = hit.record(RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed]);
-    if old_cap == 0 || elem_size == 0 || on_own_stack(&ctx, old_ptr) {
-        // Empty arrays all share runtime.zerobase, and an array on the goroutine's
-        // own stack is private to it (and its address is reused by the next
-        // goroutine given the same stack, with no GC in between): no identity to follow.
+    if old_cap == 0 || elem_size == 0 {
+        // Empty arrays all share runtime.zerobase: no identity to follow.
         hit.send_if_sampled(&ctx, &mut rec);
         return 0;
     }
     let end = old_ptr.wrapping_add(old_cap.wrapping_mul(elem_size));
     let now = rec.args;
     hit.send_on_transition(&ctx, &LAST_GROWTH, &hit.key(RecordKind::SliceGrow, end), &mut rec, false, |held| {
-        relate(held, &now)
+        // An array on the goroutine's own stack is private to it (and its address is
+        // reused by the next goroutine given the same stack, with no GC in between):
+        // no identity to follow. Tested only where the answer matters: when kept, its
+        // growth is only ever found again by hits on that stack, which test it too.
+        match relate(held, &now) {
+            Relation::OtherLife => Relation::OtherLife,
+            _ if on_own_stack(&ctx, old_ptr) => Relation::Private,
+            relation => relation,
+        }
     });
     0
 }
