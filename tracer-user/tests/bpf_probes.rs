@@ -2,17 +2,20 @@
 //! code outside the scope causes no trap, goroutine-local work is filtered in the kernel
 //! while cross-goroutine transitions are emitted, a finding names the objects and
 //! goroutines the program itself prints, programs whose stacks grow and move run
-//! unchanged, and no probe outlives a `ghostrace run` however it ends.
+//! unchanged, a slot of the kernel's growth cache counts only when whole and of its
+//! own key, and no probe outlives a `ghostrace run` however it ends.
 
 mod support;
 
 use std::{
+    io::Write as _,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+use tracer_common::{RecordKind, hit_cache};
 use support::{Toolchain, bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
 
 const FIXTURE: &str = "fixtures/probes";
@@ -354,4 +357,117 @@ fn no_probe_outlives_ghostrace_run() {
     }
     assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
     eprintln!("no probe left behind: {}", checked.join(", "));
+}
+
+/// A slot of the kernel's `LAST_GROWTH` cache as written there: the key, a held
+/// `SliceGrow` record, `sent`, then the check word (tracer-ebpf maps.rs `Slot`).
+fn growth_slot(key_tgid: u32, end: u64, held: &[u64; 12]) -> [u64; 15] {
+    let mut words = [0u64; 15];
+    words[0] = key_tgid as u64 | (RecordKind::SliceGrow as u64) << 32;
+    words[1] = end;
+    words[2..14].copy_from_slice(held);
+    let body: &[u64; 14] = words[..14].try_into().expect("14 words");
+    words[14] = hit_cache::check(body);
+    words
+}
+
+/// The `LAST_GROWTH` map of the ghostrace process `pid`, found through its map fds.
+fn last_growth_map(pid: u32) -> aya::maps::Array<aya::maps::MapData, [u64; 15]> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let ids = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")).filter_map(|fd| {
+        let text = std::fs::read_to_string(fd.ok()?.path()).ok()?;
+        text.lines().find_map(|l| l.strip_prefix("map_id:")).and_then(|id| id.trim().parse::<u32>().ok())
+    });
+    for id in ids {
+        let Ok(info) = aya::maps::MapInfo::from_id(id) else { continue };
+        if info.name_as_str() == Some("LAST_GROWTH") {
+            let data = aya::maps::MapData::from_id(id).expect("LAST_GROWTH map");
+            return aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("LAST_GROWTH as an array");
+        }
+    }
+    panic!("ghostrace (pid {pid}) holds no LAST_GROWTH map");
+}
+
+#[test]
+fn growth_cache_slots_count_only_when_whole_and_of_their_own_key() {
+    if !bpf_or_skip("growth_cache_slots_count_only_when_whole_and_of_their_own_key") {
+        return;
+    }
+    // Before each growth the test plants the "last growth" of its array by another
+    // goroutine (goid 900000 + case) in the array's slot: whole, it makes the growth a
+    // transition (the planted record is replayed); torn (one word changed after the
+    // check, as when two CPUs write the slot at once) or of another process, it is a
+    // miss and the goroutine-local growth is filtered.
+    const WHOLE: u64 = 900_001;
+    const TORN: u64 = 900_002;
+    const FOREIGN: u64 = 900_003;
+    let mut checked = Vec::new();
+    for tc in newest_and_oldest() {
+        let bin = build(&tc, FIXTURE, false);
+        let tag = format!("slots-{}", tc.version);
+        let stats = temp_file(&format!("probes-{tag}.json"));
+        let _ = std::fs::remove_file(&stats);
+        // No GC cycle: the planted records' count (0) is the process's.
+        let mut child = ghostrace()
+            .args(["run", "--overhead-budget", "off", "--stats-out"])
+            .arg(&stats)
+            .arg("--")
+            .arg(&bin)
+            .args(["slots", "3"])
+            .env("GOGC", "off")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run ghostrace");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
+        let mut table = None;
+        let mut own = 0;
+        for planted in [WHOLE, TORN, FOREIGN] {
+            let line = lines.next().expect("a slot line").expect("fixture output");
+            own = field(&line, "slot ", "goid").parse().expect("goid");
+            // Loaded by now: the fixture runs once ghostrace has attached.
+            let table = table.get_or_insert_with(|| last_growth_map(child.id()));
+            let pid: u32 = field(&line, "slot ", "pid").parse().expect("pid");
+            let ptr = hex(&field(&line, "slot ", "ptr"));
+            let cap: u64 = field(&line, "slot ", "cap").parse().expect("cap");
+            let elem: u64 = field(&line, "slot ", "elem").parse().expect("elem");
+            let end = ptr + cap * elem;
+            // kind|flags|probe, ts, tgid|tid, goid, pc, stack id, args (the same
+            // header: ptr, len, cap, new len, element size | GC count 0), sent.
+            let held = [RecordKind::SliceGrow as u64, 1, pid as u64 | (pid as u64) << 32, planted, 0, u64::MAX, ptr, cap, cap, cap + 1, elem, 0];
+            let key_tgid = if planted == FOREIGN { pid + 1 } else { pid };
+            let mut slot = growth_slot(key_tgid, end, &held);
+            if planted == TORN {
+                // The goroutine of another write to the slot.
+                slot[5] ^= 1 << 40;
+            }
+            table.set(hit_cache::slot(pid, RecordKind::SliceGrow as u32, end), &slot, 0).expect("plant the slot");
+            writeln!(stdin, "go").expect("fixture stdin");
+        }
+        drop(stdin);
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = child.wait().expect("ghostrace exit");
+        assert!(status.success() && rest.iter().any(|l| l == "slots done"), "{tag}: ghostrace {status}, fixture said {rest:?}");
+        let report = read_json(&stats);
+        let goids: Vec<u64> = sites(&report)
+            .iter()
+            .flat_map(|s| s["goroutines"].as_array().expect("goroutines"))
+            .map(|g| g["goid"].as_u64().expect("goid"))
+            .collect();
+        assert!(goids.contains(&WHOLE), "{tag}: the whole slot's record was not replayed; records from goroutines {goids:?}");
+        assert!(!goids.contains(&TORN) && !goids.contains(&(TORN ^ 1 << 40)), "{tag}: a torn slot was taken for a hit: {goids:?}");
+        assert!(!goids.contains(&FOREIGN), "{tag}: another process's slot was taken for a hit: {goids:?}");
+        let sent: u64 = sites(&report)
+            .iter()
+            .filter(|s| function(s) == "main.main" && s["kind"] == "SliceGrowCall")
+            .flat_map(|s| s["goroutines"].as_array().expect("goroutines"))
+            .filter(|g| g["goid"] == own)
+            .map(|g| num(g, "records"))
+            .sum();
+        assert_eq!(sent, 1, "{tag}: only the growth after the whole slot is a transition: {report}");
+        checked.push(tc.version.clone());
+    }
+    assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    eprintln!("growth cache slots checked for Go {}", checked.join(", "));
 }
