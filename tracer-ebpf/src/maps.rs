@@ -69,6 +69,13 @@ pub struct Slot {
     pub check: u64,
 }
 
+/// Per growth site (probe id): the element type last seen there and its size, with
+/// the type's hash in the high half, `[et, size | hash32(et) << 32]`. A call site
+/// passes one type (`append` is compiled per static type; generic code may pass a
+/// few), and a type descriptor never changes: a user-memory read saved per growth.
+#[map]
+pub static ELEM_SIZES: Array<[u64; 2]> = Array::with_max_entries(MAX_PROBES, 0);
+
 /// Last hit per slice array, direct-mapped (`crate::hit_cache`): every growth is a
 /// new array, and an LRU table evicting on each insert cost more than the trap.
 #[map]

@@ -1,13 +1,14 @@
 //! A call into `runtime.growslice` (or a sibling with the same leading arguments):
 //! `append` outgrew its backing array.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use aya_ebpf::helpers::bpf_probe_read_user;
+use core::ptr::{read_volatile, write_volatile};
+
+use aya_ebpf::{helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
 use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RECORD_ARGS, Record, RecordKind};
 
 use crate::{
     emit::{self, Relation},
-    maps::LAST_GROWTH,
+    maps::{ELEM_SIZES, LAST_GROWTH},
     regs::{self, args5},
 };
 
@@ -20,6 +21,30 @@ fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
         Ok([lo, hi]) => lo <= ptr && ptr < hi,
         Err(_) => false,
     }
+}
+
+/// The size of the element type `et` passed at growth site `probe`: from
+/// `ELEM_SIZES` when the site saw that type last, else read (`_type.size` is the
+/// first word of every type descriptor) and kept there. Two growths at one site
+/// may write its entry at once: the hash of `et` in the entry tells a torn one.
+#[inline(always)]
+fn elem_size(probe: u32, et: u64) -> u64 {
+    let tag = et.wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_ffff_0000_0000;
+    let Some(entry) = ELEM_SIZES.get_ptr_mut(probe) else { return emit::read_u64(et).unwrap_or(0) };
+    // SAFETY: in bounds of the entry; volatile so that each word is read once.
+    let [seen, word] = unsafe { [read_volatile(&(*entry)[0]), read_volatile(&(*entry)[1])] };
+    if seen == et && word & 0xffff_ffff_0000_0000 == tag {
+        return word & 0xffff_ffff;
+    }
+    let size = emit::read_u64(et).unwrap_or(0);
+    if size != 0 && size <= 0xffff_ffff {
+        // SAFETY: as above.
+        unsafe {
+            write_volatile(&mut (*entry)[0], et);
+            write_volatile(&mut (*entry)[1], size | tag);
+        }
+    }
+    size
 }
 
 /// How a held growth at the same end address relates to one with arguments `now`. It was of the same
@@ -52,8 +77,7 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     } else {
         (ax, bx.wrapping_sub(di), cx, bx, si)
     };
-    // _type.size is the first word of every type descriptor.
-    let elem_size = emit::read_u64(et).unwrap_or(0);
+    let elem_size = elem_size(hit.probe, et);
     let packed = (elem_size & 0xffff_ffff) | hit.cfg.gc_cycles << GC_CYCLE_SHIFT;
     let mut rec = hit.record(RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed]);
     if old_cap == 0 || elem_size == 0 {
