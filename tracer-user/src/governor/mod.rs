@@ -301,17 +301,21 @@ impl Governor {
 
     /// Switches unit `u`'s probes, its exits attached last and detached first so
     /// that an exit probe never traps alone (a single-stepped exit alone costs the
-    /// most and sees nothing). An interval (a map write, a `Remove`) begun before
-    /// the switch is done may have no exit probe to end it: the kernel side voids
-    /// those begun while it is under way and before it, or a later call from another
-    /// goroutine would seem to overlap them.
+    /// most and sees nothing). An interval (a map write, a `Remove`) begun while
+    /// the unit is off or being switched may have no exit probe to end it, or a
+    /// later call from another goroutine would seem to overlap it: the kernel side
+    /// voids every interval the unit's probes open from the start of a switch-off
+    /// (detached links go down in the background, a while later) until a switch-on
+    /// has attached them all.
     fn switch(&mut self, u: usize, on: bool, tracer: &mut Tracer, pids: &[u32], now: Instant) {
         let members = &self.units[u].members;
         if members.iter().all(|&i| self.probes[i].attached_since.is_some() == on) {
             return;
         }
         let ids = || members.iter().map(|&i| self.ids.start + i as u32);
-        note(&mut self.switch_error, tracer.void_intervals_before(ids(), u64::MAX), pids);
+        if !on {
+            note(&mut self.switch_error, tracer.void_intervals_before(ids(), u64::MAX), pids);
+        }
         let order: Box<dyn Iterator<Item = &usize>> = if on { Box::new(members.iter()) } else { Box::new(members.iter().rev()) };
         for &i in order {
             let p = &mut self.probes[i];
@@ -321,7 +325,9 @@ impl Governor {
                 note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, on), pids);
             }
         }
-        note(&mut self.switch_error, tracer.void_intervals_before(ids(), crate::sys::monotonic_ns()), pids);
+        if on {
+            note(&mut self.switch_error, tracer.void_intervals_before(ids(), crate::sys::monotonic_ns()), pids);
+        }
     }
 
     fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {

@@ -75,8 +75,15 @@ impl Tracer {
         self.uprobe(program).attach(points, &path, scope).map_err(|e| attach_error(program, count, &link.name, format!("{e:#}")))
     }
 
+    /// Closing a uprobe link takes its breakpoints out at once, then waits for a
+    /// grace period (60–100 ms measured here) before returning: the link is closed
+    /// on a thread of its own, so that the probes of a unit go down together and a
+    /// switch does not leave the next probes in its order attached that long.
     fn link_down(&mut self, program: &'static str, id: UProbeLinkId) {
-        let _ = self.uprobe(program).detach(id);
+        if let Ok(link) = self.uprobe(program).take_link(id) {
+            // If no thread can be started, the closure (and the link) is dropped here.
+            let _ = std::thread::Builder::new().name("ghostrace-detach".into()).spawn(move || drop(link));
+        }
     }
 
     /// Attaches `program` to `points` of `binary` as one link of `owner`.

@@ -164,7 +164,7 @@ impl Tracer {
     /// Has the kernel side void the intervals (a map write, a `Remove`) probes `ids`
     /// opened before `until` (CLOCK_MONOTONIC ns, the records' clock): they may never
     /// be seen to end, as their exit probe was switched meanwhile. `u64::MAX` voids
-    /// all of them, for the time a switch is under way.
+    /// all of them, for as long as the probes are off.
     pub fn void_intervals_before(&mut self, ids: impl IntoIterator<Item = u32>, until: u64) -> Result<(), ProbeError> {
         let mut map: Array<&mut MapData, u64> =
             Array::try_from(self.ebpf.map_mut("SWITCHED_AT").expect("SWITCHED_AT map")).map_err(map_err("SWITCHED_AT"))?;
