@@ -37,7 +37,8 @@ pub enum ProbeKind {
     /// anything on (see `MapWriteExit`).
     ListRemoveExit,
     /// The end of a map write (placed only because `map_concurrent_write` needs
-    /// every write's interval): the first emulated instruction after the CALL
+    /// every write's interval; none where the next write's CALL, whose probe ends
+    /// it, is reached first): the first emulated instruction after the CALL
     /// reached through straight-line code that synchronizes with nothing (one
     /// cheap trap), else the instruction after the CALL (rarely emulated: a
     /// full-price trap).
@@ -324,8 +325,10 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             continue;
         }
         let facts = disasm::scan(bin.arch(), code, *entry, |t| find_target(t).is_some());
-        // A map write's CALL, whose own probe may run before another probe at its
-        // address (a uprobe's consumers have no set order).
+        // A map write's CALL: its probe ends the goroutine's previous write
+        // (map_write_call), so a write whose straight-line code reaches it needs no
+        // exit probe of its own (and one at the same address would run in no set
+        // order with it: a uprobe's consumers have none).
         let starts_map_write = |at: u64| {
             let writes = |i: usize| exit_kind(targets[i].role) == Some(ProbeKind::MapWriteExit);
             facts.calls.iter().any(|c| c.addr == at && find_target(c.target).is_some_and(writes))
@@ -341,27 +344,25 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             let after = Site { address: next, file_offset: next_offset, emulated: next_emulated };
             if let Some(exit) = exit_kind(t.role) {
                 // A map write's interval may end at the first emulated instruction
-                // straight-line code reaches after the return (disasm::exit_site),
-                // but not on the next write's CALL, whose probe must see this one over.
+                // straight-line code reaches after the return (disasm::exit_site).
                 // Out-of-line `Remove` exits (only in -l builds) keep the next one.
-                let moved = (exit == ProbeKind::MapWriteExit)
-                    .then(|| disasm::exit_site(bin.arch(), code, *entry, next))
-                    .flatten()
-                    .filter(|&at| !starts_map_write(at))
-                    .and_then(|at| Some((at, bin.file_offset(at)?)));
+                let found = (exit == ProbeKind::MapWriteExit).then(|| disasm::exit_site(bin.arch(), code, *entry, next)).flatten();
+                let moved = found.and_then(|at| Some((at, bin.file_offset(at)?)));
                 let (address, file_offset, emulated) =
                     moved.map_or((next, next_offset, next_emulated), |(at, off)| (at, off, true));
-                plan.probes.push(Probe {
-                    kind: exit,
-                    address,
-                    file_offset,
-                    caller: name.to_string(),
-                    package: pkg.clone(),
-                    target: t.name.to_string(),
-                    emulated,
-                    signature: signature(t.name, t.role, version),
-                    after: None,
-                });
+                if !found.is_some_and(starts_map_write) {
+                    plan.probes.push(Probe {
+                        kind: exit,
+                        address,
+                        file_offset,
+                        caller: name.to_string(),
+                        package: pkg.clone(),
+                        target: t.name.to_string(),
+                        emulated,
+                        signature: signature(t.name, t.role, version),
+                        after: None,
+                    });
+                }
             }
             plan.probes.push(Probe {
                 kind,

@@ -95,8 +95,8 @@ fn kind_name(k: &ProbeKind) -> &'static str {
 fn kind_note(kind: &str) -> &'static str {
     match kind {
         "map_write_exit" => {
-            " (where each map write ends, only for map_concurrent_write's intervals; * = no emulated instruction \
-             reached after the CALL: a full-price trap)"
+            " (where each map write ends, only for map_concurrent_write's intervals; none where the next write's \
+             CALL ends it; * = no emulated instruction reached after the CALL: a full-price trap)"
         }
         _ => "",
     }
