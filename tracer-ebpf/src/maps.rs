@@ -69,8 +69,8 @@ pub struct Slot {
     pub check: u64,
 }
 
-/// Per growth site (probe id): the element type last seen there and its size, with
-/// the type's hash in the high half, `[et, size | hash32(et) << 32]`. A call site
+/// Per growth site (probe id): the element type last seen there and its size, with a
+/// hash of the type and process in the high half, `[et, size | tag << 32]`. A call site
 /// passes one type (`append` is compiled per static type; generic code may pass a
 /// few), and a type descriptor never changes: a user-memory read saved per growth.
 #[map]

@@ -23,13 +23,15 @@ fn on_own_stack(ctx: &ProbeContext, ptr: u64) -> bool {
     }
 }
 
-/// The size of the element type `et` passed at growth site `probe`: from
-/// `ELEM_SIZES` when the site saw that type last, else read (`_type.size` is the
-/// first word of every type descriptor) and kept there. Two growths at one site
-/// may write its entry at once: the hash of `et` in the entry tells a torn one.
+/// The size of the element type `et` passed at growth site `probe` in process
+/// `tgid`: from `ELEM_SIZES` when the site saw that type in that process last, else
+/// read (`_type.size` is the first word of every type descriptor) and kept there.
+/// The tag hashes the process too (a type's address means another type in another
+/// process of a position-independent binary), and tells an entry torn by two
+/// growths writing it at once.
 #[inline(always)]
-fn elem_size(probe: u32, et: u64) -> u64 {
-    let tag = et.wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_ffff_0000_0000;
+fn elem_size(probe: u32, tgid: u32, et: u64) -> u64 {
+    let tag = (et ^ (tgid as u64) << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_ffff_0000_0000;
     let Some(entry) = ELEM_SIZES.get_ptr_mut(probe) else { return emit::read_u64(et).unwrap_or(0) };
     // SAFETY: in bounds of the entry; volatile so that each word is read once.
     let [seen, word] = unsafe { [read_volatile(&(*entry)[0]), read_volatile(&(*entry)[1])] };
@@ -47,8 +49,9 @@ fn elem_size(probe: u32, et: u64) -> u64 {
     size
 }
 
-/// How a held growth at the same end address relates to one with arguments `now`. It was of the same
-/// array when it had the same element size and GC count (the last word of both): an
+/// How a held growth at the same end address relates to one with arguments `now`. It
+/// was of the same array when it had the same element size and GC count (the last word
+/// of both): an
 /// address only holds a new array after a sweep freed the old one, and a sweep follows
 /// a mark termination; within one count the array at the address is the one that was
 /// grown. Across counts a new array at the address (a goroutine-local one succeeding
@@ -77,7 +80,7 @@ pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
     } else {
         (ax, bx.wrapping_sub(di), cx, bx, si)
     };
-    let elem_size = elem_size(hit.probe, et);
+    let elem_size = elem_size(hit.probe, hit.tgid, et);
     let packed = (elem_size & 0xffff_ffff) | hit.cfg.gc_cycles << GC_CYCLE_SHIFT;
     let mut rec = hit.record(RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed]);
     if old_cap == 0 || elem_size == 0 {
