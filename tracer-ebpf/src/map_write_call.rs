@@ -38,33 +38,56 @@ pub fn map_write_call(ctx: ProbeContext) -> u32 {
     let wkey = hit.key(RecordKind::MapWriteOverlap, map);
     let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
     // A goroutine is never inside two map writes: an entry of its own left from an
-    // earlier write means that write never returned (a recovered panic while
-    // hashing its key), so it is over.
-    // SAFETY: the value is copied out at once.
-    if let Some(prev) = (unsafe { WRITING_MAP.get(&gkey) }).copied() {
-        crate::map_write_exit::end_write(&hit.key(RecordKind::MapWriteOverlap, prev), hit.goid);
+    // earlier write means that write is over (the next write's CALL is that write's
+    // end where no exit probe follows it; or it never returned: a recovered panic
+    // while hashing its key). Entries are updated in place, not replaced: an LRU
+    // insert allocates.
+    let writing_map = WRITING_MAP.get_ptr_mut(&gkey);
+    if let Some(slot) = writing_map {
+        // SAFETY: the entry stays valid while this program runs (RCU); only this
+        // goroutine's probes touch it.
+        let prev = unsafe { *slot };
+        if prev != 0 {
+            crate::map_write_exit::end_write(&hit.key(RecordKind::MapWriteOverlap, prev), hit.goid);
+        }
     }
-    let other = write_in_progress(&ctx, &hit, &wkey, &key);
+    let (other, in_write) = write_in_progress(&ctx, &hit, &wkey, &key);
     let kind = if other != 0 { RecordKind::MapWriteOverlap } else { RecordKind::MapWrite };
     let mut rec = hit.record(kind, [map, hit.aux[0] as u64, writing, other, 0]);
     let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0 || other != 0, |_| {
         emit::Relation::SameObject
     });
-    let _ = IN_WRITE.insert(&wkey, &Held { rec, sent: sent as u64 }, 0);
-    let _ = WRITING_MAP.insert(&gkey, &map, 0);
+    let held = Held { rec, sent: sent as u64 };
+    match in_write {
+        // SAFETY: as above; another goroutine's write racing this one can tear the
+        // entry, and then only which of the two overlapping writers is named.
+        Some(entry) => unsafe { *entry = held },
+        None => {
+            let _ = IN_WRITE.insert(&wkey, &held, 0);
+        }
+    }
+    match writing_map {
+        // SAFETY: as above.
+        Some(slot) => unsafe { *slot = map },
+        None => {
+            let _ = WRITING_MAP.insert(&gkey, &map, 0);
+        }
+    }
     hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
     0
 }
 
 /// The goroutine whose write to the map started and has not returned (0: none, or
-/// this goroutine's own stale entry). Its start record goes out first if it has not.
+/// this goroutine's own stale entry), and the map's entry for writes in progress if
+/// it has one. The other write's start record goes out first if it has not.
 #[inline(always)]
-fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey) -> u64 {
-    let Some(held) = IN_WRITE.get_ptr_mut(wkey) else { return 0 };
+fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey) -> (u64, Option<*mut Held>) {
+    let Some(entry) = IN_WRITE.get_ptr_mut(wkey) else { return (0, None) };
     // SAFETY: the entry stays valid while this program runs (RCU).
-    let held = unsafe { &mut *held };
-    if held.rec.goid == hit.goid || held.orphaned() {
-        return 0;
+    let held = unsafe { &mut *entry };
+    // goid 0: the write there ended (map_write_exit::end_write).
+    if held.rec.goid == 0 || held.rec.goid == hit.goid || held.orphaned() {
+        return (0, Some(entry));
     }
     if held.sent == 0 {
         held.sent = 1;
@@ -80,7 +103,7 @@ fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &Obje
             }
         }
     }
-    held.rec.goid
+    (held.rec.goid, Some(entry))
 }
 
 /// A write by the goroutine whose own range over the map is in progress is held

@@ -18,20 +18,28 @@ pub fn map_write_exit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     emit::count(hit.probe, Counter::Filtered);
     let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
-    // SAFETY: the value is copied out at once.
-    let Some(map) = (unsafe { WRITING_MAP.get(&gkey) }).copied() else { return 0 };
-    let _ = WRITING_MAP.remove(&gkey);
-    end_write(&hit.key(RecordKind::MapWriteOverlap, map), hit.goid);
+    let Some(slot) = WRITING_MAP.get_ptr_mut(&gkey) else { return 0 };
+    // SAFETY: the entry stays valid while this program runs (RCU); only this
+    // goroutine's probes touch it. 0: no write in progress (entries are kept and
+    // updated in place: an LRU insert allocates).
+    let map = unsafe { core::mem::replace(&mut *slot, 0) };
+    if map != 0 {
+        end_write(&hit.key(RecordKind::MapWriteOverlap, map), hit.goid);
+    }
     0
 }
 
-/// Drops the map's write in progress if it is `goid`'s (a later writer's entry
-/// replaced it otherwise, and that one ends with its own exit).
+/// Ends the map's write in progress if it is `goid`'s (a later writer's entry
+/// replaced it otherwise, and that one ends with its own exit), by marking the
+/// entry with goroutine 0, kept for the map's next write.
 #[inline(always)]
 pub fn end_write(key: &crate::maps::ObjectKey, goid: u64) {
-    // SAFETY: read-only copy of an entry that stays valid while this program runs.
-    let ours = IN_WRITE.get_ptr(key).is_some_and(|held| unsafe { (*held).rec.goid } == goid);
-    if ours {
-        let _ = IN_WRITE.remove(key);
+    if let Some(held) = IN_WRITE.get_ptr_mut(key) {
+        // SAFETY: the entry stays valid while this program runs (RCU).
+        unsafe {
+            if (*held).rec.goid == goid {
+                (*held).rec.goid = 0;
+            }
+        }
     }
 }
