@@ -11,7 +11,7 @@ use aya_ebpf::{
 use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
 
 use crate::{
-    maps::{Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS},
+    maps::{GoroutineKey, Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS},
     regs,
 };
 
@@ -109,6 +109,11 @@ impl Hit {
     #[inline(always)]
     pub fn key(&self, kind: RecordKind, addr: u64) -> ObjectKey {
         ObjectKey { tgid: self.tgid, kind: kind as u32, addr }
+    }
+
+    #[inline(always)]
+    pub fn goroutine_key(&self) -> GoroutineKey {
+        GoroutineKey { tgid: self.tgid, _pad: 0, goid: self.goid }
     }
 
     /// Sends a record (with a user stack when configured), counting a loss when the
@@ -215,7 +220,8 @@ pub enum Relation {
     /// The new hit's object is private to its goroutine (a slice array on its own
     /// stack): no identity to follow, so the hit is neither a transition nor kept.
     Private,
-    /// An earlier object at the same address (a slice array's earlier life).
+    /// An earlier object at the same address (a slice array's earlier life), or an
+    /// interval that is over (a `Remove` whose exit probe was switched off).
     OtherLife,
     /// Maybe an earlier object, but reached through the very same arguments (a slice
     /// header of the same start, length and element size, before a GC cycle ended):

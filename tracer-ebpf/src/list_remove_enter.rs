@@ -5,7 +5,7 @@ use tracer_common::{LIST_ELEMENT_LIST_OFFSET, LIST_REG_ELEMENT_LIST, RecordKind}
 
 use crate::{
     emit,
-    maps::{GoroutineKey, IN_REMOVE, REMOVING},
+    maps::{IN_REMOVE, REMOVING, orphaned},
     regs,
 };
 
@@ -25,13 +25,11 @@ pub fn list_remove_enter(ctx: ProbeContext) -> u32 {
     let mut rec = hit.record(RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0]);
     // Remove(e) does nothing unless e.list == l: a stale or foreign element is misuse.
     let misuse = elem_list != list;
-    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
-    let _ = REMOVING.insert(&gkey, &list, 0);
+    let _ = REMOVING.insert(&hit.goroutine_key(), &list, 0);
     let key = hit.key(RecordKind::ListRemoveEnter, list);
-    // SAFETY: read-only look at an entry that stays valid while this program runs.
-    if IN_REMOVE.get_ptr(&key).is_some_and(|held| unsafe { (*held).orphaned() }) {
-        let _ = IN_REMOVE.remove(&key);
-    }
-    hit.send_on_transition(&ctx, &IN_REMOVE, &key, &mut rec, misuse, |_| emit::Relation::SameObject);
+    // A Remove whose exit the governor may have switched off is over.
+    hit.send_on_transition(&ctx, &IN_REMOVE, &key, &mut rec, misuse, |held| {
+        if orphaned(held) { emit::Relation::OtherLife } else { emit::Relation::SameObject }
+    });
     0
 }

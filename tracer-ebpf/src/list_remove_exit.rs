@@ -6,13 +6,13 @@ use tracer_common::{Counter, RecordKind};
 
 use crate::{
     emit,
-    maps::{GoroutineKey, IN_REMOVE, REMOVING},
+    maps::{IN_REMOVE, REMOVING},
 };
 
 #[uprobe(multi)]
 pub fn list_remove_exit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
-    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
+    let gkey = hit.goroutine_key();
     // SAFETY: the value is copied out at once.
     let Some(list) = (unsafe { REMOVING.get(&gkey) }).copied() else { return 0 };
     let _ = REMOVING.remove(&gkey);

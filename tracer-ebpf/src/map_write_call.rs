@@ -11,7 +11,7 @@ use tracer_common::{MapOp, RECORD_REPLAYED, Record, RecordKind};
 
 use crate::{
     emit::{self, Hit},
-    maps::{GoroutineKey, Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, STACKS, WRITING_MAP},
+    maps::{Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, STACKS, orphaned, swap_writing_map},
     regs::args5,
 };
 
@@ -36,20 +36,13 @@ pub fn map_write_call(ctx: ProbeContext) -> u32 {
     let writing = writing(&hit, map);
     let key = hit.key(RecordKind::MapWrite, map);
     let wkey = hit.key(RecordKind::MapWriteOverlap, map);
-    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
     // A goroutine is never inside two map writes: an entry of its own left from an
     // earlier write means that write is over (the next write's CALL is that write's
     // end where no exit probe follows it; or it never returned: a recovered panic
-    // while hashing its key). Entries are updated in place, not replaced: an LRU
-    // insert allocates.
-    let writing_map = WRITING_MAP.get_ptr_mut(&gkey);
-    if let Some(slot) = writing_map {
-        // SAFETY: the entry stays valid while this program runs (RCU); only this
-        // goroutine's probes touch it.
-        let prev = unsafe { *slot };
-        if prev != 0 {
-            crate::map_write_exit::end_write(&hit.key(RecordKind::MapWriteOverlap, prev), hit.goid);
-        }
+    // while hashing its key).
+    let prev = swap_writing_map(&hit.goroutine_key(), map);
+    if prev != 0 {
+        crate::map_write_exit::end_write(&hit.key(RecordKind::MapWriteOverlap, prev), hit.goid);
     }
     let (other, in_write) = write_in_progress(&ctx, &hit, &wkey, &key);
     let kind = if other != 0 { RecordKind::MapWriteOverlap } else { RecordKind::MapWrite };
@@ -58,19 +51,14 @@ pub fn map_write_call(ctx: ProbeContext) -> u32 {
         emit::Relation::SameObject
     });
     let held = Held { rec, sent: sent as u64 };
+    // Kept and written in place: an LRU insert allocates.
     match in_write {
-        // SAFETY: as above; another goroutine's write racing this one can tear the
-        // entry, and then only which of the two overlapping writers is named.
+        // SAFETY: the entry stays valid while this program runs (RCU); another
+        // goroutine's write racing this one can tear it, and then only which of the
+        // two overlapping writers is named.
         Some(entry) => unsafe { *entry = held },
         None => {
             let _ = IN_WRITE.insert(&wkey, &held, 0);
-        }
-    }
-    match writing_map {
-        // SAFETY: as above.
-        Some(slot) => unsafe { *slot = map },
-        None => {
-            let _ = WRITING_MAP.insert(&gkey, &map, 0);
         }
     }
     hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
@@ -86,7 +74,7 @@ fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &Obje
     // SAFETY: the entry stays valid while this program runs (RCU).
     let held = unsafe { &mut *entry };
     // goid 0: the write there ended (map_write_exit::end_write).
-    if held.rec.goid == 0 || held.rec.goid == hit.goid || held.orphaned() {
+    if held.rec.goid == 0 || held.rec.goid == hit.goid || orphaned(&held.rec) {
         return (0, Some(entry));
     }
     if held.sent == 0 {

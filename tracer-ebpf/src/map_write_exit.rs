@@ -10,19 +10,14 @@ use tracer_common::{Counter, RecordKind};
 
 use crate::{
     emit,
-    maps::{GoroutineKey, IN_WRITE, WRITING_MAP},
+    maps::{IN_WRITE, swap_writing_map},
 };
 
 #[uprobe(multi)]
 pub fn map_write_exit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     emit::count(hit.probe, Counter::Filtered);
-    let gkey = GoroutineKey { tgid: hit.tgid, _pad: 0, goid: hit.goid };
-    let Some(slot) = WRITING_MAP.get_ptr_mut(&gkey) else { return 0 };
-    // SAFETY: the entry stays valid while this program runs (RCU); only this
-    // goroutine's probes touch it. 0: no write in progress (entries are kept and
-    // updated in place: an LRU insert allocates).
-    let map = unsafe { core::mem::replace(&mut *slot, 0) };
+    let map = swap_writing_map(&hit.goroutine_key(), 0);
     if map != 0 {
         end_write(&hit.key(RecordKind::MapWriteOverlap, map), hit.goid);
     }

@@ -40,14 +40,12 @@ pub struct Held {
     pub sent: u64,
 }
 
-impl Held {
-    /// Whether the interval this record opened (a map write, a `Remove`) may never
-    /// be seen to end: the governor switched its probes (exit included) on or off
-    /// after it began, so it must not be taken for one still in progress.
-    #[inline(always)]
-    pub fn orphaned(&self) -> bool {
-        SWITCHED_AT.get(self.rec.probe).is_some_and(|&at| self.rec.ts_ns < at)
-    }
+/// Whether the interval `rec` opened (a map write, a `Remove`) may never be seen
+/// to end: the governor switched its probes (exit included) on or off after it
+/// began, so it must not be taken for one still in progress.
+#[inline(always)]
+pub fn orphaned(rec: &Record) -> bool {
+    SWITCHED_AT.get(rec.probe).is_some_and(|&at| rec.ts_ns < at)
 }
 
 /// When user space last switched each probe on or off (`bpf_ktime_get_ns` time,
@@ -125,6 +123,23 @@ pub static IN_WRITE: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(
 /// pointer is gone from the registers after the call).
 #[map]
 pub static WRITING_MAP: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// The map goroutine `key` is writing (0: none), replaced by `map`. The entry is
+/// kept and written in place (only that goroutine's probes touch it): an LRU
+/// insert allocates.
+#[inline(always)]
+pub fn swap_writing_map(key: &GoroutineKey, map: u64) -> u64 {
+    match WRITING_MAP.get_ptr_mut(key) {
+        // SAFETY: the entry stays valid while this program runs (RCU).
+        Some(slot) => unsafe { core::mem::replace(&mut *slot, map) },
+        None => {
+            if map != 0 {
+                let _ = WRITING_MAP.insert(key, &map, 0);
+            }
+            0
+        }
+    }
+}
 
 /// Process execs and exits for the daemon's discovery (small: one event per exec
 /// or exit on the host, drained every few milliseconds).

@@ -59,10 +59,8 @@ pub struct DaemonArgs {
 }
 
 pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
-    let budget = match &args.overhead_budget_file {
-        Some(file) => crate::governor::read_budget(file).map_err(anyhow::Error::msg)?,
-        None => args.overhead_budget,
-    };
+    let budget = crate::governor::starting_budget(args.overhead_budget, args.overhead_budget_file.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let options = Options {
         budget,
         selector: Selector::new(args.select),

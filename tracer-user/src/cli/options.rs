@@ -55,14 +55,6 @@ pub struct TraceOptions {
 }
 
 impl TraceOptions {
-    /// The budget to start with: the file's when one is given.
-    pub fn budget(&self) -> Result<crate::governor::Budget, String> {
-        match &self.overhead_budget_file {
-            Some(file) => crate::governor::read_budget(file),
-            None => Ok(self.overhead_budget),
-        }
-    }
-
     /// Where SIGHUP reads a new budget from: SIGHUP then reloads instead of
     /// stopping ghostrace (it still stops a run without a budget file).
     pub fn listen_for_budget_changes(&self) {

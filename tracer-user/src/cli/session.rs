@@ -133,7 +133,8 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
-    let budget = options.budget().map_err(anyhow::Error::msg)?;
+    let budget = governor::starting_budget(options.overhead_budget, options.overhead_budget_file.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let mut tracer = Tracer::load(options.ring_bytes)?;
     let cost = governor::calibrate::at_startup(&mut tracer);
     Ok(Session {

@@ -85,9 +85,14 @@ impl std::str::FromStr for Budget {
 
 /// The budget written in `file` (one line, as `--overhead-budget`: `2%`, `5ms/s`,
 /// `off`).
-pub fn read_budget(file: &std::path::Path) -> Result<Budget, String> {
+fn read_budget(file: &std::path::Path) -> Result<Budget, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     text.trim().parse()
+}
+
+/// The budget to start with: the one in `file` when given, else `flag`.
+pub fn starting_budget(flag: Budget, file: Option<&std::path::Path>) -> Result<Budget, String> {
+    file.map_or(Ok(flag), read_budget)
 }
 
 /// On SIGHUP: the budget in `file` again, saying on stderr what became of it
@@ -147,7 +152,6 @@ struct Governed {
     /// The trap's cost (calibrated); the program's mean run time is added per cycle.
     cost_s: f64,
     program: &'static str,
-    exit: bool,
     /// Hit counter at the start of the cycle.
     hits: u64,
     attached_since: Option<Instant>,
@@ -213,6 +217,7 @@ impl Governor {
     pub fn new(budget: Budget, cost: HitCost, ids: Range<u32>, probes: impl Iterator<Item = ProbeInfo>, now: Instant) -> Self {
         let mut units: Vec<Vec<usize>> = Vec::new();
         let mut unit_by_key: HashMap<String, usize> = HashMap::new();
+        let mut is_exit: Vec<bool> = Vec::new();
         let probes: Vec<Governed> = probes
             .enumerate()
             .map(|(i, info)| {
@@ -225,10 +230,10 @@ impl Governor {
                         units.push(vec![i]);
                     }
                 }
+                is_exit.push(info.exit);
                 Governed {
                     cost_s: cost.per_hit(info.emulated),
                     program: info.program,
-                    exit: info.exit,
                     hits: 0,
                     attached_since: Some(now),
                     cycle_attached: Duration::ZERO,
@@ -241,7 +246,7 @@ impl Governor {
         let units: Vec<Unit> = units
             .into_iter()
             .map(|mut members| {
-                members.sort_by_key(|&i| probes[i].exit);
+                members.sort_by_key(|&i| is_exit[i]);
                 Unit { members, detach_at: None }
             })
             .collect();
