@@ -174,6 +174,15 @@ fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
     problems
 }
 
+/// A disagreement a hazard scenario's race may not repeat: its detector missed
+/// this run (the two goroutines' intervals did not overlap, or the runtime killed
+/// the program first), or the racy program itself died (a torn slice header). Such
+/// a run is repeated once and fails only if the second disagrees too; a finding
+/// that should not be there is never given a second chance.
+fn may_not_repeat(s: &Scenario, problem: &str) -> bool {
+    !names(&s.expect["detectors"]).is_empty() && (problem.ends_with("did not fire") || problem.starts_with("exit "))
+}
+
 #[test]
 fn every_scenario_fires_what_it_expects_and_nothing_else() {
     if !bpf_or_skip("every_scenario_fires_what_it_expects_and_nothing_else") {
@@ -192,7 +201,12 @@ fn every_scenario_fires_what_it_expects_and_nothing_else() {
                 continue;
             }
             runs += 1;
-            for problem in check(&tc, &s) {
+            let mut problems = check(&tc, &s);
+            if !problems.is_empty() && problems.iter().all(|p| may_not_repeat(&s, p)) {
+                eprintln!("Go {} {}: once ({}), run again", tc.version, s.name, problems.join("; "));
+                problems = check(&tc, &s);
+            }
+            for problem in problems {
                 failures.push(format!("Go {} {}: {problem}", tc.version, s.name));
             }
         }
