@@ -1,7 +1,9 @@
-// Command bench is the workload of `cargo xtask bench` (xtask/src/bench.rs). One mode
+// Command bench is the workload of `cargo xtask bench` (xtask/src/bench). One mode
 // per run; it times its own loop and prints `loop_ns=N` so that the set-up of a
 // tracer (reading the binary, attaching probes) is not counted, then a checksum
-// that must not change under tracing:
+// that must not change under tracing. With `repeat` it runs the loop until killed,
+// one line per loop (`batch_ns=N cpu_ns=N checksum=N`), for a tracer that attaches
+// and detaches while it runs:
 //
 //	append N   N rounds of appending 64 ints to a fresh slice: every growth is a
 //	           call into runtime.growslice from main
@@ -19,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -144,9 +147,20 @@ func jsonLoop(n int) int {
 	return total
 }
 
+// cpuNs is the CPU time the process has used, user and system (traps included),
+// on every thread (the garbage collector's too).
+func cpuNs() int64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		panic(err)
+	}
+	return u.Utime.Nano() + u.Stime.Nano()
+}
+
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: bench append|map|json N")
+	repeat := len(os.Args) == 4 && os.Args[3] == "repeat"
+	if len(os.Args) != 3 && !repeat {
+		fmt.Fprintln(os.Stderr, "usage: bench append|map|json N [repeat]")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -166,7 +180,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: unknown mode", os.Args[1])
 		os.Exit(2)
 	}
-	start := time.Now()
-	sum := loop(n)
-	fmt.Printf("loop_ns=%d\nchecksum=%d\n", time.Since(start).Nanoseconds(), sum)
+	if !repeat {
+		start := time.Now()
+		sum := loop(n)
+		fmt.Printf("loop_ns=%d\nchecksum=%d\n", time.Since(start).Nanoseconds(), sum)
+		return
+	}
+	for {
+		cpu, start := cpuNs(), time.Now()
+		sum := loop(n)
+		fmt.Printf("batch_ns=%d cpu_ns=%d checksum=%d\n", time.Since(start).Nanoseconds(), cpuNs()-cpu, sum)
+	}
 }

@@ -179,6 +179,8 @@ impl Governed {
 struct Unit {
     /// Indexes into the governor's probes, exits last.
     members: Vec<usize>,
+    /// The window of a duty-cycled unit in the current cycle.
+    attach_at: Option<Instant>,
     detach_at: Option<Instant>,
 }
 
@@ -210,6 +212,22 @@ pub struct Governor {
     /// Per program: the kernel's (run ns, runs) at the last look, and the mean run
     /// time (s) seen so far.
     runs: HashMap<&'static str, ((u64, u64), f64)>,
+    /// State of the generator that places each cycle's windows.
+    phase_seed: u64,
+}
+
+/// Where in the next cycle the duty-cycled units' windows start: anywhere in the
+/// first `room_s` seconds, afresh each cycle. All of them start together (two hot
+/// probes a detector pairs are attached at the same moments), but not always at the
+/// cycle's start: work that repeats in step with the cycle (a ticker every 100 ms or
+/// every second) would otherwise fall outside the windows every time.
+fn window_start(seed: &mut u64, room_s: f64) -> Duration {
+    // xorshift64*: statistical quality is all this needs.
+    *seed ^= *seed >> 12;
+    *seed ^= *seed << 25;
+    *seed ^= *seed >> 27;
+    let unit = (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
+    Duration::from_secs_f64(unit * room_s.max(0.0))
 }
 
 impl Governor {
@@ -247,7 +265,7 @@ impl Governor {
             .into_iter()
             .map(|mut members| {
                 members.sort_by_key(|&i| is_exit[i]);
-                Unit { members, detach_at: None }
+                Unit { members, attach_at: None, detach_at: None }
             })
             .collect();
         Self {
@@ -264,6 +282,8 @@ impl Governor {
             last: Estimate::default(),
             switch_error: None,
             runs: HashMap::new(),
+            // Any non-zero start; processes traced at once need not share phases.
+            phase_seed: crate::sys::monotonic_ns() | 1,
         }
     }
 
@@ -285,14 +305,19 @@ impl Governor {
     /// one from the counters and the CPU time of `pids`. Returns when to call again.
     pub fn step(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) -> Instant {
         for u in 0..self.units.len() {
-            if self.units[u].detach_at.is_some_and(|at| at <= now) {
+            if self.units[u].attach_at.is_some_and(|at| at <= now) {
+                self.units[u].attach_at = None;
+                self.switch_on(u, tracer, pids, now);
+            }
+            if self.units[u].attach_at.is_none() && self.units[u].detach_at.is_some_and(|at| at <= now) {
                 self.switch_off(u, tracer, pids, now);
             }
         }
         if now >= self.cycle_started + self.cycle_len {
             self.end_cycle(tracer, pids, now);
         }
-        self.units.iter().filter_map(|u| u.detach_at).fold(self.cycle_started + self.cycle_len, Instant::min)
+        let next = |u: &Unit| u.attach_at.or(u.detach_at);
+        self.units.iter().filter_map(next).fold(self.cycle_started + self.cycle_len, Instant::min)
     }
 
     fn switch_on(&mut self, u: usize, tracer: &mut Tracer, pids: &[u32], now: Instant) {
@@ -300,7 +325,7 @@ impl Governor {
     }
 
     fn switch_off(&mut self, u: usize, tracer: &mut Tracer, pids: &[u32], now: Instant) {
-        self.units[u].detach_at = None;
+        (self.units[u].attach_at, self.units[u].detach_at) = (None, None);
         self.switch(u, false, tracer, pids, now);
     }
 
@@ -371,13 +396,19 @@ impl Governor {
         self.total.own_cpu_s += self.last.own_cpu_s;
         (self.cycle_started, self.cycle_len) = (now, CYCLE);
         let plan: Vec<f64> = self.controller.attach_for().collect();
+        let cycle_s = CYCLE.as_secs_f64();
+        let longest = plan.iter().copied().filter(|&a| a < cycle_s).fold(0.0, f64::max);
+        let start = now + window_start(&mut self.phase_seed, cycle_s - longest);
         for (u, attach_s) in plan.into_iter().enumerate() {
-            if attach_s > 0.0 {
+            if attach_s >= cycle_s {
+                (self.units[u].attach_at, self.units[u].detach_at) = (None, None);
                 self.switch_on(u, tracer, pids, now);
-                self.units[u].detach_at =
-                    (attach_s < CYCLE.as_secs_f64()).then(|| now + Duration::from_secs_f64(attach_s));
             } else {
                 self.switch_off(u, tracer, pids, now);
+                if attach_s > 0.0 {
+                    self.units[u].attach_at = Some(start);
+                    self.units[u].detach_at = Some(start + Duration::from_secs_f64(attach_s));
+                }
             }
         }
     }
@@ -490,6 +521,21 @@ mod tests {
             assert!(bad.parse::<Budget>().is_err(), "{bad}");
         }
         assert_eq!(Budget::default().to_string(), "1%");
+    }
+
+    #[test]
+    fn windows_start_anywhere_in_their_room() {
+        let mut seed = 0x1234_5678_9abc_def1;
+        let room = 0.9;
+        let mut buckets = [0u32; 9];
+        for _ in 0..2000 {
+            let start = window_start(&mut seed, room).as_secs_f64();
+            assert!((0.0..room).contains(&start), "{start}");
+            buckets[(start / 0.1) as usize] += 1;
+        }
+        // Each tenth of the room gets about 222 of 2000 starts.
+        assert!(buckets.iter().all(|&n| (150..300).contains(&n)), "{buckets:?}");
+        assert_eq!(window_start(&mut seed, 0.0), Duration::ZERO);
     }
 
     #[test]

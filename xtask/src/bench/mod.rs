@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use crate::{compare::which, root};
 
+mod governed;
+
 /// How a configuration traces the workload.
 #[derive(Clone, Copy)]
 enum Tracing {
@@ -119,7 +121,7 @@ pub fn run(rounds: usize) -> Result<()> {
         }
     }
     println!("{}", report(&samples, &go_line, rounds));
-    governed(&bench, rounds, &samples)?;
+    governed::table(&bench, rounds, &samples)?;
     drop(bench.floor);
     attach_time(&bench.ghostrace, &go)?;
     Ok(())
@@ -294,51 +296,6 @@ fn report(samples: &[Vec<Vec<Sample>>], go_line: &str, rounds: usize) -> String 
         let _ = writeln!(out, "{line}");
     }
     out
-}
-
-/// Workload sizes for the governor: about 5 s untraced each here, long enough for
-/// its one-second cycles to matter (the sizes above end within its first cycle).
-const GOVERNED: &[(&str, &str)] = &[("append", "15000000"), ("map", "400000000"), ("json", "1200000")];
-
-/// The governor's table: the loop slowdown under the default budget (1% of the
-/// process's CPU) against untraced, on the long workloads, next to the slowdown
-/// without governor and under bpftrace measured on the short ones above.
-fn governed(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) -> Result<()> {
-    let slowdown = |w: usize, name: &str| {
-        let c = CONFIGS.iter().position(|c| c.name == name).expect("configuration");
-        summarize(&short[w][c]).loop_ns / summarize(&short[w][0]).loop_ns - 1.0
-    };
-    println!("governor (default budget 1%): long runs, median of {rounds} alternating rounds");
-    println!("| workload | untraced loop s | governed loop s | slowdown, governor | slowdown, no governor | slowdown, bpftrace | estimated overhead | least coverage |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let stats = bench.out_dir.join("stats.json");
-    for (w, workload) in GOVERNED.iter().enumerate() {
-        let (mut plain, mut governed, mut estimated, mut coverage) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            plain.push(bench.once(Tracing::Untraced, workload)?.0.loop_ns);
-            governed.push(bench.once(Tracing::Ghostrace(&[]), workload)?.0.loop_ns);
-            let report: Value = serde_json::from_str(&std::fs::read_to_string(&stats)?).context("ghostrace --stats-out")?;
-            let sites = report["sites"].as_array().map_or(&[][..], Vec::as_slice);
-            estimated.push(sites.iter().filter_map(|s| s["estimated_overhead"].as_f64()).sum::<f64>());
-            coverage.push(sites.iter().filter(|s| s["hits"].as_u64() > Some(0)).filter_map(|s| s["coverage"].as_f64()).fold(1.0, f64::min));
-        }
-        let (plain, governed) = (median(plain), median(governed));
-        println!(
-            "| {} {} | {:.2} | {:.2} | {:+.1}% | {:+.0}% | {:+.0}% | {:.2}% | {:.1}% |",
-            workload.0,
-            workload.1,
-            plain / 1e9,
-            governed / 1e9,
-            (governed / plain - 1.0) * 100.0,
-            slowdown(w, GHOSTRACE) * 100.0,
-            slowdown(w, BPFTRACE) * 100.0,
-            median(estimated) * 100.0,
-            median(coverage) * 100.0,
-        );
-    }
-    println!("goal: slowdown under the governor <= 2x the budget (2%) on every workload
-");
-    Ok(())
 }
 
 /// Attach time of a large binary: the Go compiler of the newest toolchain under
