@@ -149,8 +149,13 @@ fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
     let mut problems = Vec::new();
     let want_exit = s.expect["exit"].as_i64().unwrap_or(0) as i32;
     if out.status.code() != Some(want_exit) {
+        // The whole stderr is kept; the message names the Go runtime's own reason
+        // when the program died (its first panic or fatal error line).
         let stderr = String::from_utf8_lossy(&out.stderr);
-        problems.push(format!("exit {:?}, expected {want_exit}: {}", out.status.code(), stderr.lines().last().unwrap_or("")));
+        let kept = temp_file(&format!("{}-{}.stderr", tc.version, s.name));
+        let _ = std::fs::write(&kept, stderr.as_bytes());
+        let reason = stderr.lines().find(|l| l.starts_with("panic: ") || l.starts_with("fatal error: ")).or(stderr.lines().last());
+        problems.push(format!("exit {:?}, expected {want_exit}: {} (stderr in {})", out.status.code(), reason.unwrap_or(""), kept.display()));
     }
     let found = findings(&out_file);
     check_sites(s, &found, &mut problems);

@@ -11,6 +11,14 @@ use super::Budget;
 /// probes attached, and /proc's CPU times (10 ms ticks) cannot tell less apart.
 pub const MIN_ALLOWANCE: f64 = 1e-4;
 
+/// The share of a budget the estimated probe cost is planned to. The estimate counts
+/// what can be measured, the traps (calibrated on a tight loop) and the eBPF
+/// programs' run time; a real program pays about as much again that it cannot see:
+/// the trap path and the caches after it run cold, links are switched, ghostrace's
+/// threads take CPU. On the bench (docs/governor.md) the measured slowdown was
+/// 1.2–2.7 times the estimate; planning for half the budget keeps it within.
+pub const PLANNED_SHARE: f64 = 0.5;
+
 /// A computed duty this close to 1 is rounded up to 1: a few percent of budget is
 /// not worth a switch twice a cycle.
 const FULL_DUTY: f64 = 0.98;
@@ -110,10 +118,14 @@ impl Controller {
             }
         }
         if cycle_s > 0.0 {
-            let own = estimate.own_cpu_s / cycle_s;
             self.own_cpu_rate = Some(match self.own_cpu_rate {
-                Some(old) if own > old => 0.5 * (old + own),
-                _ => own,
+                Some(old) if estimate.own_cpu_s / cycle_s > old => 0.5 * (old + estimate.own_cpu_s / cycle_s),
+                Some(_) => estimate.own_cpu_s / cycle_s,
+                // The first cycle runs with every probe attached: a busy process then
+                // does little work of its own but would use as much CPU untraced, and
+                // its own CPU would leave the next cycle next to no budget. Its whole
+                // CPU stands in until a governed cycle has been seen.
+                None => cpu_s / cycle_s,
             });
         }
         self.plan(budget);
@@ -140,8 +152,8 @@ impl Controller {
     fn allowance(&self, budget: Budget) -> Option<f64> {
         match budget {
             Budget::Off => None,
-            Budget::Share(share) => Some((share * self.own_cpu_rate.unwrap_or(0.0)).max(MIN_ALLOWANCE)),
-            Budget::CpuPerSecond(cpu) => Some(cpu),
+            Budget::Share(share) => Some((PLANNED_SHARE * share * self.own_cpu_rate.unwrap_or(0.0)).max(MIN_ALLOWANCE)),
+            Budget::CpuPerSecond(cpu) => Some(PLANNED_SHARE * cpu),
         }
     }
 
@@ -236,7 +248,9 @@ mod tests {
         let run = drive(&mut c, &sim, Budget::Share(0.01), 21);
         // The first cycle measures with everything on; from the second on, under budget.
         assert!(run[0].0 > 1.0, "{:?}", run[0]);
-        assert!(within(mean(&run[1..]), 0.01), "{}", mean(&run[1..]));
+        // It is planned to a share of the budget, less what whole quanta round off.
+        let planned = PLANNED_SHARE * 0.01;
+        assert!(within(mean(&run[1..]), planned) && mean(&run[1..]) > 0.8 * planned, "{}", mean(&run[1..]));
         for (_, duties) in &run[1..] {
             assert!(duties[0] < 0.01, "{duties:?}");
             assert_eq!(&duties[1..], &[1.0, 1.0, 1.0]);
@@ -296,7 +310,10 @@ mod tests {
         let sim = Sim { rates: rates.clone(), own: 2.0 };
         let mut c = Controller::new(rates.len(), CYCLE, QUANTUM);
         let run = drive(&mut c, &sim, Budget::Share(0.01), 41);
-        assert!(within(mean(&run[1..]), 0.01), "{}", mean(&run[1..]));
+        // The first governed cycle is planned on the first cycle's whole CPU, which
+        // this simulation (probes that never slow the process) makes unphysically
+        // large; from the next cycle on the process's own CPU counts.
+        assert!(within(mean(&run[2..]), 0.01), "{}", mean(&run[2..]));
         let duties = &run[40].1;
         // Max-min fair: a probe hitting less than another never gets a smaller duty.
         for (i, j) in (0..rates.len()).flat_map(|i| (0..rates.len()).map(move |j| (i, j))) {
@@ -320,16 +337,32 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_in_the_fully_probed_first_cycle_leaves_a_cold_probe_on() {
+        // A busy process whose hot loop traps nearly all the time during the first
+        // 20 ms, and a cold site that happens to run a burst of 12 hits then.
+        let mut c = Controller::new(2, CYCLE, QUANTUM);
+        let first = [
+            ProbeCycle { hits: 26_000, attached_s: 0.02, cost_s: 0.75e-6 },
+            ProbeCycle { hits: 12, attached_s: 0.02, cost_s: 0.75e-6 },
+        ];
+        c.update(Budget::Share(0.01), 0.02, 0.02, &first);
+        let duties: Vec<f64> = c.duties().collect();
+        assert!(duties[0] < 0.01 && duties[1] == 1.0, "{duties:?}");
+    }
+
+    #[test]
     fn an_idle_process_keeps_its_rare_probes() {
         // Next to no CPU of its own: a handful of hits a second stays affordable.
         let sim = Sim { rates: vec![0.0, 20.0, 2.0], own: 0.0 };
         let mut c = Controller::new(3, CYCLE, QUANTUM);
         let run = drive(&mut c, &sim, Budget::Share(0.01), 5);
         assert!(run.iter().all(|(_, d)| d == &[1.0, 1.0, 1.0]), "{run:?}");
-        // A busy probe in an idle process is still cut to the floor.
+        // A busy probe in an idle process is still cut to the floor, after one cycle
+        // planned on the whole CPU of the fully probed first one.
         let sim = Sim { rates: vec![1e6, 2.0], own: 0.0 };
         let mut c = Controller::new(2, CYCLE, QUANTUM);
         let run = drive(&mut c, &sim, Budget::Share(0.01), 5);
-        assert!(run[1..].iter().all(|(_, d)| d[0] < 0.001 && d[1] == 1.0), "{run:?}");
+        assert!(run[1].1[0] <= PLANNED_SHARE * 0.01, "{run:?}");
+        assert!(run[2..].iter().all(|(_, d)| d[0] < 0.001 && d[1] == 1.0), "{run:?}");
     }
 }

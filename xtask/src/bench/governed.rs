@@ -1,10 +1,10 @@
 //! The governor's table: the slowdown ghostrace adds under the default budget (1% of
 //! the process's CPU). One long-running process per workload runs its loop in short
 //! batches while `ghostrace attach` traces it for a few seconds and then leaves it
-//! alone as long, several times over; the batches that fall inside the traced and the
+//! alone for a few, many times over; the batches that fall inside the traced and the
 //! untraced windows are compared. Both sides are the same process: between two runs
 //! of one program the loop time differs by up to ±5% here (heap layout, placement),
-//! which hides a 1% effect however many runs are taken.
+//! which would hide a 1% effect behind hundreds of runs.
 
 use std::{
     io::{BufRead, BufReader},
