@@ -2,8 +2,8 @@
 // per run; it times its own loop and prints `loop_ns=N` so that the set-up of a
 // tracer (reading the binary, attaching probes) is not counted, then a checksum
 // that must not change under tracing. With `repeat` it runs the loop until killed,
-// one line per loop (`batch_ns=N cpu_ns=N checksum=N`), for a tracer that attaches
-// and detaches while it runs:
+// one line per loop (`batch_ns=N cpu_ns=N checksum=N`; the JSON workers each time
+// their own share), for a tracer that attaches and detaches while it runs:
 //
 //	append N   N rounds of appending 64 ints to a fresh slice: every growth is a
 //	           call into runtime.growslice from main
@@ -120,22 +120,29 @@ func (w *worker) handle(body []byte) {
 	w.bytes += len(out)
 }
 
-func jsonLoop(n int) int {
-	// Requests are prepared before the clock starts: the loop is decode, work, encode.
-	bodies := make([][]byte, 64)
-	for i := range bodies {
-		bodies[i] = request(i)
+const jsonWorkers = 2
+
+// bodies are the requests the JSON loop decodes, prepared before any clock starts:
+// the loop is decode, work, encode.
+func bodies() [][]byte {
+	b := make([][]byte, 64)
+	for i := range b {
+		b[i] = request(i)
 	}
-	const workers = 2
-	ws := make([]*worker, workers)
+	return b
+}
+
+func jsonLoop(n int) int {
+	reqs := bodies()
+	ws := make([]*worker, jsonWorkers)
 	var wg sync.WaitGroup
-	for g := 0; g < workers; g++ {
+	for g := 0; g < jsonWorkers; g++ {
 		ws[g] = &worker{byTier: map[string]int{}}
 		wg.Add(1)
 		go func(w *worker, g int) {
 			defer wg.Done()
-			for i := g; i < n; i += workers {
-				w.handle(bodies[i%len(bodies)])
+			for i := g; i < n; i += jsonWorkers {
+				w.handle(reqs[i%len(reqs)])
 			}
 		}(ws[g], g)
 	}
@@ -145,6 +152,34 @@ func jsonLoop(n int) int {
 		total += w.bytes + w.byTier["pro"]
 	}
 	return total
+}
+
+// repeatJSON runs the JSON workers without end, each timing its own batches of
+// n/2 requests: the workers never wait for each other, as in a service.
+func repeatJSON(n int) {
+	reqs := bodies()
+	for g := 0; g < jsonWorkers; g++ {
+		go func() {
+			w := &worker{byTier: map[string]int{}}
+			repeat(func() int {
+				before := w.bytes
+				for i := 0; i < n/jsonWorkers; i++ {
+					w.handle(reqs[i%len(reqs)])
+				}
+				return w.bytes - before
+			})
+		}()
+	}
+	select {}
+}
+
+// repeat runs batch until the process is killed, one line per run.
+func repeat(batch func() int) {
+	for {
+		cpu, start := cpuNs(), time.Now()
+		sum := batch()
+		fmt.Printf("batch_ns=%d cpu_ns=%d checksum=%d\n", time.Since(start).Nanoseconds(), cpuNs()-cpu, sum)
+	}
 }
 
 // cpuNs is the CPU time the process has used, user and system (traps included),
@@ -158,8 +193,8 @@ func cpuNs() int64 {
 }
 
 func main() {
-	repeat := len(os.Args) == 4 && os.Args[3] == "repeat"
-	if len(os.Args) != 3 && !repeat {
+	repeating := len(os.Args) == 4 && os.Args[3] == "repeat"
+	if len(os.Args) != 3 && !repeating {
 		fmt.Fprintln(os.Stderr, "usage: bench append|map|json N [repeat]")
 		os.Exit(2)
 	}
@@ -180,15 +215,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: unknown mode", os.Args[1])
 		os.Exit(2)
 	}
-	if !repeat {
+	switch {
+	case !repeating:
 		start := time.Now()
 		sum := loop(n)
 		fmt.Printf("loop_ns=%d\nchecksum=%d\n", time.Since(start).Nanoseconds(), sum)
-		return
-	}
-	for {
-		cpu, start := cpuNs(), time.Now()
-		sum := loop(n)
-		fmt.Printf("batch_ns=%d cpu_ns=%d checksum=%d\n", time.Since(start).Nanoseconds(), cpuNs()-cpu, sum)
+	case os.Args[1] == "json":
+		repeatJSON(n)
+	default:
+		repeat(func() int { return loop(n) })
 	}
 }

@@ -26,9 +26,11 @@ pub const CYCLE: Duration = Duration::from_secs(1);
 /// The shortest attached time: a switch costs a few syscalls and a breakpoint
 /// write in each process of the binary.
 pub const QUANTUM: Duration = Duration::from_millis(10);
-/// The first cycle, with every probe attached, only measures: kept short, so a
-/// hot loop runs fully probed only this long.
-pub const FIRST_CYCLE: Duration = Duration::from_millis(20);
+/// The first cycle, with every probe attached: a process's first tenth of a
+/// second (its start-up, its first requests and reports) is seen whole, and the
+/// rates the first plan is made from are measured over more than a few hits. Kept
+/// short: a hot loop runs fully probed this long, once per traced process.
+pub const FIRST_CYCLE: Duration = Duration::from_millis(100);
 
 /// What the probes may cost.
 #[derive(Clone, Copy, Debug, PartialEq)]
