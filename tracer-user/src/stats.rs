@@ -31,6 +31,9 @@ pub struct StatsReport {
     /// Probes attached, and how long attaching them took.
     pub attached: usize,
     pub attach_ms: f64,
+    /// The governor's estimated overhead in its last whole cycle: the steady state
+    /// (the sites' figures cover the whole session, its fully probed start included).
+    pub last_cycle_overhead: Option<f64>,
     pub sites: Vec<SiteReport>,
 }
 
@@ -105,6 +108,7 @@ impl SiteStats<'_> {
             undecodable: read.undecodable,
             attached: 0,
             attach_ms: 0.0,
+            last_cycle_overhead: None,
             sites,
         }
     }

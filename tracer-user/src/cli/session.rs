@@ -293,6 +293,7 @@ impl Session {
             read,
         );
         (stats.attached, stats.attach_ms) = (self.attached, self.attach_time.as_secs_f64() * 1e3);
+        stats.last_cycle_overhead = self.governors.first().map(|(_, g)| g.last_ratio());
         let findings = match &mut collector {
             Some(c) => {
                 c.live.engine.finish();
@@ -313,8 +314,9 @@ impl Session {
         eprint!("{}", stats.table());
         if let Some((_, governor)) = self.governors.first() {
             eprintln!(
-                "  estimated overhead {:.2}% of the process's CPU (budget {}; {:.2} µs per emulated hit)",
+                "  estimated overhead {:.2}% of the process's CPU, {:.2}% in the last cycle (budget {}, planned to half of it; {:.2} µs per emulated hit)",
                 governor.overall_ratio() * 100.0,
+                governor.last_ratio() * 100.0,
                 governor.budget(),
                 self.cost.emulated_s * 1e6,
             );

@@ -92,7 +92,8 @@ fn batches(stdout: ChildStdout) -> Receiver<Result<Batch>> {
 }
 
 /// `ghostrace attach` on `pid` for [`TRACED`]: the time its probes were attached,
-/// the estimated overhead it reported and the least coverage of a probe with hits.
+/// the estimated overhead of its last cycle and the least coverage of a probe with
+/// hits.
 fn attach(bench: &Bench, pid: u32) -> Result<(Instant, Instant, f64, f64)> {
     let stats = bench.out_dir.join("attach-stats.json");
     let _ = std::fs::remove_file(&stats);
@@ -130,13 +131,12 @@ fn attach(bench: &Bench, pid: u32) -> Result<(Instant, Instant, f64, f64)> {
     Ok((ready, detached, estimated, least_coverage))
 }
 
-/// The estimated overhead of a `--stats-out` report (all probes) and the least
-/// coverage of a probe that was hit.
+/// The governor's steady-state estimate in a `--stats-out` report (its last whole
+/// cycle) and the least coverage of a probe that was hit.
 fn overhead_and_coverage(report: &Value) -> (f64, f64) {
     let sites = report["sites"].as_array().map_or(&[][..], Vec::as_slice);
-    let estimated = sites.iter().filter_map(|s| s["estimated_overhead"].as_f64()).sum();
     let coverage = sites.iter().filter(|s| s["hits"].as_u64() > Some(0)).filter_map(|s| s["coverage"].as_f64()).fold(1.0, f64::min);
-    (estimated, coverage)
+    (report["last_cycle_overhead"].as_f64().unwrap_or(f64::NAN), coverage)
 }
 
 /// Runs `rounds` traced windows on one process of `mode`, each between two
@@ -203,7 +203,7 @@ pub(super) fn table(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) ->
         SETTLE.as_secs(),
         UNTRACED.as_secs()
     );
-    println!("| workload (batch) | untraced batch ms | slowdown, governor | CPU per batch, governor | slowdown, no governor | slowdown, bpftrace | estimated overhead | least coverage |");
+    println!("| workload (batch) | untraced batch ms | slowdown, governor | CPU per batch, governor | slowdown, no governor | slowdown, bpftrace | estimated overhead, last cycle | least coverage, session |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (w, &workload) in BATCHES.iter().enumerate() {
         let (untraced, traced, batches) = rounds_on(bench, workload, rounds)?;
