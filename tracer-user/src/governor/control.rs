@@ -118,9 +118,10 @@ impl Controller {
             }
         }
         if cycle_s > 0.0 {
+            let own = estimate.own_cpu_s / cycle_s;
             self.own_cpu_rate = Some(match self.own_cpu_rate {
-                Some(old) if estimate.own_cpu_s / cycle_s > old => 0.5 * (old + estimate.own_cpu_s / cycle_s),
-                Some(_) => estimate.own_cpu_s / cycle_s,
+                Some(old) if own > old => 0.5 * (old + own),
+                Some(_) => own,
                 // The first cycle runs with every probe attached: a busy process then
                 // does little work of its own but would use as much CPU untraced, and
                 // its own CPU would leave the next cycle next to no budget. Its whole
@@ -339,13 +340,13 @@ mod tests {
     #[test]
     fn a_burst_in_the_fully_probed_first_cycle_leaves_a_cold_probe_on() {
         // A busy process whose hot loop traps nearly all the time during the first
-        // 20 ms, and a cold site that happens to run a burst of 12 hits then.
+        // 100 ms, and a cold site that happens to run a burst of 12 hits then.
         let mut c = Controller::new(2, CYCLE, QUANTUM);
         let first = [
-            ProbeCycle { hits: 26_000, attached_s: 0.02, cost_s: 0.75e-6 },
-            ProbeCycle { hits: 12, attached_s: 0.02, cost_s: 0.75e-6 },
+            ProbeCycle { hits: 130_000, attached_s: 0.1, cost_s: 0.75e-6 },
+            ProbeCycle { hits: 12, attached_s: 0.1, cost_s: 0.75e-6 },
         ];
-        c.update(Budget::Share(0.01), 0.02, 0.02, &first);
+        c.update(Budget::Share(0.01), 0.1, 0.1, &first);
         let duties: Vec<f64> = c.duties().collect();
         assert!(duties[0] < 0.01 && duties[1] == 1.0, "{duties:?}");
     }
