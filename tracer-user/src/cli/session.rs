@@ -313,11 +313,14 @@ impl Session {
         };
         eprint!("{}", stats.table());
         if let Some((_, governor)) = self.governors.first() {
+            let budget = match governor.budget() {
+                Budget::Off => "off".to_string(),
+                kept => format!("{kept}, planned to {:.0}% of it", governor::control::PLANNED_SHARE * 100.0),
+            };
             eprintln!(
-                "  estimated overhead {:.2}% of the process's CPU, {:.2}% in the last cycle (budget {}, planned to half of it; {:.2} µs per emulated hit)",
+                "  estimated overhead {:.2}% of the process's CPU, {:.2}% in the last cycle (budget {budget}; {:.2} µs per emulated hit)",
                 governor.overall_ratio() * 100.0,
                 governor.last_ratio() * 100.0,
-                governor.budget(),
                 self.cost.emulated_s * 1e6,
             );
         }
