@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use super::{BPFTRACE, Bench, CONFIGS, GHOSTRACE, Sample, median, summarize};
+use super::{BPFTRACE, Bench, CONFIGS, GHOSTRACE, Sample, WORKLOADS, median, summarize};
 
 /// Batch sizes of the workloads' `repeat` mode: 10–30 ms a batch here.
 const BATCHES: &[(&str, &str)] = &[("append", "30000"), ("map", "2000000"), ("json", "4000")];
@@ -190,7 +190,8 @@ fn mean_and_margin(v: &[f64]) -> (f64, f64) {
 /// Prints the governor's table, next to the slowdown without governor and under
 /// bpftrace measured by the short runs (`short[workload][config]`).
 pub(super) fn table(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) -> Result<()> {
-    let slowdown = |w: usize, name: &str| {
+    let slowdown = |mode: &str, name: &str| {
+        let w = WORKLOADS.iter().position(|(m, _)| *m == mode).expect("a workload of the short runs");
         let c = CONFIGS.iter().position(|c| c.name == name).expect("configuration");
         summarize(&short[w][c]).loop_ns / summarize(&short[w][0]).loop_ns - 1.0
     };
@@ -205,7 +206,7 @@ pub(super) fn table(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) ->
     );
     println!("| workload (batch) | untraced batch ms | slowdown, governor | CPU per batch, governor | slowdown, no governor | slowdown, bpftrace | estimated overhead, last cycle | least coverage, session |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (w, &workload) in BATCHES.iter().enumerate() {
+    for &workload in BATCHES {
         let (untraced, traced, batches) = rounds_on(bench, workload, rounds)?;
         let plain = untraced.iter().map(|&u| means(&batches, u)).collect::<Result<Vec<_>>>()?;
         let (mut wall, mut cpu) = (Vec::new(), Vec::new());
@@ -224,8 +225,8 @@ pub(super) fn table(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) ->
             wall_margin * 100.0,
             cpu * 100.0,
             cpu_margin * 100.0,
-            slowdown(w, GHOSTRACE) * 100.0,
-            slowdown(w, BPFTRACE) * 100.0,
+            slowdown(workload.0, GHOSTRACE) * 100.0,
+            slowdown(workload.0, BPFTRACE) * 100.0,
             median(traced.iter().map(|t| t.estimated).collect()) * 100.0,
             median(traced.iter().map(|t| t.least_coverage).collect()) * 100.0,
         );

@@ -3,8 +3,8 @@
 //! alternating, for several rounds; the report gives median loop times, hits and the
 //! time each configuration adds per hit, compared with the floor (a count-only
 //! trace-event uprobe on the same CALL instructions ghostrace probes) and with
-//! bpftrace (count-only uprobes on the runtime functions' entries). Then the attach
-//! time of a large binary.
+//! bpftrace (count-only uprobes on the runtime functions' entries). Then the
+//! governor's table (`governed`) and the attach time of a large binary.
 
 use std::{
     path::{Path, PathBuf},
