@@ -347,10 +347,11 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
                 // straight-line code reaches after the return (disasm::exit_site).
                 // Out-of-line `Remove` exits (only in -l builds) keep the next one.
                 let found = (exit == ProbeKind::MapWriteExit).then(|| disasm::exit_site(bin.arch(), code, *entry, next)).flatten();
-                let moved = found.and_then(|at| Some((at, bin.file_offset(at)?)));
-                let (address, file_offset, emulated) =
-                    moved.map_or((next, next_offset, next_emulated), |(at, off)| (at, off, true));
+                // None where that is the next write's CALL: its probe ends this write.
                 if !found.is_some_and(starts_map_write) {
+                    let moved = found.and_then(|at| Some((at, bin.file_offset(at)?)));
+                    let (address, file_offset, emulated) =
+                        moved.map_or((next, next_offset, next_emulated), |(at, off)| (at, off, true));
                     plan.probes.push(Probe {
                         kind: exit,
                         address,

@@ -91,10 +91,9 @@ fn batches(stdout: ChildStdout) -> Receiver<Result<Batch>> {
     rx
 }
 
-/// `ghostrace attach` on `pid` for [`TRACED`]: the time its probes were attached,
-/// the estimated overhead of its last cycle and the least coverage of a probe with
-/// hits.
-fn attach(bench: &Bench, pid: u32) -> Result<(Instant, Instant, f64, f64)> {
+/// `ghostrace attach` on `pid` for [`TRACED`]: the window measured (from
+/// [`SETTLE`] after its probes were attached until it exited) and what it said.
+fn attach(bench: &Bench, pid: u32) -> Result<Traced> {
     let stats = bench.out_dir.join("attach-stats.json");
     let _ = std::fs::remove_file(&stats);
     let mut child = Command::new(&bench.ghostrace)
@@ -128,7 +127,7 @@ fn attach(bench: &Bench, pid: u32) -> Result<(Instant, Instant, f64, f64)> {
     ensure!(status.success(), "ghostrace attach exited with {status}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&stats)?).context("ghostrace --stats-out")?;
     let (estimated, least_coverage) = overhead_and_coverage(&report);
-    Ok((ready, detached, estimated, least_coverage))
+    Ok(Traced { window: (ready + SETTLE, detached), estimated, least_coverage })
 }
 
 /// The governor's steady-state estimate in a `--stats-out` report (its last whole
@@ -159,8 +158,7 @@ fn rounds_on(bench: &Bench, (mode, n): (&str, &str), rounds: usize) -> Result<(V
     };
     let (mut untraced, mut traced) = (vec![untraced_window()], Vec::new());
     for _ in 0..rounds {
-        let (ready, detached, estimated, least_coverage) = attach(bench, workload.0.id())?;
-        traced.push(Traced { window: (ready + SETTLE, detached), estimated, least_coverage });
+        traced.push(attach(bench, workload.0.id())?);
         std::thread::sleep(AFTER);
         untraced.push(untraced_window());
     }
