@@ -32,6 +32,9 @@ pub enum ChildError {
 pub struct GatedChild {
     pid: libc::pid_t,
     gate: Option<std::fs::File>,
+    /// Read end of a close-on-exec pipe whose only writer is the child: end of file
+    /// once it has exec'd (or died).
+    exec_seen: Option<std::io::PipeReader>,
     reaped: bool,
 }
 
@@ -48,12 +51,13 @@ pub fn spawn_gated(program: &Path, argv0: &OsStr, args: &[OsString]) -> Result<G
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let (gate_read, gate_write) = std::io::pipe().map_err(spawn_err)?;
+    let (exec_seen, exec_notify) = std::io::pipe().map_err(spawn_err)?;
     let pid = sys::fork_gated_exec(&path, &argv_ptrs, gate_read.as_raw_fd(), gate_write.as_raw_fd()).map_err(spawn_err)?;
-    drop(gate_read);
+    drop((gate_read, exec_notify));
     // From now on ghostrace must outlive the child to detach its probes: a SIGTERM
     // meant for it goes to the child, held or running, whose status then tells.
     forward_signals_to(pid);
-    Ok(GatedChild { pid, gate: Some(OwnedFd::from(gate_write).into()), reaped: false })
+    Ok(GatedChild { pid, gate: Some(OwnedFd::from(gate_write).into()), exec_seen: Some(exec_seen), reaped: false })
 }
 
 impl GatedChild {
@@ -72,6 +76,15 @@ impl GatedChild {
         match gate.write_all(&[1]) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             r => r.map_err(|source| ChildError::Release { pid, source }),
+        }
+    }
+
+    /// After [`Self::release`]: returns once the child runs its program (or has died),
+    /// when /proc shows the new program's process.
+    pub fn wait_exec(&mut self) {
+        if let Some(mut pipe) = self.exec_seen.take() {
+            // Nothing is ever written: the read ends when the last writer is closed.
+            let _ = io::Read::read(&mut pipe, &mut [0u8]);
         }
     }
 

@@ -163,3 +163,9 @@ impl StatsReport {
         out
     }
 }
+
+/// The least coverage among a finding's call sites, from [`StatsReport::coverage_by_address`]
+/// (link-time addresses: a PIE process's are moved by its load bias).
+pub fn finding_coverage(by_address: &HashMap<u64, f64>, f: &crate::detect::Finding) -> Option<f64> {
+    f.goroutines.iter().filter_map(|g| by_address.get(&g.pc.wrapping_sub(f.process.load_bias)).copied()).reduce(f64::min)
+}

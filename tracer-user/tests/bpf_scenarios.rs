@@ -1,7 +1,8 @@
 //! BPF tier, end to end: every scenario of testdata/scenarios under `ghostrace run
 //! --json-out` with every Go toolchain; the detectors its expect.json names fire, at
 //! the statements its source marks with `// ghostrace:expect DETECTOR`, nothing else
-//! fires at warning or above, and the program's exit status passes through.
+//! fires at warning or above, and the program's exit status passes through. A few
+//! run again as PIE executables, live and replayed from their recording.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{bpf_or_skip, build, ghostrace, repo, temp_file, toolchains};
+use support::{bpf_or_skip, build, build_with, ghostrace, repo, temp_file, toolchains};
 
 /// Expected detectors ghostrace cannot yet deliver in the default configuration,
 /// with the reason: (scenario, detector, why). A gap is printed, not failed; a false
@@ -132,20 +133,32 @@ fn check_sites(s: &Scenario, found: &[Found], problems: &mut Vec<String>) {
     }
 }
 
+/// How a scenario is built and checked.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    Plain,
+    /// `-buildmode=pie`, recorded too: the replay must name the marked statements as well.
+    Pie,
+}
+
 /// Runs one scenario; returns what disagreed with its expect.json.
-fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
-    let bin = build(tc, &format!("scenarios/{}", s.name), false);
-    let out_file = temp_file(&format!("{}-{}.jsonl", tc.version, s.name));
+fn check(tc: &support::Toolchain, s: &Scenario, how: Build) -> Vec<String> {
+    let dir = format!("scenarios/{}", s.name);
+    let (bin, tag) = match how {
+        Build::Plain => (build(tc, &dir, false), format!("{}-{}", tc.version, s.name)),
+        Build::Pie => (build_with(tc, &dir, "-pie", &["-buildmode=pie"]), format!("{}-{}-pie", tc.version, s.name)),
+    };
+    let out_file = temp_file(&format!("{tag}.jsonl"));
+    let recording = temp_file(&format!("{tag}.ghostrace"));
     let _ = std::fs::remove_file(&out_file);
     // Every hit seen: these runs check the detectors, and a scenario's hazard site is
     // often its hottest one (docs/governor.md has detection under a budget).
-    let out = ghostrace()
-        .args(["run", "--overhead-budget", "off", "--json-out"])
-        .arg(&out_file)
-        .arg("--")
-        .arg(&bin)
-        .output()
-        .expect("run ghostrace");
+    let mut cmd = ghostrace();
+    cmd.args(["run", "--overhead-budget", "off", "--json-out"]).arg(&out_file);
+    if how == Build::Pie {
+        cmd.arg("--record").arg(&recording);
+    }
+    let out = cmd.arg("--").arg(&bin).output().expect("run ghostrace");
     let mut problems = Vec::new();
     let want_exit = s.expect["exit"].as_i64().unwrap_or(0) as i32;
     if out.status.code() != Some(want_exit) {
@@ -159,6 +172,10 @@ fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
     }
     let found = findings(&out_file);
     check_sites(s, &found, &mut problems);
+    if how == Build::Pie {
+        problems.extend(check_replay(s, &recording, &found).into_iter().map(|p| format!("replay: {p}")));
+        let _ = std::fs::remove_file(&recording);
+    }
     let fired: BTreeSet<String> = found.iter().map(|f| f.detector.clone()).collect();
     for want in names(&s.expect["detectors"]) {
         if fired.contains(&want) {
@@ -179,6 +196,23 @@ fn check(tc: &support::Toolchain, s: &Scenario) -> Vec<String> {
     problems
 }
 
+/// Replays `recording`: the same detectors as the live run fire, at marked statements.
+fn check_replay(s: &Scenario, recording: &Path, live: &[Found]) -> Vec<String> {
+    let out_file = recording.with_extension("replay.jsonl");
+    let status = ghostrace().arg("replay").arg(recording).arg("--json-out").arg(&out_file).status().expect("run replay");
+    let mut problems = Vec::new();
+    if !status.success() {
+        problems.push(format!("exit {:?}", status.code()));
+    }
+    let replayed = findings(&out_file);
+    let detectors = |f: &[Found]| f.iter().map(|f| f.detector.clone()).collect::<BTreeSet<_>>();
+    if detectors(&replayed) != detectors(live) {
+        problems.push(format!("fired {:?}, live {:?}", detectors(&replayed), detectors(live)));
+    }
+    check_sites(s, &replayed, &mut problems);
+    problems
+}
+
 /// A disagreement a hazard scenario's race may not repeat: its detector missed
 /// this run (the two goroutines' intervals did not overlap, or the runtime killed
 /// the program first), or the racy program itself died (a torn slice header). Such
@@ -196,26 +230,57 @@ fn every_scenario_fires_what_it_expects_and_nothing_else() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut failures = Vec::new();
     let mut runs = 0;
-    // GHOSTRACE_GO_VERSIONS=1.19,1.27.3 narrows the toolchains likewise.
-    let versions = std::env::var("GHOSTRACE_GO_VERSIONS").ok();
-    let selected = toolchains().into_iter().filter(|tc| versions.as_ref().is_none_or(|v| v.split(',').any(|x| x == tc.version)));
-    for tc in selected {
+    for tc in selected(toolchains()) {
         for s in scenarios() {
             if s.expect["min_cpus"].as_u64().unwrap_or(1) as usize > cpus {
                 eprintln!("skipped {} on {cpus} CPU(s): needs {}", s.name, s.expect["min_cpus"]);
                 continue;
             }
             runs += 1;
-            let mut problems = check(&tc, &s);
-            if !problems.is_empty() && problems.iter().all(|p| may_not_repeat(&s, p)) {
-                eprintln!("Go {} {}: once ({}), run again", tc.version, s.name, problems.join("; "));
-                problems = check(&tc, &s);
-            }
-            for problem in problems {
-                failures.push(format!("Go {} {}: {problem}", tc.version, s.name));
-            }
+            failures.extend(check_again_if_missed(&tc, &s, Build::Plain));
         }
     }
     assert!(runs > 0, "no scenario ran");
     assert!(failures.is_empty(), "{} of {runs} scenario runs disagreed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// GHOSTRACE_GO_VERSIONS=1.19,1.27.3 narrows the toolchains like GHOSTRACE_SCENARIOS
+/// the scenarios.
+fn selected(all: Vec<support::Toolchain>) -> Vec<support::Toolchain> {
+    let versions = std::env::var("GHOSTRACE_GO_VERSIONS").ok();
+    all.into_iter().filter(|tc| versions.as_ref().is_none_or(|v| v.split(',').any(|x| x == tc.version))).collect()
+}
+
+/// [`check`], repeated once when the race may just not have repeated; the problems
+/// that remain, named by toolchain and scenario.
+fn check_again_if_missed(tc: &support::Toolchain, s: &Scenario, how: Build) -> Vec<String> {
+    let mut problems = check(tc, s, how);
+    if !problems.is_empty() && problems.iter().all(|p| may_not_repeat(s, p)) {
+        eprintln!("Go {} {}: once ({}), run again", tc.version, s.name, problems.join("; "));
+        problems = check(tc, s, how);
+    }
+    let pie = if how == Build::Pie { " (PIE)" } else { "" };
+    problems.into_iter().map(|p| format!("Go {} {}{pie}: {p}", tc.version, s.name)).collect()
+}
+
+/// Scenarios also run as PIE executables: a list and a map detector.
+const PIE_SCENARIOS: &[&str] = &["list_deferred_double_remove", "map_reporter_iter_write"];
+
+/// A PIE executable is loaded at another address in every process (ASLR): its
+/// findings, live and replayed from the recording, still name the marked statements.
+#[test]
+fn pie_executables_name_the_marked_statements() {
+    if !bpf_or_skip("pie_executables_name_the_marked_statements") {
+        return;
+    }
+    // The newest toolchain selected: its `-buildmode=pie` is the one most users build.
+    let Some(tc) = selected(toolchains()).pop() else {
+        eprintln!("skipped pie_executables_name_the_marked_statements: no Go toolchain selected");
+        return;
+    };
+    let mut failures = Vec::new();
+    for s in scenarios().iter().filter(|s| PIE_SCENARIOS.contains(&s.name.as_str())) {
+        failures.extend(check_again_if_missed(&tc, s, Build::Pie));
+    }
+    assert!(failures.is_empty(), "PIE runs disagreed:\n{}", failures.join("\n"));
 }

@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use super::{TraceOptions, session};
-use crate::child;
+use crate::{child, daemon::procfs};
 
 /// Resolves CMD like a shell does: a path as given, a bare name through $PATH.
 fn resolve(program: &OsString) -> Result<PathBuf> {
@@ -34,7 +34,8 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     let mut child = child::spawn_gated(&path, &command[0], &command[1..])?;
     // The child is held before exec: if attaching fails it is dropped, and the
     // closed gate makes it exit without running.
-    let attached = session.start(child.pid(), options)?;
+    // Held, it does not run the program yet: where it is loaded is known after exec.
+    let attached = session.start(child.pid(), 0, options)?;
     eprintln!(
         "ghostrace: {} probes on {} ({}), pid {}, attached in {:.0} ms",
         attached,
@@ -50,6 +51,15 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     // A child killed at the gate cannot be released: its status says what happened.
     if let Err(e) = child.release() {
         eprintln!("ghostrace: {e}");
+    }
+    if session.binary.is_pie() {
+        child.wait_exec();
+        // A child that failed to exec or died at once leaves nothing to symbolize.
+        if let Err(e) = session.relocate(child.pid())
+            && child::alive(child.pid())
+        {
+            eprintln!("ghostrace: call sites of pid {} stay unsymbolized: {e:#}", child.pid());
+        }
     }
     let status = child.wait_with(|| {
         // The governor's next switch bounds the wait (10 ms at the finest).
@@ -71,7 +81,8 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     // /proc/PID/exe reaches the binary even in another mount namespace.
     let exe = PathBuf::from(format!("/proc/{pid}/exe"));
     let mut session = session::prepare(&exe, options)?;
-    let attached = session.start(pid, options)?;
+    let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;
+    let attached = session.start(pid, load_bias, options)?;
     eprintln!("ghostrace: {} probes on pid {pid} ({}); Ctrl-C to stop", attached, session.binary.go_version());
     child::stop_on_signals();
     options.listen_for_budget_changes();

@@ -24,6 +24,7 @@ use crate::{
     export,
     gobin::{GoBinary, ProbePlan},
     governor::{self, Budget, Coverage, Governor, HitCost},
+    daemon::procfs,
     live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Tracer},
@@ -156,12 +157,13 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
 }
 
 impl Session {
-    /// Attaches the plan's probes for `pid` and starts reading records.
-    pub fn start(&mut self, pid: u32, options: &TraceOptions) -> Result<usize> {
+    /// Attaches the plan's probes for `pid` and starts reading records. `load_bias`:
+    /// where the process has the binary (see [`Self::relocate`] for one not running it yet).
+    pub fn start(&mut self, pid: u32, load_bias: u64, options: &TraceOptions) -> Result<usize> {
         let plan = self.binary.probe_plan(&options.scope());
         let config = probes::proc_config(&self.binary, options.sample_every, !options.no_stacks);
         let process =
-            ProcessInfo { pid, binary: self.path.display().to_string(), go_version: self.binary.go_version().into(), load_bias: 0 };
+            ProcessInfo { pid, binary: self.path.display().to_string(), go_version: self.binary.go_version().into(), load_bias };
         let mut engine = Engine::new(options.detect_config())?;
         engine.add_process(process.clone());
         let mut recording = match &options.record {
@@ -192,6 +194,18 @@ impl Session {
         self.process = Some(process);
         self.govern_from(pid, 0);
         Ok(attached)
+    }
+
+    /// Learns where the started process, now running the binary, has it loaded: the
+    /// reader takes the update like a joining process, in time for symbolizing.
+    pub fn relocate(&mut self, pid: u32) -> Result<()> {
+        let load_bias = procfs::load_bias(pid, &self.binary).with_context(|| format!("locating the program of pid {pid}"))?;
+        let (Some(process), Some(join)) = (self.process.as_mut(), &self.join) else { return Ok(()) };
+        if process.load_bias != load_bias {
+            process.load_bias = load_bias;
+            join.send(Joined { info: process.clone(), binary: self.binary.clone() }).context("the record reader has stopped")?;
+        }
+        Ok(())
     }
 
     /// Governs the probes from id `first` on, attached for `pid` alone.
@@ -242,7 +256,9 @@ impl Session {
         let first = self.tracer.table.len() as u32;
         let attached = self.tracer.attach(path, plan, Some(pid))?;
         self.govern_from(pid, first);
-        let info = ProcessInfo { pid, binary: path.display().to_string(), go_version: binary.go_version().into(), load_bias: 0 };
+        // It has exec'd already; gone meanwhile, it leaves nothing to symbolize.
+        let load_bias = procfs::load_bias(pid, binary).unwrap_or(0);
+        let info = ProcessInfo { pid, binary: path.display().to_string(), go_version: binary.go_version().into(), load_bias };
         // The reader learns the process before the kernel sends its first record.
         join.send(Joined { info, binary: binary.clone() }).context("the record reader has stopped")?;
         self.tracer.add_process(pid, config)?;
@@ -296,6 +312,7 @@ impl Session {
         stats.last_cycle_overhead = self.governors.first().map(|(_, g)| g.last_ratio());
         let findings = match &mut collector {
             Some(c) => {
+                c.admit();
                 c.live.engine.finish();
                 let lost: u64 = counters.iter().map(|c| c.lost).sum();
                 c.write(|w| w.lost(lost));
@@ -326,9 +343,8 @@ impl Session {
         }
         if let Some(file) = &options.json_out {
             let by_address = stats.coverage_by_address();
-            let coverage: crate::export::json::CoverageOf = Box::new(move |f| {
-                f.goroutines.iter().filter_map(|g| by_address.get(&g.pc).copied()).reduce(f64::min)
-            });
+            let coverage: crate::export::json::CoverageOf =
+                Box::new(move |f| crate::stats::finding_coverage(&by_address, f));
             super::output::write_json(file, &findings, self.anchor.unix_offset_ns(), Some(coverage))?;
         }
         if let Some(file) = &options.stats_out {

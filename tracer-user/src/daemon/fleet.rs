@@ -193,8 +193,9 @@ impl Fleet {
         let shared = !bin.pids.is_empty();
         bin.pids.insert(pid);
         self.traced.insert(pid, file.id);
-        let info =
-            ProcessInfo { pid, binary: bin.path.clone(), go_version: bin.binary.go_version().into(), load_bias: 0 };
+        // Per process: ASLR loads each run of a PIE elsewhere. Gone already, it has nothing to symbolize.
+        let load_bias = procfs::load_bias(pid, &bin.binary).unwrap_or(0);
+        let info = ProcessInfo { pid, binary: bin.path.clone(), go_version: bin.binary.go_version().into(), load_bias };
         let cgroup = if process.cgroup.is_empty() { procfs::cgroup(pid).unwrap_or_default() } else { process.cgroup };
         let container = container::identify(pid, &cgroup, Path::new(container::HOST_ROOT));
         self.metrics.add_binary(&bin.label, container::labels(container.as_ref()));

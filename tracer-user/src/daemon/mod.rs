@@ -112,7 +112,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         .with_coverage(Box::new(move |f| {
             let all = coverage.lock().unwrap_or_else(|e| e.into_inner());
             let by_address = all.get(&f.process.binary)?;
-            f.goroutines.iter().filter_map(|g| by_address.get(&g.pc).copied()).reduce(f64::min)
+            crate::stats::finding_coverage(by_address, f)
         }));
     let reader = crate::pipeline::start(tracer.take_records()?, findings);
     http::serve(listener, shared.clone());

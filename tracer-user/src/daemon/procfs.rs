@@ -1,5 +1,5 @@
 //! What ghostrace reads about a process from /proc: its executable (path and file
-//! identity), name, cgroup and /proc/PID/stat fields; and the pids running now, for
+//! identity), where the kernel loaded it, name, cgroup and /proc/PID/stat fields; and the pids running now, for
 //! the start-up scan.
 
 use std::{
@@ -7,6 +7,8 @@ use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
+
+use crate::gobin::GoBinary;
 
 /// An executable file: (device, inode) names it while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +77,27 @@ pub fn read(pid: u32, with_cgroup: bool) -> io::Result<Process> {
 pub fn cgroup(pid: u32) -> io::Result<String> {
     fs::read_to_string(format!("/proc/{pid}/cgroup"))
 }
+
+/// How far the kernel moved `binary`, the executable `pid` runs, from its link-time
+/// addresses (ASLR places each PIE process anew): the entry point it started at
+/// (AT_ENTRY in /proc/PID/auxv) minus the ELF's.
+pub fn load_bias(pid: u32, binary: &GoBinary) -> io::Result<u64> {
+    if !binary.is_pie() {
+        return Ok(0);
+    }
+    let auxv = fs::read(format!("/proc/{pid}/auxv"))?;
+    // (key, value) pairs of native words, up to AT_NULL.
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    let entry = auxv
+        .chunks_exact(16)
+        .map(|kv| (word(&kv[..8]), word(&kv[8..])))
+        .take_while(|&(key, _)| key != AT_NULL)
+        .find_map(|(key, value)| (key == AT_ENTRY).then_some(value));
+    entry.map(|e| binary.load_bias(e)).ok_or_else(|| io::Error::other(format!("no AT_ENTRY in /proc/{pid}/auxv")))
+}
+
+const AT_NULL: u64 = 0;
+const AT_ENTRY: u64 = 9;
 
 /// The pids of /proc now.
 /// Fields of /proc/PID/stat after the command name (man 5 proc numbers them from 3:

@@ -139,6 +139,17 @@ impl GoBinary {
         self.elf.arch
     }
 
+    /// Built with `-buildmode=pie`: each process maps it at its own address.
+    pub fn is_pie(&self) -> bool {
+        self.elf.position_independent
+    }
+
+    /// Runtime minus link-time address in a process whose entry point the kernel
+    /// placed at `runtime_entry` (AT_ENTRY); 0 for a fixed-address executable.
+    pub fn load_bias(&self, runtime_entry: u64) -> u64 {
+        if self.is_pie() { runtime_entry.wrapping_sub(self.elf.entry) } else { 0 }
+    }
+
     /// No symbol table (`-ldflags=-s`).
     pub fn stripped(&self) -> bool {
         !self.elf.has_symtab

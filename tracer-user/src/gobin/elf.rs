@@ -3,7 +3,7 @@
 //! Parsed once with the `object` crate into a small owned table so that
 //! [`super::GoBinary`] can keep the memory map and hand out zero-copy views into it.
 
-use object::{Architecture, BinaryFormat, Object, ObjectSection, ObjectSegment, SectionKind};
+use object::{Architecture, BinaryFormat, Object, ObjectKind, ObjectSection, ObjectSegment, SectionKind};
 
 use super::GobinError;
 use super::read::{Bytes, Result};
@@ -55,6 +55,10 @@ pub(crate) struct ElfInfo {
     pub has_symtab: bool,
     /// `.debug_info` present (not built with `-ldflags=-w`).
     pub has_dwarf: bool,
+    /// ET_DYN (`-buildmode=pie`): the kernel loads it at a per-process address.
+    pub position_independent: bool,
+    /// e_entry, the link-time entry point.
+    pub entry: u64,
 }
 
 const SHF_COMPRESSED: u64 = 0x800;
@@ -112,7 +116,8 @@ impl ElfInfo {
             .collect();
         let has_symtab = sections.iter().any(|s| s.name == ".symtab");
         let has_dwarf = sections.iter().any(|s| s.name == ".debug_info" || s.name == ".zdebug_info");
-        Ok(ElfInfo { arch, sections, segments, has_symtab, has_dwarf })
+        let position_independent = file.kind() == ObjectKind::Dynamic;
+        Ok(ElfInfo { arch, sections, segments, has_symtab, has_dwarf, position_independent, entry: file.entry() })
     }
 
     pub(crate) fn section(&self, name: &str) -> Option<&Section> {
@@ -167,7 +172,15 @@ impl ElfInfo {
     }
 
     pub(crate) fn empty_for_tests() -> ElfInfo {
-        ElfInfo { arch: Arch::Amd64, sections: Vec::new(), segments: Vec::new(), has_symtab: false, has_dwarf: false }
+        ElfInfo {
+            arch: Arch::Amd64,
+            sections: Vec::new(),
+            segments: Vec::new(),
+            has_symtab: false,
+            has_dwarf: false,
+            position_independent: false,
+            entry: 0,
+        }
     }
 }
 

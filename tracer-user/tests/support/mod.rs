@@ -71,15 +71,18 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// Builds `testdata/<dir>` with `tc` (stripped with `-s -w` when asked), once per
 /// test run; returns the binary.
 pub fn build(tc: &Toolchain, dir: &str, stripped: bool) -> PathBuf {
+    if stripped { build_with(tc, dir, "-stripped", &["-ldflags=-s -w"]) } else { build_with(tc, dir, "", &[]) }
+}
+
+/// Builds `testdata/<dir>` with `tc` and the `go build` flags `flags`, into a binary
+/// whose name ends in `suffix`.
+pub fn build_with(tc: &Toolchain, dir: &str, suffix: &str, flags: &[&str]) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("{}{}", dir.replace('/', "-"), if stripped { "-stripped" } else { "" });
+    let name = format!("{}{suffix}", dir.replace('/', "-"));
     let out = repo().join("target/fixtures").join(&tc.version).join(name);
     let src = repo().join("testdata").join(dir);
     let mut cmd = tc.command();
-    cmd.arg("build").arg("-o").arg(&out);
-    if stripped {
-        cmd.arg("-ldflags=-s -w");
-    }
+    cmd.arg("build").arg("-o").arg(&out).args(flags);
     let status = cmd.arg(".").current_dir(&src).status().expect("run go build");
     assert!(status.success(), "go {} build of {} failed", tc.version, src.display());
     out
