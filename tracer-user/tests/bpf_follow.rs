@@ -1,14 +1,14 @@
 //! BPF tier: `ghostrace run` follows the Go programs its child starts, directly
 //! (os/exec) or through a shell, and reports their findings with their own pid and
 //! executable (the `spawn` fixture: a parent running a copy of itself that removes
-//! list elements twice).
+//! list elements twice), PIE executables among them.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{bpf_or_skip, build, ghostrace, temp_file, toolchains};
+use support::{bpf_or_skip, build, build_with, ghostrace, temp_file, toolchains};
 
 const REMOVALS: &str = "300";
 
@@ -47,6 +47,7 @@ fn check(tag: &str, child: &Path, stdout: &str, stderr: &str, findings: &[Value]
         assert_eq!(f["pid"], child_pid, "{tag}: finding of another process: {f}");
         assert_eq!(f["binary"], child.display().to_string(), "{tag}: finding names another executable: {f}");
         assert_eq!(f["goroutines"][0]["function"], "main.removeTwice", "{tag}: call site: {f}");
+        assert!(f["goroutines"][0]["file"].as_str().is_some_and(|p| p.ends_with("/spawn/main.go")), "{tag}: call site: {f}");
     }
     stale.len()
 }
@@ -71,6 +72,11 @@ fn run_follows_go_programs_its_child_starts() {
     let (stdout, stderr, findings) = run(&parent, &["run", "/bin/sh", "-c", &script], "shell");
     let shell = check("shell", &child, &stdout, &stderr, &findings);
     assert!(stderr.contains("not a Go program: not followed"), "shell: no note about the shell:\n{stderr}");
-    eprintln!("followed: {direct} findings through os/exec, {shell} through /bin/sh");
+
+    // A PIE child: ASLR loads it elsewhere than its link-time addresses.
+    let pie = build_with(&tc, "fixtures/spawn", "-pie", &["-buildmode=pie"]);
+    let (stdout, stderr, findings) = run(&parent, &["run", pie.to_str().expect("UTF-8 path"), "remove", REMOVALS], "pie");
+    let pie_found = check("pie", &pie, &stdout, &stderr, &findings);
+    eprintln!("followed: {direct} findings through os/exec, {shell} through /bin/sh, {pie_found} of a PIE");
     let _ = std::fs::remove_file(&child);
 }

@@ -1,6 +1,7 @@
 //! BPF tier: the daemon finds Go processes it did not start (running before it, or
 //! exec'd later), ignores other programs, attaches once per executable, keeps
-//! nothing of a process that is gone, and reads its budget file again on SIGHUP.
+//! nothing of a process that is gone, reads its budget file again on SIGHUP, and
+//! symbolizes each process of a PIE executable where that process has it loaded.
 
 mod daemon_support;
 mod support;
@@ -8,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use daemon_support::{Daemon, install, newest_go, start_program, test_dir, wait_for};
-use support::{bpf_or_skip, build};
+use support::{bpf_or_skip, build, build_with, repo};
 
 /// The `service` fixture built with the newest toolchain, copied into `dir`.
 fn service(test: &str, dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
@@ -97,6 +98,39 @@ fn processes_of_one_binary_share_one_attachment() {
     assert_eq!(daemon.metric("ghostrace_attached_probes"), Some(probes as f64));
     drop(second);
     daemon.assert_forgot_everything();
+    daemon.stop();
+}
+
+/// ASLR loads a PIE executable at another address in every process: the findings of
+/// two processes of one such file both name the statement the scenario marks.
+#[test]
+fn pie_processes_are_symbolized_at_their_own_load_addresses() {
+    let test = "pie_processes_are_symbolized_at_their_own_load_addresses";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let Some(tc) = newest_go(test) else { return };
+    let scenario = "list_deferred_double_remove";
+    let source = std::fs::read_to_string(repo().join("testdata/scenarios").join(scenario).join("main.go")).expect("source");
+    let marked = source.lines().position(|l| l.contains("ghostrace:expect list_stale_remove")).expect("a marked statement") + 1;
+    let dir = test_dir("pie");
+    let built = build_with(&tc, &format!("scenarios/{scenario}"), "-pie", &["-buildmode=pie"]);
+    let bin = install(&built, &dir, "tracker-pie");
+    let daemon = Daemon::start(&dir, &[]);
+    let stale = || -> Vec<serde_json::Value> {
+        daemon.findings().into_iter().filter(|l| l["detector"] == "list_stale_remove").collect()
+    };
+    let pids = || stale().iter().filter_map(|l| l["pid"].as_u64()).collect::<std::collections::BTreeSet<_>>();
+    let runs = daemon.rerun_until("findings of two processes", || pids().len() >= 2, || {
+        let status = std::process::Command::new(&bin).stdout(std::process::Stdio::null()).status().expect("run the scenario");
+        assert!(status.success(), "{scenario}: {status}");
+    });
+    for line in stale() {
+        let site = &line["goroutines"][0];
+        let file = site["file"].as_str().unwrap_or("");
+        assert!(file.ends_with(&format!("/{scenario}/main.go")) && site["line"] == marked, "pid {}: call site {site}", line["pid"]);
+    }
+    eprintln!("{runs} runs; call sites at {:?}", stale().iter().map(|l| l["goroutines"][0]["pc"].clone()).collect::<Vec<_>>());
     daemon.stop();
 }
 
