@@ -81,6 +81,7 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     // /proc/PID/exe reaches the binary even in another mount namespace.
     let exe = PathBuf::from(format!("/proc/{pid}/exe"));
     let mut session = session::prepare(&exe, options)?;
+    session.name = procfs::exe_path(pid).unwrap_or(exe);
     let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;
     let attached = session.start(pid, load_bias, options)?;
     eprintln!("ghostrace: {} probes on pid {pid} ({}); Ctrl-C to stop", attached, session.binary.go_version());

@@ -96,7 +96,10 @@ impl Sink for Collector {
 
 pub struct Session {
     pub binary: Arc<GoBinary>,
+    /// Where the executable is opened and probed.
     pub path: PathBuf,
+    /// What findings and recordings call it: a path `replay` can open later.
+    pub name: PathBuf,
     pub tracer: Tracer,
     reader: Option<Reader<Collector>>,
     process: Option<ProcessInfo>,
@@ -141,6 +144,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     Ok(Session {
         binary: Arc::new(binary),
         path: path.to_path_buf(),
+        name: path.to_path_buf(),
         tracer,
         reader: None,
         process: None,
@@ -163,7 +167,7 @@ impl Session {
         let plan = self.binary.probe_plan(&options.scope());
         let config = probes::proc_config(&self.binary, options.sample_every, !options.no_stacks);
         let process =
-            ProcessInfo { pid, binary: self.path.display().to_string(), go_version: self.binary.go_version().into(), load_bias };
+            ProcessInfo { pid, binary: self.name.display().to_string(), go_version: self.binary.go_version().into(), load_bias };
         let mut engine = Engine::new(options.detect_config())?;
         engine.add_process(process.clone());
         let mut recording = match &options.record {
@@ -183,7 +187,7 @@ impl Session {
         let (join, joining) = std::sync::mpsc::channel();
         self.join = Some(join);
         let collector = Collector {
-            live: Live::new(engine, BinarySymbols::with_binary(&self.path, self.binary.clone())),
+            live: Live::new(engine, BinarySymbols::with_binary(&self.name, self.binary.clone())),
             recording,
             recording_error: None,
             stack_map: self.tracer.take_stacks()?,
@@ -302,7 +306,7 @@ impl Session {
         for pid in self.process.as_ref().map(|p| p.pid).into_iter().chain(std::mem::take(&mut self.children)) {
             self.tracer.remove_process(pid)?;
         }
-        let mut stats = SiteStats { binary: &self.binary, path: &self.path, table: &self.tracer.table }.report(
+        let mut stats = SiteStats { binary: &self.binary, path: &self.name, table: &self.tracer.table }.report(
             &counters,
             &coverage,
             collector.as_ref().map(|c| &c.by_goroutine).unwrap_or(&HashMap::new()),

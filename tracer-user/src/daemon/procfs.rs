@@ -63,6 +63,14 @@ fn stamp(path: &Path) -> io::Result<FileStamp> {
     })
 }
 
+/// The executable's own path, when it reaches from here the very file `pid` runs
+/// (not once deleted, nor a path of another mount namespace): a name that outlives
+/// the process, unlike /proc/PID/exe.
+pub fn exe_path(pid: u32) -> Option<PathBuf> {
+    let path = fs::read_link(exe_link(pid)).ok()?;
+    (stamp(&path).ok()? == file_of(pid).ok()?).then_some(path)
+}
+
 /// Reads a process; fails for kernel threads (no executable) and processes that
 /// are gone.
 pub fn read(pid: u32, with_cgroup: bool) -> io::Result<Process> {
@@ -132,6 +140,7 @@ mod tests {
         assert!(!me.comm.is_empty());
         assert!(me.cgroup.contains("::") || me.cgroup.contains(':'), "{}", me.cgroup);
         assert!(pids().unwrap().contains(&std::process::id()));
+        assert_eq!(exe_path(std::process::id()), Some(exe));
     }
 
     #[test]
