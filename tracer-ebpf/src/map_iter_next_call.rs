@@ -5,7 +5,7 @@ use tracer_common::{RECORD_REPLAYED, RecordKind};
 
 use crate::{
     emit::{self, Hit},
-    maps::{LAST_HIT, OWN_RANGES, OwnRange},
+    maps::{LAST_HIT, OWN_RANGES, OwnRange, unseen_until},
     regs::args5,
 };
 
@@ -21,7 +21,8 @@ pub fn map_iter_next_call(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let writing = crate::map_write_call::writing(&hit, map);
-    let mut rec = hit.record(RecordKind::MapIterNext, [map, iter, writing, 0, 0]);
+    let unseen = unseen_until(hit.probe);
+    let mut rec = hit.record(RecordKind::MapIterNext, [map, iter, writing, unseen, 0]);
     let in_range_write = own_range_step(&ctx, &hit, map, iter, &rec);
     hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, writing != 0 || in_range_write, |_| emit::Relation::SameObject);
     0
@@ -29,14 +30,15 @@ pub fn map_iter_next_call(ctx: ProbeContext) -> u32 {
 
 /// A step of the goroutine's own range: a write it held since the previous step was
 /// inside the range, and goes out now (the step, forced, right after it). Any other
-/// step starts a new run. Returns whether a write went out.
+/// step starts a new run, as does one after a range may have started unseen (the
+/// run's step came before the start probe was back). Returns whether a write went out.
 #[inline(always)]
 fn own_range_step(ctx: &ProbeContext, hit: &Hit, map: u64, iter: u64, rec: &tracer_common::Record) -> bool {
     let key = hit.key(RecordKind::MapIterStart, map);
     if let Some(range) = OWN_RANGES.get_ptr_mut(&key) {
         // SAFETY: the entry stays valid while this program runs (RCU).
         let range = unsafe { &mut *range };
-        if range.goid == hit.goid && range.iter == iter {
+        if range.goid == hit.goid && range.iter == iter && range.write.ts_ns >= rec.args[3] {
             if range.pending == 0 {
                 return false;
             }

@@ -49,9 +49,18 @@ pub fn orphaned(rec: &Record) -> bool {
 }
 
 /// When user space last switched each probe on or off (`bpf_ktime_get_ns` time,
-/// i.e. CLOCK_MONOTONIC), by probe id.
+/// i.e. CLOCK_MONOTONIC), by probe id; `u64::MAX` while it is being switched off or
+/// is off. A range step probe's slot instead says until when a range of its
+/// process may have started unseen, a range-start probe being off ([`unseen_until`]).
 #[map]
 pub static SWITCHED_AT: Array<u64> = Array::with_max_entries(MAX_PROBES, 0);
+
+/// Until when (`u64::MAX`: still) a range stepped at `probe` may have started while
+/// its start probe was off, so that no start record bounds it (0: never).
+#[inline(always)]
+pub fn unseen_until(probe: u32) -> u64 {
+    SWITCHED_AT.get(probe).copied().unwrap_or(0)
+}
 
 /// Last hit per map: only cross-goroutine transitions are sent.
 #[map]

@@ -71,7 +71,7 @@ impl World {
         let iter = 0xc300_0000_0000 + goid * 0x1000 + m % 4 * 0x80;
         let kind = match self.rng.below(10) {
             0 => EventKind::MapIterStart { map, iter },
-            1..7 => EventKind::MapIterNext { map, iter, writing: false },
+            1..7 => EventKind::MapIterNext { map, iter, writing: false, unseen_until: 0 },
             _ => EventKind::MapWrite { map, op: MapWriteOp::Assign, writing: false },
         };
         self.event(goid, 0x4b_0000 + m % 32 * 0x10, kind)

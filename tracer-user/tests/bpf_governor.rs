@@ -2,7 +2,8 @@
 //! duty-cycled while the rarely hit probes stay attached, and a shared-array
 //! hazard at those rare call sites is still reported; map writes under a mutex,
 //! whose call and exit probes are switched in and out together many times, are
-//! never taken for overlapping ones.
+//! never taken for overlapping ones; a range whose start probe was off claims no
+//! write from before it.
 
 mod support;
 
@@ -16,6 +17,8 @@ use support::{bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
 const SECONDS: &str = "6";
 /// Each of the `flood` fixture's 4 goroutines writes the map this many times.
 const FLOOD_WRITES: &str = "10000000";
+/// Hand-overs the `handover` fixture makes: a couple of seconds traced.
+const HANDOVER_ROUNDS: &str = "400000";
 
 /// One `ghostrace run` under the default budget.
 struct Governed {
@@ -119,6 +122,28 @@ fn map_writes_switched_in_duty_cycles_never_seem_to_overlap() {
     }
     let overlaps = run.findings_of("map_concurrent_write");
     assert!(overlaps.is_empty(), "writes under a mutex reported as concurrent: {overlaps:?}");
+}
+
+#[test]
+fn a_range_that_may_have_started_unseen_claims_no_earlier_write() {
+    if !bpf_or_skip("a_range_that_may_have_started_unseen_claims_no_earlier_write") {
+        return;
+    }
+    let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
+    let bin = build(&tc, "fixtures/handover", false);
+    let run = Governed::run(&bin, HANDOVER_ROUNDS, "governor-handover");
+    let rounds = HANDOVER_ROUNDS.parse::<u64>().expect("a number");
+    assert_eq!(run.stdout.trim(), format!("handover rounds={rounds} sum={}", 99 * rounds));
+
+    // The range's start site is hit a hundred times as often as its step site, so
+    // its probe is off while the step's is on: a step there may belong to a range
+    // that started after the other goroutine's last write, unseen.
+    let (start, step) = (run.site("main.found", "MapIterStartCall"), run.site("main.found", "MapIterNextCall"));
+    assert!(coverage(start) < 0.5, "the range start probe was not duty-cycled: {start}");
+    assert!(coverage(step) > coverage(start), "the step probe was attached no longer than the start's: {step}");
+    assert!(run.site("main.edit", "MapWriteCall")["hits"].as_u64().expect("hits") > 0, "{}", run.stderr);
+    let claims = run.findings_of("map_iter_write");
+    assert!(claims.is_empty(), "a map handed over by channel reported as written during a range: {claims:?}");
 }
 
 #[test]

@@ -139,10 +139,10 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         let next = fleet.govern(&mut tracer);
         let wait = next.saturating_duration_since(Instant::now()).as_millis().min(WAIT_MS as u128) as i32;
         events.wait(wait);
-        if crate::child::reload_requested() {
-            if let Some(budget) = crate::governor::reload_budget(config.budget_file.as_deref()) {
-                fleet.set_budget(budget);
-            }
+        if crate::child::reload_requested()
+            && let Some(budget) = crate::governor::reload_budget(config.budget_file.as_deref())
+        {
+            fleet.set_budget(budget);
         }
         while let Some((kind, tgid)) = events.next_event() {
             match kind {

@@ -87,7 +87,9 @@ impl Engine {
         match ev.kind {
             EventKind::SliceGrow { .. } => self.slices.on_grow(ev, now, out),
             EventKind::MapIterStart { map, iter } => self.maps.on_iter_start(ev, map, iter, now),
-            EventKind::MapIterNext { map, iter, writing } => self.maps.on_iter_next(ev, map, iter, writing, now, out),
+            EventKind::MapIterNext { map, iter, writing, unseen_until } => {
+                self.maps.on_iter_next(ev, map, iter, writing, unseen_until, now, out)
+            }
             EventKind::MapWrite { map, op, writing } => self.maps.on_write(ev, map, op, writing, now, out),
             EventKind::MapWriteInRange { map, op, iter } => self.maps.on_write_in_range(ev, map, op, iter, now, out),
             EventKind::MapWriteOverlap { map, op, other, .. } => self.maps.on_write_overlap(ev, map, op, other, now, out),

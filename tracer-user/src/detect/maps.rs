@@ -8,7 +8,9 @@
 //! sends, so it would be A's previous record. A lock ordering B after the range would
 //! stamp B's write after `t`. The previous record, not the iterator's previous step,
 //! bounds the interval: A's own hits right after one of its records may be filtered,
-//! and a new range over the same iterator slot may hide among them.
+//! and a new range over the same iterator slot may hide among them. All of this
+//! holds while every range-start probe is attached: a step says until when one was
+//! off (`unseen_until`), and no earlier record bounds its range.
 //!
 //! The map's own writing flag, read before a call, means another goroutine's write
 //! is in progress right then.
@@ -154,7 +156,11 @@ impl Maps {
         *self.iters.get_or_insert_with(Key::new(ev.tgid, iter), now, || fresh) = fresh;
     }
 
-    pub fn on_iter_next(&mut self, ev: &Event, map: u64, iter: u64, writing: bool, now: u64, out: &mut Dedup) {
+    /// A step; `unseen_until` says until when the range may have started unseen
+    /// (the governor had a range-start probe off): its goroutine's records before
+    /// that moment do not bound the range.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_iter_next(&mut self, ev: &Event, map: u64, iter: u64, writing: bool, unseen_until: u64, now: u64, out: &mut Dedup) {
         if ev.goid == 0 {
             self.ignored += 1;
             return;
@@ -165,7 +171,7 @@ impl Maps {
         if writing {
             let w = ms.recent_foreign(&t, self.window);
             out.add(sighting(Detector::MapIterWrite, mkey, t, w.map(|w| w.at), Detail::WritingFlag), 1);
-        } else if let Some(bound) = ms.latest_of(t.goid) {
+        } else if let Some(bound) = ms.latest_of(t.goid).map(|b| b.max(unseen_until)) {
             for w in ms.writes.iter().flatten().filter(|w| w.at.goid != t.goid && bound < w.at.ts && w.at.ts < t.ts) {
                 let detail = Detail::Write { op: w.op, flag: false };
                 out.add(sighting(Detector::MapIterWrite, mkey, t, Some(w.at), detail), 1);
@@ -175,11 +181,12 @@ impl Maps {
             && (self.complete || confirmed)
             && goid == t.goid
             && i == iter
+            && w.at.ts >= unseen_until
         {
             let detail = Detail::Write { op: w.op, flag: false };
             out.add(sighting(Detector::MapWriteDuringRange, mkey, t, Some(w.at), detail), 1);
         }
-        let bound = ms.latest_of(t.goid).unwrap_or(t.ts);
+        let bound = ms.latest_of(t.goid).unwrap_or(t.ts).max(unseen_until).min(t.ts);
         ms.note_iter(iter);
         ms.note_record(t.goid, t.ts);
         ms.own_run = Some(OwnRun { goid: t.goid, iter, write: None, confirmed: false });

@@ -262,3 +262,43 @@ fn a_range_started_after_the_write_is_not_blamed_for_it() {
     s.write(20.0, 1, WRITE + 8, M, Assign, false).iter_next(30.0, 1, RANGE, M, IT_A, false);
     assert!(s.run().is_empty());
 }
+
+#[test]
+fn a_range_that_may_have_started_unseen_claims_no_earlier_write() {
+    // A range-start probe was off from 25 to 35 µs: A's range stepped at 40 may have
+    // started at 32, after B's write, with no record of its start.
+    for unseen_us in [35.0, f64::INFINITY] {
+        let mut s = Stream::new();
+        range(&mut s, 0.0, 1, IT_A, 2);
+        s.write(30.0, 2, WRITE, M, Assign, false);
+        s.iter_next_unseen(40.0, 1, RANGE + 0x10, M, IT_A, unseen_us);
+        let s = s.sorted();
+        assert!(s.run().is_empty(), "unseen until {unseen_us}");
+        assert!(s.run_filtered().is_empty(), "unseen until {unseen_us}");
+    }
+}
+
+#[test]
+fn a_write_after_the_start_probes_were_back_still_counts() {
+    let mut s = Stream::new();
+    range(&mut s, 0.0, 1, IT_A, 2);
+    s.write(37.0, 2, WRITE, M, Assign, false);
+    s.iter_next_unseen(40.0, 1, RANGE + 0x10, M, IT_A, 35.0);
+    let s = s.sorted();
+    for f in [s.run(), s.run_filtered()] {
+        assert_eq!(detectors(&f), [Detector::MapIterWrite]);
+    }
+}
+
+#[test]
+fn an_own_write_before_an_unseen_range_start_is_not_inside_the_range() {
+    // A's write at 30 may fall between its first range and a second one over the
+    // same iterator slot that started unseen.
+    let mut s = Stream::new();
+    range(&mut s, 0.0, 1, IT_A, 2);
+    s.write(30.0, 1, WRITE, M, Assign, false);
+    s.iter_next_unseen(40.0, 1, RANGE + 0x10, M, IT_A, 35.0);
+    let s = s.sorted();
+    assert!(s.run_filtered().is_empty());
+    assert!(s.run_complete().is_empty());
+}

@@ -31,7 +31,7 @@ fn kind(region: u64) -> impl Strategy<Value = EventKind> {
     prop_oneof![
         3 => grow,
         1 => (map.clone(), iter.clone()).prop_map(|(map, iter)| EventKind::MapIterStart { map, iter }),
-        2 => (map.clone(), iter, any::<bool>()).prop_map(|(map, iter, w)| EventKind::MapIterNext { map, iter, writing: w }),
+        2 => (map.clone(), iter, any::<bool>()).prop_map(|(map, iter, w)| EventKind::MapIterNext { map, iter, writing: w, unseen_until: 0 }),
         2 => (map, op, any::<bool>()).prop_map(|(map, op, writing)| EventKind::MapWrite { map, op, writing }),
         1 => (list.clone(), 0..3u64).prop_map(move |(list, e)| EventKind::ListRemoveEnter {
             list,
@@ -142,7 +142,7 @@ fn concurrent_stream(scripts: &[Vec<Action>]) -> Vec<Event> {
                     events.push(ev(t, 0x10, EventKind::MapIterStart { map: MAP, iter }));
                     for _ in 0..steps {
                         t += 700;
-                        events.push(ev(t, 0x11, EventKind::MapIterNext { map: MAP, iter, writing: false }));
+                        events.push(ev(t, 0x11, EventKind::MapIterNext { map: MAP, iter, writing: false, unseen_until: 0 }));
                     }
                 }
                 Action::Write { op, us } => {

@@ -53,7 +53,14 @@ impl Stream {
     }
 
     pub fn iter_next(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, iter: u64, writing: bool) -> &mut Self {
-        self.push(ts_us, goid, pc, EventKind::MapIterNext { map, iter, writing })
+        self.push(ts_us, goid, pc, EventKind::MapIterNext { map, iter, writing, unseen_until: 0 })
+    }
+
+    /// A step at a probe whose process had a range-start probe off until `unseen_us`
+    /// (`f64::INFINITY`: still off).
+    pub fn iter_next_unseen(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, iter: u64, unseen_us: f64) -> &mut Self {
+        let unseen_until = if unseen_us.is_finite() { (unseen_us * 1000.0) as u64 } else { u64::MAX };
+        self.push(ts_us, goid, pc, EventKind::MapIterNext { map, iter, writing: false, unseen_until })
     }
 
     pub fn write(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapWriteOp, writing: bool) -> &mut Self {
@@ -155,6 +162,23 @@ fn mark_repeated(ev: &mut Event) {
     }
 }
 
+/// The goroutine's own range over a map, as the kernel keeps it (tracer-ebpf
+/// map_iter_next_call and map_write_call): a write held until the next step, the
+/// write sites already sent, and the time of the run's latest record.
+struct OwnRange {
+    goid: u64,
+    iter: u64,
+    held: Option<Event>,
+    reported: [u64; 2],
+    latest: u64,
+}
+
+impl OwnRange {
+    fn new(ev: &Event, iter: u64) -> Self {
+        Self { goid: ev.goid, iter, held: None, reported: [0; 2], latest: ev.ts_ns }
+    }
+}
+
 /// The kernel's transition filter (tracer-ebpf `emit.rs` and the probes), without
 /// sampling: a hit goes out when the previous hit on its object (of the same life)
 /// came from another goroutine (with that held hit, if it had not gone out), or when
@@ -191,9 +215,7 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
         table.insert(key, Held { ev, sent: send });
         send
     };
-    // Map → (goid, iterator, held write, sites sent): the goroutine's own range
-    // (tracer-ebpf map_iter_next_call and map_write_call).
-    let mut ranges: HashMap<u64, (u64, u64, Option<Event>, [u64; 2])> = HashMap::new();
+    let mut ranges: HashMap<u64, OwnRange> = HashMap::new();
     for ev in events {
         match ev.kind {
             EventKind::SliceGrow { old_cap, elem_size, .. } => {
@@ -202,21 +224,21 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
                 }
             }
             EventKind::MapIterStart { map, iter } => {
-                ranges.insert(map, (ev.goid, iter, None, [0; 2]));
+                ranges.insert(map, OwnRange::new(ev, iter));
                 on_transition(&mut last, Obj::Map(map), ev, false, &mut out);
             }
-            EventKind::MapIterNext { map, iter, writing } => {
+            EventKind::MapIterNext { map, iter, writing, unseen_until } => {
                 let mut confirmed = false;
                 match ranges.get_mut(&map) {
-                    Some((goid, i, held, reported)) if *goid == ev.goid && *i == iter => {
-                        if let Some(w) = held.take() {
-                            *reported = [w.pc, reported[0]];
+                    Some(run) if run.goid == ev.goid && run.iter == iter && run.latest >= unseen_until => {
+                        if let Some(w) = run.held.take() {
+                            run.reported = [w.pc, run.reported[0]];
                             out.push(w);
                             confirmed = true;
                         }
                     }
                     _ => {
-                        ranges.insert(map, (ev.goid, iter, None, [0; 2]));
+                        ranges.insert(map, OwnRange::new(ev, iter));
                     }
                 }
                 on_transition(&mut last, Obj::Map(map), ev, writing || confirmed, &mut out);
@@ -224,13 +246,14 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
             EventKind::MapWrite { map, op, writing } => {
                 let sent = on_transition(&mut last, Obj::Map(map), ev, writing, &mut out);
                 match ranges.get_mut(&map) {
-                    Some((goid, ..)) if *goid != ev.goid => {
+                    Some(run) if run.goid != ev.goid => {
                         ranges.remove(&map);
                     }
-                    Some((_, iter, held @ None, reported))
-                        if !sent && op != MapWriteOp::Delete && !reported.contains(&ev.pc) =>
+                    Some(run)
+                        if run.held.is_none() && !sent && op != MapWriteOp::Delete && !run.reported.contains(&ev.pc) =>
                     {
-                        *held = Some(Event { kind: EventKind::MapWriteInRange { map, op, iter: *iter }, ..*ev });
+                        run.held = Some(Event { kind: EventKind::MapWriteInRange { map, op, iter: run.iter }, ..*ev });
+                        run.latest = ev.ts_ns;
                     }
                     _ => {}
                 }

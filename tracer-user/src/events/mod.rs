@@ -37,7 +37,15 @@ pub enum EventKind {
         repeated: bool,
     },
     MapIterStart { map: u64, iter: u64 },
-    MapIterNext { map: u64, iter: u64, writing: bool },
+    /// `unseen_until`: before this moment (`u64::MAX`: still) a range-start probe of
+    /// the process was off, so the range stepped may have started unseen (0: never).
+    MapIterNext {
+        map: u64,
+        iter: u64,
+        writing: bool,
+        #[serde(default)]
+        unseen_until: u64,
+    },
     MapWrite { map: u64, op: MapWriteOp, writing: bool },
     /// A write the kernel saw inside the writing goroutine's own range over the map
     /// (`iter`): its next step followed. The step's record comes right after.
@@ -139,7 +147,9 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
             repeated: rec.flags & RECORD_REPEATED != 0,
         },
         RecordKind::MapIterStart => EventKind::MapIterStart { map: a[0], iter: a[1] },
-        RecordKind::MapIterNext => EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0 },
+        RecordKind::MapIterNext => {
+            EventKind::MapIterNext { map: a[0], iter: a[1], writing: a[2] != 0, unseen_until: a[3] }
+        }
         RecordKind::MapWrite => EventKind::MapWrite { map: a[0], op: map_op(a[1])?, writing: a[2] != 0 },
         RecordKind::MapWriteInRange => EventKind::MapWriteInRange { map: a[0], op: map_op(a[1])?, iter: a[3] },
         RecordKind::MapWriteOverlap => {

@@ -127,9 +127,17 @@ pub struct ProbeInfo {
     pub unit: Option<String>,
     /// An exit probe: switched on after the rest of its unit and off before it.
     pub exit: bool,
+    pub range: Option<RangeRole>,
 }
 
-/// The governor's view of a planned probe.
+/// A probe on the start or a step of a `range` over a map. A step alone does not
+/// show that its range started after some earlier record: while any start probe
+/// is off, a range may start unseen, and the step probes' kernel slots say so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeRole {
+    Start,
+    Step,
+}
 pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
     use crate::gobin::ProbeKind;
     // Every Remove site of one function: enter and exits cannot be told apart
@@ -140,11 +148,17 @@ pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
         ProbeKind::MapWriteCall(_) | ProbeKind::MapWriteExit => Some("map_write"),
         _ => None,
     };
+    let range = match probe.kind {
+        ProbeKind::MapIterStartCall => Some(RangeRole::Start),
+        ProbeKind::MapIterNextCall => Some(RangeRole::Step),
+        _ => None,
+    };
     ProbeInfo {
         emulated: probe.emulated,
         program: crate::probes::program_name(&probe.kind),
         unit: unit.map(|u| format!("{u} {}", probe.caller)),
         exit: probe.kind.is_exit(),
+        range,
     }
 }
 
@@ -154,6 +168,7 @@ struct Governed {
     /// The trap's cost (calibrated); the program's mean run time is added per cycle.
     cost_s: f64,
     program: &'static str,
+    range: Option<RangeRole>,
     /// Hit counter at the start of the cycle.
     hits: u64,
     attached_since: Option<Instant>,
@@ -254,6 +269,7 @@ impl Governor {
                 Governed {
                     cost_s: cost.per_hit(info.emulated),
                     program: info.program,
+                    range: info.range,
                     hits: 0,
                     attached_since: Some(now),
                     cycle_attached: Duration::ZERO,
@@ -338,15 +354,21 @@ impl Governor {
     /// later call from another goroutine would seem to overlap it: the kernel side
     /// voids every interval the unit's probes open from the start of a switch-off
     /// (detached links go down in the background, a while later) until a switch-on
-    /// has attached them all.
+    /// has attached them all. Range starts are marked unseen over the same span.
     fn switch(&mut self, u: usize, on: bool, tracer: &mut Tracer, pids: &[u32], now: Instant) {
-        let members = &self.units[u].members;
+        let members = self.units[u].members.clone();
         if members.iter().all(|&i| self.probes[i].attached_since.is_some() == on) {
             return;
         }
-        let ids = || members.iter().map(|&i| self.ids.start + i as u32);
+        // A step probe's slot says something else (mark_unseen_starts).
+        let ids: Vec<u32> =
+            members.iter().filter(|&&i| self.probes[i].range != Some(RangeRole::Step)).map(|&i| self.ids.start + i as u32).collect();
+        let starts = members.iter().any(|&i| self.probes[i].range == Some(RangeRole::Start));
         if !on {
-            note(&mut self.switch_error, tracer.void_intervals_before(ids(), u64::MAX), pids);
+            note(&mut self.switch_error, tracer.void_intervals_before(ids.iter().copied(), u64::MAX), pids);
+            if starts {
+                self.mark_unseen_starts(tracer, pids, u64::MAX);
+            }
         }
         let order: Box<dyn Iterator<Item = &usize>> = if on { Box::new(members.iter()) } else { Box::new(members.iter().rev()) };
         for &i in order {
@@ -358,8 +380,20 @@ impl Governor {
             }
         }
         if on {
-            note(&mut self.switch_error, tracer.void_intervals_before(ids(), crate::sys::monotonic_ns()), pids);
+            let now_ns = crate::sys::monotonic_ns();
+            note(&mut self.switch_error, tracer.void_intervals_before(ids, now_ns), pids);
+            if starts && self.probes.iter().all(|p| p.range != Some(RangeRole::Start) || p.attached_since.is_some()) {
+                self.mark_unseen_starts(tracer, pids, now_ns);
+            }
         }
+    }
+
+    /// Tells the step probes' kernel side that a range may have started unseen
+    /// until `until` (`u64::MAX`: from now on, until told otherwise).
+    fn mark_unseen_starts(&mut self, tracer: &mut Tracer, pids: &[u32], until: u64) {
+        let steps: Vec<u32> =
+            (self.ids.clone()).zip(&self.probes).filter(|(_, p)| p.range == Some(RangeRole::Step)).map(|(id, _)| id).collect();
+        note(&mut self.switch_error, tracer.void_intervals_before(steps, until), pids);
     }
 
     fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {

@@ -123,8 +123,8 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
             (RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed])
         }
         EventKind::MapIterStart { map, iter } => (RecordKind::MapIterStart, [map, iter, 0, 0, 0]),
-        EventKind::MapIterNext { map, iter, writing } => {
-            (RecordKind::MapIterNext, [map, iter, u64::from(writing), 0, 0])
+        EventKind::MapIterNext { map, iter, writing, unseen_until } => {
+            (RecordKind::MapIterNext, [map, iter, u64::from(writing), unseen_until, 0])
         }
         EventKind::MapWrite { map, op, writing } => {
             (RecordKind::MapWrite, [map, map_op(op) as u64, u64::from(writing), 0, 0])
@@ -167,7 +167,7 @@ mod tests {
         let kinds = [
             EventKind::SliceGrow { old_ptr: 1, old_len: 2, old_cap: 3, new_len: 4, elem_size: 5, gc_cycle: 6, repeated: true },
             EventKind::MapIterStart { map: 1, iter: 2 },
-            EventKind::MapIterNext { map: 1, iter: 2, writing: true },
+            EventKind::MapIterNext { map: 1, iter: 2, writing: true, unseen_until: 3 },
             EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },
             EventKind::MapWriteInRange { map: 1, op: MapWriteOp::Assign, iter: 2 },
             EventKind::MapWriteOverlap { map: 1, op: MapWriteOp::Delete, writing: true, other: 4 },

@@ -188,10 +188,11 @@ fn any_event() -> impl Strategy<Value = Event> {
             repeated: s == 2,
         }),
         (0..2u64, 0..2u64).prop_map(|(m, i)| EventKind::MapIterStart { map: 0x9000 + m, iter: 0xa000 + i }),
-        (0..2u64, 0..2u64, any::<bool>()).prop_map(|(m, i, w)| EventKind::MapIterNext {
+        (0..2u64, 0..2u64, any::<bool>(), 0..3u64).prop_map(|(m, i, w, u)| EventKind::MapIterNext {
             map: 0x9000 + m,
             iter: 0xa000 + i,
-            writing: w
+            writing: w,
+            unseen_until: [0, 0x1234, u64::MAX][u as usize],
         }),
         (0..2u64, any::<bool>()).prop_map(|(m, w)| EventKind::MapWrite {
             map: 0x9000 + m,
