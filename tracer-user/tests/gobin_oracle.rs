@@ -70,7 +70,7 @@ fn inlined_remove_ranges_match_dwarf() {
             let got: BTreeSet<Vec<(u64, u64)>> = plan.list_sites.iter().map(|s| s.ranges.clone()).collect();
             assert_eq!(got, want, "{} {}", label, path.display());
             let fixture_sites: Vec<_> = plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")).collect();
-            assert_eq!(fixture_sites.len(), 5, "{}: {fixture_sites:#x?}", label);
+            assert_eq!(fixture_sites.len(), 8, "{}: {fixture_sites:#x?}", label);
             for s in fixture_sites {
                 assert!(s.registers.is_ok(), "{} {}: {:?}", label, s.caller, s.registers);
                 assert!(!s.exits.is_empty(), "{} {}: no exits", label, s.caller);
@@ -80,14 +80,78 @@ fn inlined_remove_ranges_match_dwarf() {
                     .find(|p| p.address == s.enter && matches!(p.kind, ProbeKind::ListRemoveEnter { .. }));
                 assert!(enter.is_some(), "{label} {}: no enter probe", s.caller);
                 // amd64: the enter probe sits on an emulated instruction (the inline
-                // mark NOP or a Jcc); arm64 kernels single-step CMP and NOP.
+                // mark NOP or a Jcc), or on the body's first instruction where the
+                // call position is no NOP falling into it (Go 1.19's `park`); arm64
+                // kernels single-step CMP and NOP.
                 if b.variant != Variant::Arm64 {
-                    assert!(enter.is_some_and(|p| p.emulated), "{} {}: enter probe {enter:?}", label, s.caller);
+                    let ok = enter.is_some_and(|p| p.emulated || p.address == s.body_start);
+                    assert!(ok, "{} {}: enter probe {enter:?}", label, s.caller);
                 }
             }
         }
     }
 }
+
+/// The list register of each fixture `Remove` site is the operand its `e.list == l`
+/// compare (the CMPQ `go tool objdump` places on that line of the toolchain's own
+/// `container/list/list.go`, inside the site's ranges) holds next to `e.list`: a
+/// memory operand `0x10(E)` (then the element is E), or the register last loaded
+/// from `0x10(..)`. Sites whose compare the compiler removed are skipped.
+#[test]
+fn list_registers_match_objdump() {
+    for b in all_builds("list_registers_match_objdump") {
+        if b.variant == Variant::Arm64 {
+            continue;
+        }
+        let label = b.label();
+        let goroot = b.tc.go.parent().and_then(|p| p.parent()).expect("GOROOT");
+        let src = std::fs::read_to_string(goroot.join("src/container/list/list.go")).expect("list.go");
+        let lines: Vec<&str> = src.lines().collect();
+        let func = lines.iter().position(|l| l.starts_with("func (l *List) Remove(")).expect("Remove in list.go");
+        let test = func + lines[func..].iter().position(|l| l.contains("if e.list == l")).expect("the test");
+        let pos = format!("list.go:{}", test + 1);
+        let insns = objdump(&b.line_oracle, &b.plain);
+        let plan = GoBinary::open(&b.plain).expect("open").probe_plan(&Scope::Default);
+        let mut checked = Vec::new();
+        for s in plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")) {
+            let in_body = |a: u64| s.ranges.iter().any(|&(lo, hi)| a >= lo && a < hi);
+            let body: Vec<&ObjdumpInsn> = insns.iter().filter(|i| i.function == s.caller).collect();
+            let Some(c) = body.iter().position(|i| in_body(i.addr) && i.pos == pos && i.text.starts_with("CMPQ "))
+            else {
+                continue;
+            };
+            let (a, x) = body[c].text["CMPQ ".len()..].split_once(", ").expect("two operands");
+            let loaded_list = |r: &str| {
+                let writes = |i: &&&ObjdumpInsn| !["CMP", "TEST", "BT"].iter().any(|op| i.text.starts_with(op));
+                let last = body[..c].iter().rev().filter(writes).find(|i| i.text.ends_with(&format!(", {r}")))?;
+                last.text.starts_with("MOVQ 0x10(").then_some(())
+            };
+            let (list, elem) = match (a.strip_prefix("0x10("), x.strip_prefix("0x10(")) {
+                (Some(e), None) => (x, Some(e.trim_end_matches(')'))),
+                (None, Some(e)) => (a, Some(e.trim_end_matches(')'))),
+                _ => match (loaded_list(a), loaded_list(x)) {
+                    (Some(()), None) => (x, None),
+                    (None, Some(())) => (a, None),
+                    _ => panic!("{label} {}: cannot read the compare {:?}", s.caller, body[c].text),
+                },
+            };
+            let (got_list, got_elem) = s.registers.clone().unwrap_or_else(|e| panic!("{label} {}: {e}", s.caller));
+            assert_eq!(GO_REGS[got_list as usize], list, "{label} {}: list register ({})", s.caller, body[c].text);
+            if let Some(elem) = elem {
+                assert_eq!(GO_REGS[got_elem as usize], elem, "{label} {}: element ({})", s.caller, body[c].text);
+            }
+            checked.push(s.caller.as_str());
+        }
+        eprintln!("{label}: list registers of {} match objdump", checked.join(" "));
+        for f in ["main.prune", "main.(*queues).park", "main.removeLater.func1"] {
+            assert!(checked.contains(&f), "{label}: {f} not checked");
+        }
+    }
+}
+
+/// Go assembler names of the amd64 general registers, by hardware number.
+const GO_REGS: [&str; 16] =
+    ["AX", "CX", "DX", "BX", "SP", "BP", "SI", "DI", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"];
 
 /// Merged `[low, high)` ranges of every DW_TAG_inlined_subroutine of `name`. The
 /// abstract origin usually lives in another compilation unit (DW_FORM_ref_addr).

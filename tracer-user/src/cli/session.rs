@@ -165,6 +165,14 @@ impl Session {
     /// where the process has the binary (see [`Self::relocate`] for one not running it yet).
     pub fn start(&mut self, pid: u32, load_bias: u64, options: &TraceOptions) -> Result<usize> {
         let plan = self.binary.probe_plan(&options.scope());
+        let undetermined = plan.list_sites.iter().filter(|s| s.registers.is_err()).count();
+        if undetermined > 0 {
+            eprintln!(
+                "ghostrace: {undetermined} of {} inlined list Remove sites are not probed (registers undetermined; `ghostrace inspect {}` says why)",
+                plan.list_sites.len(),
+                self.path.display()
+            );
+        }
         let config = probes::proc_config(&self.binary, options.sample_every, !options.no_stacks);
         let process =
             ProcessInfo { pid, binary: self.name.display().to_string(), go_version: self.binary.go_version().into(), load_bias };

@@ -172,7 +172,9 @@ fn summarize(pc: u64, w: u32) -> Insn {
         // Unknown effects: any register field may be a destination.
         (Op::Other { ends_flow: false }, bit(rd) | bit(rn) | bit(rt2) | bit(rm))
     };
-    Insn { addr: pc, len: 4, op, writes, emulated: emulated(w) }
+    // MOV Xd, Xm (ORR Xd, XZR, Xm).
+    let copy_from = (w & 0xffe0_ffe0 == 0xaa00_03e0 && rm < 31 && rd < 31).then_some(rm as u8);
+    Insn { addr: pc, len: 4, op, writes, emulated: emulated(w), copy_from }
 }
 
 #[cfg(test)]

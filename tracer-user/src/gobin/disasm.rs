@@ -6,7 +6,10 @@
 //! (`branch_setup_xol_ops`: CALL/JMP rel, Jcc, 0x90 NOP; `push_setup_xol_ops`:
 //! PUSH r64).
 
-use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind,
+    Register,
+};
 
 use super::Arch;
 
@@ -218,6 +221,8 @@ pub(crate) struct Insn {
     pub writes: u32,
     /// The kernel emulates it (see [`amd64_emulated`]).
     pub emulated: bool,
+    /// A 64-bit register-to-register move: the register it writes now holds this one's value.
+    pub copy_from: Option<u8>,
 }
 
 /// The instruction classes register tracking distinguishes.
@@ -262,9 +267,10 @@ pub(crate) fn decode_amd64(code: &[u8], base: u64) -> Vec<Insn> {
     let mut out = Vec::new();
     let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
     let mut insn = Instruction::default();
+    let mut info = InstructionInfoFactory::new();
     while decoder.can_decode() {
         decoder.decode_out(&mut insn);
-        out.push(summarize(&insn));
+        out.push(summarize(&insn, &mut info));
     }
     out
 }
@@ -283,7 +289,7 @@ fn operand(insn: &Instruction, i: u32) -> Operand {
     }
 }
 
-fn summarize(insn: &Instruction) -> Insn {
+fn summarize(insn: &Instruction, info: &mut InstructionInfoFactory) -> Insn {
     use Mnemonic::*;
     let (addr, len) = (insn.ip(), insn.len() as u8);
     let reg_bit = |r: Register| gpr_number(r).map_or(0, |n| 1u32 << n);
@@ -314,10 +320,36 @@ fn summarize(insn: &Instruction) -> Insn {
         Push => (Op::Other { ends_flow: false }, 1 << 4),
         Pop => (Op::Other { ends_flow: false }, op0_write | 1 << 4),
         Call | Jmp | Int3 | Ud2 | Hlt => (Op::Other { ends_flow: true }, ALL_REGS),
+        // Straight-line instructions with implicit operands (one-operand MUL/IMUL/DIV
+        // write RAX and RDX, CQO writes RDX, string ops RSI/RDI/RCX...): iced's
+        // operand tables name every register written.
+        _ if insn.code() != Code::INVALID && insn.flow_control() == FlowControl::Next => {
+            (Op::Other { ends_flow: false }, written_gprs(insn, info))
+        }
         // Unknown effects: assume every register changed.
         _ => (Op::Other { ends_flow: false }, ALL_REGS),
     };
-    Insn { addr, len, op, writes, emulated: amd64_emulated(insn) }
+    let copy_from = if matches!(insn.code(), Code::Mov_r64_rm64 | Code::Mov_rm64_r64)
+        && insn.op0_kind() == OpKind::Register
+        && insn.op1_kind() == OpKind::Register
+    {
+        gpr_number(insn.op1_register())
+    } else {
+        None
+    };
+    Insn { addr, len, op, writes, emulated: amd64_emulated(insn), copy_from }
+}
+
+/// General registers `insn` may write, explicitly or implicitly.
+fn written_gprs(insn: &Instruction, info: &mut InstructionInfoFactory) -> u32 {
+    info.info(insn)
+        .used_registers()
+        .iter()
+        .filter(|u| {
+            matches!(u.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
+        })
+        .filter_map(|u| gpr_number(u.register()))
+        .fold(0, |m, n| m | 1 << n)
 }
 
 #[cfg(test)]
@@ -428,6 +460,37 @@ mod tests {
         assert_eq!(insns[2].op, Op::Branch { target: 0x10a, conditional: true });
         assert_eq!(insns[3].writes, ALL_REGS);
         assert_eq!(insns[4].op, Op::Ret);
+        assert!(insns.iter().all(|i| i.copy_from.is_none()));
+        // mov r10, rdx (both encodings) copies; mov r10d, edx does not (32 bits).
+        for bytes in [&[0x49, 0x89, 0xd2][..], &[0x4c, 0x8b, 0xd2]] {
+            let i = decode_amd64(bytes, 0)[0];
+            assert_eq!((i.copy_from, i.writes), (Some(2), 1 << 10), "{bytes:02x?}");
+        }
+        assert_eq!(decode_amd64(&[0x41, 0x89, 0xd2], 0)[0].copy_from, None);
+    }
+
+    #[test]
+    fn implicit_register_writes() {
+        for (what, bytes, want) in [
+            ("imul r8 (x % 3 in Go 1.19-1.22)", &[0x49, 0xf7, 0xe8][..], 1u32 << 0 | 1 << 2),
+            ("mul rcx", &[0x48, 0xf7, 0xe1], 1 << 0 | 1 << 2),
+            ("idiv rcx", &[0x48, 0xf7, 0xf9], 1 << 0 | 1 << 2),
+            ("div ecx", &[0xf7, 0xf1], 1 << 0 | 1 << 2),
+            ("cqo", &[0x48, 0x99], 1 << 2),
+            ("cdq", &[0x99], 1 << 2),
+            ("cwd", &[0x66, 0x99], 1 << 2),
+            ("cdqe", &[0x48, 0x98], 1 << 0),
+            ("xchg rax, rbx", &[0x48, 0x93], 1 << 0 | 1 << 3),
+            ("lock cmpxchg [rbx], ecx", &[0xf0, 0x0f, 0xb1, 0x0b], 1 << 0),
+            ("rep movsb", &[0xf3, 0xa4], 1 << 1 | 1 << 6 | 1 << 7),
+            ("bswap rdx", &[0x48, 0x0f, 0xca], 1 << 2),
+        ] {
+            assert_eq!(decode_amd64(bytes, 0x100)[0].writes, want, "{what}");
+        }
+        // Leaving straight-line flow, or undecodable: every register.
+        for bytes in [&[0x0f, 0x05][..], &[0x48, 0x8b]] {
+            assert_eq!(decode_amd64(bytes, 0x100)[0].writes, ALL_REGS, "{bytes:02x?}");
+        }
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub(crate) fn sites_in<'a>(
         // compare e.list with the list.
         let preferred = ranges.iter().map(|r| r.0).find(|&s| s > call_pc).unwrap_or(ranges[0].0);
         let candidates = std::iter::once(preferred).chain(ranges.iter().map(|r| r.0).filter(|&s| s != preferred));
-        let (body_start, registers) = if insns.is_empty() {
+        let (body_start, found) = if insns.is_empty() {
             (preferred, Err("function code is not in the file".to_string()))
         } else {
             let mut tried = candidates.map(|start| (start, registers(&insns, call_pc, start, &ranges)));
@@ -167,7 +167,12 @@ pub(crate) fn sites_in<'a>(
             if first.1.is_ok() { first } else { tried.find(|(_, r)| r.is_ok()).unwrap_or(first) }
         };
         let exits = if insns.is_empty() { Vec::new() } else { exits(&insns, &ranges, body_start, entry, end) };
-        let enter = if registers.is_ok() { cheaper_enter(&insns, call_pc, body_start) } else { body_start };
+        let enter = match &found {
+            Ok(f) if f.at != body_start => f.at,
+            Ok(_) => cheaper_enter(&insns, call_pc, body_start),
+            Err(_) => body_start,
+        };
+        let registers = found.map(|f| (f.list, f.elem));
         sites.push(ListSite {
             caller: name.to_string(),
             package: pkg.to_string(),
@@ -274,15 +279,31 @@ fn inside(ranges: &[(u64, u64)], pc: u64) -> bool {
     ranges.iter().any(|&(s, e)| pc >= s && pc < e)
 }
 
-/// (list, element) registers at `enter`, from the `e.list == l` compare.
-fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) -> std::result::Result<(u8, u8), String> {
+/// Registers of a body and where a probe sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Found {
+    list: u8,
+    elem: u8,
+    /// The probed instruction: the body start, or past a reload at the body's
+    /// start of a register the compare reads (a spilled element, say).
+    at: u64,
+}
+
+/// (list, element) registers from the `e.list == l` compare, and where they hold.
+///
+/// The compare is the body's own (the inline tree gives it Remove's position) or,
+/// when the body has none, a caller compare of the same values the compiler merged
+/// with it, accepted only where it guards the body: its branch either falls straight
+/// into the body or leaves on a path that cannot reach the body without comparing
+/// again. Other compares on the way from the call position (an inlined `e.Next()`
+/// compares `e.list` too) prove nothing about `l`.
+fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) -> std::result::Result<Found, String> {
     let p = index_of(insns, enter).ok_or("body start is not an instruction boundary")?;
-    // The compare sits between the call position and the first instructions of the body.
     let from = index_of(insns, call_pc).filter(|&m| m <= p).unwrap_or(p);
-    let Some(c) = (from..insns.len().min(p + COMPARE_WINDOW))
-        .find(|&i| matches!(insns[i].op, Op::Cmp(..)) && (i < p || inside(ranges, insns[i].addr)))
-    else {
-        return proven_member(insns, from, p, ranges);
+    let is_cmp = |i: usize| matches!(insns[i].op, Op::Cmp(..));
+    let own = (from..insns.len().min(p + COMPARE_WINDOW)).find(|&i| is_cmp(i) && inside(ranges, insns[i].addr));
+    let Some(c) = own.or_else(|| guarding_compare(insns, from, p, ranges)) else {
+        return proven_member(insns, from, p, ranges).map(|(list, elem)| Found { list, elem, at: enter });
     };
     let Op::Cmp(a, b) = insns[c].op else { unreachable!() };
     let (list, elem, def) = match (a, b) {
@@ -298,28 +319,147 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     if list == elem {
         return Err("list and element in the same register".into());
     }
-    // Both registers must hold their values from `def`/`c` through `p`.
-    let lo = def.min(p);
-    let hi = c.max(p);
-    check_single_entry(insns, lo, hi)?;
-    for (i, insn) in insns.iter().enumerate().take(hi).skip(lo) {
-        let span_list = i >= c.min(p);
-        let mask = (1u32 << elem) | if span_list { 1u32 << list } else { 0 };
-        if insn.writes & mask != 0 && i != def {
-            return Err(format!("register overwritten at {:#x}", insn.addr));
-        }
-        if matches!(insn.op, Op::Ret | Op::Other { ends_flow: true }) {
-            return Err(format!("control flow leaves at {:#x}", insn.addr));
+    let both = 1u32 << list | 1u32 << elem;
+    // A body that opens by (re)loading a register its compare reads is probed after
+    // the last such write, on straight-line code every entry to the body runs
+    // through; the compare's own branch when that is emulated and nothing between
+    // writes, so the probe costs one trap.
+    let mut at = p;
+    if c > p && insns[p..c].iter().all(|i| matches!(i.op, Op::Other { ends_flow: false } | Op::Load { .. })) {
+        if let Some(w) = (p..c).rev().find(|&i| insns[i].writes & both != 0 && i != def) {
+            at = w + 1;
+            let branch =
+                insns.get(c + 1).filter(|j| matches!(j.op, Op::Branch { conditional: true, .. }) && j.emulated);
+            if branch.is_some() && !insns[at..c].iter().any(|i| i.writes & both != 0) {
+                at = c + 1;
+            }
         }
     }
-    Ok((list, elem))
+    // Both registers must hold their values from `def`/`c` through `at`.
+    let lo = def.min(at);
+    let hi = c.max(at);
+    check_single_entry(insns, lo.min(p), hi)?;
+    if let Some(x) = insns[lo..hi].iter().find(|i| matches!(i.op, Op::Ret | Op::Other { ends_flow: true })) {
+        return Err(format!("control flow leaves at {:#x}", x.addr));
+    }
+    let overwritten = |r: u8, span: std::ops::Range<usize>| {
+        span.into_iter()
+            .find(|&i| i != def && insns[i].writes & (1 << r) != 0)
+            .map(|i| format!("register overwritten at {:#x}", insns[i].addr))
+    };
+    if let Some(e) = overwritten(list, c.min(at)..hi) {
+        return Err(e);
+    }
+    // The element stays in its register up to `def`; from `def` on to a later probe
+    // point it may have been copied to others (the compiler moves it out of a
+    // register that arithmetic needs).
+    let elem = if def < at {
+        let held = holders(insns, def, at, elem) & !(1 << list);
+        if held & 1 << elem != 0 {
+            elem
+        } else if held != 0 {
+            held.trailing_zeros() as u8
+        } else {
+            return Err(overwritten(elem, def..at).unwrap_or_else(|| "element register lost".into()));
+        }
+    } else {
+        if let Some(e) = overwritten(elem, at..def) {
+            return Err(e);
+        }
+        elem
+    };
+    Ok(Found { list, elem, at: insns[at].addr })
+}
+
+/// Registers holding, at `to`, the value `reg` has after `insns[def]`, along
+/// straight-line code (the caller proves the window single-entry).
+fn holders(insns: &[Insn], def: usize, to: usize, reg: u8) -> u32 {
+    let mut held = 1u32 << reg;
+    for insn in &insns[def + 1..to] {
+        let copied = insn.copy_from.is_some_and(|s| held & 1 << s != 0);
+        held &= !insn.writes;
+        if copied {
+            held |= insn.writes;
+        }
+    }
+    held
+}
+
+/// The nearest compare in `[from, p)` when the conditional branch right after it is
+/// the body's own (the compiler gave the compare the caller's position), or guards
+/// the body: it falls through to `p` on straight-line code or jumps to `p`, while
+/// its other successor cannot reach `p` without passing the compare again.
+fn guarding_compare(insns: &[Insn], from: usize, p: usize, ranges: &[(u64, u64)]) -> Option<usize> {
+    let c = (from..p).rev().find(|&i| matches!(insns[i].op, Op::Cmp(..)))?;
+    let j = c + 1;
+    let Op::Branch { target, conditional: true } = insns.get(j)?.op else { return None };
+    if inside(ranges, insns[j].addr) {
+        return Some(c);
+    }
+    let straight = |r: std::ops::Range<usize>| {
+        insns[r].iter().all(|i| !matches!(i.op, Op::Branch { .. } | Op::Ret | Op::Other { ends_flow: true }))
+    };
+    let next = insns.get(j + 1)?.addr;
+    let other = if j < p && straight(j + 1..p) {
+        target
+    } else if target == insns[p].addr {
+        next
+    } else {
+        return None;
+    };
+    (!reaches_avoiding(insns, other, insns[p].addr, c)).then_some(c)
+}
+
+/// Whether `goal` may be reached from `start` along the function's direct control
+/// flow without passing `avoid`; anything not followed (indirect jumps, calls,
+/// addresses outside the function, a search too long) counts as reaching.
+fn reaches_avoiding(insns: &[Insn], start: u64, goal: u64, avoid: usize) -> bool {
+    const BUDGET: usize = 4096;
+    let mut seen = vec![false; insns.len()];
+    let mut work = vec![start];
+    let mut steps = 0;
+    while let Some(pc) = work.pop() {
+        if pc == goal {
+            return true;
+        }
+        let Some(i) = index_of(insns, pc) else { return true };
+        if i == avoid || std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        steps += 1;
+        if steps > BUDGET {
+            return true;
+        }
+        if matches!(insns[i].op, Op::Other { ends_flow: true }) {
+            return true;
+        }
+        work.extend(successors(&insns[i]).into_iter().flatten());
+    }
+    false
+}
+
+/// Where control may go after `insn`: a branch's target and, unless it is
+/// unconditional, the next instruction. Calls (write barriers) return to the next
+/// instruction.
+fn successors(insn: &Insn) -> [Option<u64>; 2] {
+    let next = insn.addr.wrapping_add(u64::from(insn.len));
+    match insn.op {
+        Op::Branch { target, conditional } => [Some(target), conditional.then_some(next)],
+        Op::Ret => [None, None],
+        Op::Cmp(..) | Op::Load { .. } | Op::Other { .. } => [Some(next), None],
+    }
 }
 
 /// A body without the `e.list == l` compare (proven true): straight-line code from
 /// the call position to `p`, and the body's load of `e.next` / `e.prev` (`[e+0]`,
 /// `[e+8]`) nearest to `p` on straight-line code, after it or hoisted before it,
 /// whose base is the element and holds it at `p`.
-fn proven_member(insns: &[Insn], from: usize, p: usize, ranges: &[(u64, u64)]) -> std::result::Result<(u8, u8), String> {
+fn proven_member(
+    insns: &[Insn],
+    from: usize,
+    p: usize,
+    ranges: &[(u64, u64)],
+) -> std::result::Result<(u8, u8), String> {
     let none = || "no 64-bit compare at the start of the body".to_string();
     let flows = |i: &Insn| matches!(i.op, Op::Branch { .. } | Op::Ret | Op::Other { ends_flow: true });
     if let Some(b) = insns[from..p].iter().find(|i| flows(i)) {
@@ -394,19 +534,7 @@ fn exits(insns: &[Insn], ranges: &[(u64, u64)], enter: u64, entry: u64, end: u64
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        let insn = insns[i];
-        let next = insn.addr.wrapping_add(u64::from(insn.len));
-        match insn.op {
-            Op::Branch { target, conditional } => {
-                work.push(target);
-                if conditional {
-                    work.push(next);
-                }
-            }
-            Op::Ret => {}
-            // Calls (write barriers) return to the next instruction.
-            Op::Cmp(..) | Op::Load { .. } | Op::Other { .. } => work.push(next),
-        }
+        work.extend(successors(&insns[i]).into_iter().flatten());
     }
     out.sort_unstable();
     out.dedup();
@@ -439,6 +567,10 @@ mod tests {
         disasm::decode_amd64(code, 0x1000)
     }
 
+    fn regs(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) -> std::result::Result<(u8, u8), String> {
+        registers(insns, call_pc, enter, ranges).map(|f| (f.list, f.elem))
+    }
+
     #[test]
     fn single_stepped_exits_move_to_emulated_instructions_but_not_onto_an_enter() {
         // 0x1000 mov rdx,[rsp+0x58]; 0x1005 jne; 0x1007 mov rdx,[rsp+0x58]; 0x100c nop
@@ -468,7 +600,7 @@ mod tests {
         let code = [0x90, 0x48, 0x39, 0x41, 0x10, 0x75, 0x04, 0x48, 0xff, 0x48, 0x28, 0x90];
         let insns = decode(&code);
         let ranges = [(0x1001, 0x100b)];
-        assert_eq!(registers(&insns, 0x1000, 0x1001, &ranges), Ok((0, 1)));
+        assert_eq!(regs(&insns, 0x1000, 0x1001, &ranges), Ok((0, 1)));
         assert_eq!(exits(&insns, &ranges, 0x1001, 0x1000, 0x100c), vec![0x100b]);
     }
 
@@ -477,7 +609,120 @@ mod tests {
         // mov rbx, [rcx+0x10] ; nop ; cmp rax, rbx ; jne -> 0x1000
         let code = [0x48, 0x8b, 0x59, 0x10, 0x90, 0x48, 0x39, 0xd8, 0x75, 0xf6];
         let insns = decode(&code);
-        assert_eq!(registers(&insns, 0x1004, 0x1005, &[(0x1005, 0x100a)]), Ok((0, 1)));
+        assert_eq!(regs(&insns, 0x1004, 0x1005, &[(0x1005, 0x100a)]), Ok((0, 1)));
+    }
+
+    /// Go 1.27, `next := e.Next()` in a loop whose latch holds the call position: the
+    /// inlined Next compares e.list with e.next on the way from the call position to
+    /// the body, whose own compare is `cmp rdx, r8`.
+    const NEXT_THEN_REMOVE: &[u8] = &[
+        0x48, 0x8b, 0x4c, 0x24, 0x78, // 0x1000 mov rcx, [rsp+0x78] (call position)
+        0x48, 0x8b, 0x74, 0x24, 0x40, // mov rsi, [rsp+0x40]
+        0x48, 0x89, 0xfb, // mov rbx, rdi
+        0x48, 0x85, 0xf6, // test rsi, rsi
+        0x0f, 0x84, 0xe8, 0x01, 0x00, 0x00, // je (out)
+        0x48, 0x85, 0xdb, // test rbx, rbx
+        0x0f, 0x8e, 0xdf, 0x01, 0x00, 0x00, // jle (out)
+        0x48, 0x8b, 0x56, 0x10, // 0x101f mov rdx, [rsi+0x10] (e.list)
+        0x48, 0x8b, 0x3e, // mov rdi, [rsi] (e.next)
+        0x48, 0x85, 0xd2, // test rdx, rdx
+        0x74, 0x0a, // je 0x1035
+        0x48, 0x39, 0xfa, // 0x102b cmp rdx, rdi (Next: e.next != &e.list.root)
+        0x74, 0x05, // je 0x1035
+        0x48, 0x89, 0xf8, // mov rax, rdi
+        0xeb, 0x02, // jmp 0x1037
+        0x31, 0xc0, // 0x1035 xor eax, eax
+        0x4c, 0x8b, 0x41, 0x08, // 0x1037 mov r8, [rcx+8] (l)
+        0x0f, 0x1f, 0x44, 0x00, 0x00, // nop
+        0x4c, 0x39, 0xc2, // 0x1040 cmp rdx, r8 (Remove: e.list == l)
+        0x75, 0x72, // jne (skip)
+    ];
+
+    #[test]
+    fn the_compare_is_the_bodys_own_not_one_on_the_way_to_it() {
+        let insns = decode(NEXT_THEN_REMOVE);
+        assert_eq!(regs(&insns, 0x1000, 0x1040, &[(0x1040, 0x1045)]), Ok((8, 6)));
+        // Without the body's compare, Next's is no evidence: both of its outcomes
+        // reach the body.
+        let mut code = NEXT_THEN_REMOVE[..0x40].to_vec();
+        code.extend([0x48, 0xff, 0x48, 0x28, 0xc3]); // dec qword [rax+0x28] ; ret
+        let insns = decode(&code);
+        assert!(regs(&insns, 0x1000, 0x1040, &[(0x1040, 0x1045)]).is_err());
+    }
+
+    #[test]
+    fn a_caller_compare_counts_only_where_it_guards_the_body() {
+        // nop (call mark) ; cmp [rcx+0x10], rax ; jne ; dec qword [rax+0x28] ; nop ; ret
+        let guarded = |jne: u8| [0x90, 0x48, 0x39, 0x41, 0x10, 0x75, jne, 0x48, 0xff, 0x48, 0x28, 0x90, 0xc3];
+        // Skipping to the RET, or back before the compare (a loop's `continue`).
+        for jne in [0x05, 0xf9] {
+            let insns = decode(&guarded(jne));
+            assert_eq!(regs(&insns, 0x1000, 0x1007, &[(0x1007, 0x100c)]), Ok((0, 1)), "jne {jne:#x}");
+        }
+        // Both outcomes entering the body: no guard.
+        let insns = decode(&guarded(0x00));
+        assert!(regs(&insns, 0x1000, 0x1007, &[(0x1007, 0x100c)]).is_err());
+        // Go 1.19 gives the compare the caller's position and the body starts at its
+        // branch, whatever the branch does.
+        assert_eq!(regs(&insns, 0x1000, 0x1005, &[(0x1005, 0x100c)]), Ok((0, 1)));
+    }
+
+    #[test]
+    fn the_element_is_followed_into_the_register_it_was_copied_to() {
+        // Go 1.19, `e.Value.(int) % 3` between the load of e.list and Remove's
+        // compare: e moves from rdx to r10 before `imul r9` (writes rax and rdx).
+        let code = [
+            0x48, 0x8b, 0x32, // 0x1000 mov rsi, [rdx]
+            0x4c, 0x8b, 0x42, 0x10, // mov r8, [rdx+0x10] (e.list)
+            0x4d, 0x85, 0xc0, // test r8, r8
+            0x74, 0x0a, // je
+            0x49, 0x39, 0xf0, // cmp r8, rsi (Next)
+            0x74, 0x05, // je
+            0x48, 0x89, 0xf3, // mov rbx, rsi
+            0xeb, 0x02, // jmp
+            0x31, 0xdb, // xor ebx, ebx
+            0x4c, 0x8b, 0x4a, 0x18, // mov r9, [rdx+0x18]
+            0x4c, 0x8b, 0x52, 0x20, // mov r10, [rdx+0x20]
+            0x4c, 0x8d, 0x1d, 0x00, 0x78, 0x00, 0x00, // lea r11, [rip+0x7800]
+            0x4d, 0x39, 0xd9, // cmp r9, r11 (type assertion)
+            0x0f, 0x85, 0xc9, 0x00, 0x00, 0x00, // jne
+            0x4d, 0x8b, 0x0a, // mov r9, [r10]
+            0x48, 0x89, 0xc7, // mov rdi, rax (l)
+            0x48, 0xb8, 0xab, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, // mov rax, 0xaaaaaaaaaaaaaaab
+            0x49, 0x89, 0xd2, // mov r10, rdx (e)
+            0x49, 0xf7, 0xe9, // imul r9
+            0x4c, 0x01, 0xca, // add rdx, r9
+            0x48, 0xd1, 0xfa, // sar rdx, 1
+            0x4d, 0x89, 0xcc, // mov r12, r9
+            0x49, 0xc1, 0xf9, 0x3f, // sar r9, 0x3f
+            0x4c, 0x29, 0xca, // sub rdx, r9
+            0x48, 0x8d, 0x14, 0x52, // lea rdx, [rdx+rdx*2]
+            0x49, 0x39, 0xd4, // cmp r12, rdx
+            0x74, 0x92, // je (back)
+            0x90, // 0x105f nop (call mark)
+            0x4c, 0x39, 0xc7, // 0x1060 cmp rdi, r8 (Remove)
+            0x75, 0x7e, // jne
+        ];
+        let insns = decode(&code);
+        assert_eq!(regs(&insns, 0x105f, 0x1060, &[(0x1060, 0x1065)]), Ok((7, 10)));
+        // Without the copy, nothing holds e at the compare.
+        let mut code = code.to_vec();
+        code[0x40..0x43].copy_from_slice(&[0x4d, 0x89, 0xd2]); // mov r10, r10
+        assert!(regs(&decode(&code), 0x105f, 0x1060, &[(0x1060, 0x1065)]).is_err());
+    }
+
+    #[test]
+    fn a_reload_at_the_body_start_moves_the_probe_past_it() {
+        // A deferred closure reloads the spilled element at the body's start:
+        // mov rdx, [rcx+8] ; mov rsi, [rsp+0x18] ; cmp [rsi+0x10], rdx ; jne
+        let code = [0x48, 0x8b, 0x51, 0x08, 0x48, 0x8b, 0x74, 0x24, 0x18, 0x48, 0x39, 0x56, 0x10, 0x75, 0x77];
+        let insns = decode(&code);
+        let ranges = [(0x1004, 0x100f)];
+        assert_eq!(registers(&insns, 0x1000, 0x1004, &ranges), Ok(Found { list: 2, elem: 6, at: 0x100d }));
+        // Not past a branch: the probe would miss entries.
+        let code = [0x48, 0x8b, 0x51, 0x08, 0x74, 0x00, 0x48, 0x8b, 0x74, 0x24, 0x18, 0x48, 0x39, 0x56, 0x10];
+        let insns = decode(&code);
+        assert!(registers(&insns, 0x1000, 0x1004, &[(0x1004, 0x100f)]).is_err());
     }
 
     #[test]
@@ -485,7 +730,7 @@ mod tests {
         // mov rbx, [rcx+0x10] ; xor ecx, ecx ; cmp rax, rbx
         let code = [0x48, 0x8b, 0x59, 0x10, 0x31, 0xc9, 0x48, 0x39, 0xd8];
         let insns = decode(&code);
-        assert!(registers(&insns, 0x1006, 0x1006, &[(0x1006, 0x1009)]).is_err());
+        assert!(regs(&insns, 0x1006, 0x1006, &[(0x1006, 0x1009)]).is_err());
     }
 
     #[test]
@@ -495,13 +740,13 @@ mod tests {
         let code = [0x90, 0x90, 0x48, 0x8b, 0x38, 0x83, 0x3d, 0, 0, 0, 0, 0, 0x74, 0x00, 0x48, 0xff, 0x4b, 0x28];
         let insns = decode(&code);
         let ranges = [(0x1001, 0x1012)];
-        assert_eq!(registers(&insns, 0x1000, 0x1001, &ranges), Ok((tracer_common::LIST_REG_ELEMENT_LIST, 0)));
+        assert_eq!(regs(&insns, 0x1000, 0x1001, &ranges), Ok((tracer_common::LIST_REG_ELEMENT_LIST, 0)));
         // A branch before the body's first load: the compare may exist in a form not
         // decoded here, so nothing is claimed.
         // nop ; jne +0 ; mov rdi, [rax]
         let code = [0x90, 0x75, 0x00, 0x48, 0x8b, 0x38];
         let insns = decode(&code);
-        assert!(registers(&insns, 0x1000, 0x1003, &[(0x1003, 0x1006)]).is_err());
+        assert!(regs(&insns, 0x1000, 0x1003, &[(0x1003, 0x1006)]).is_err());
     }
 
     #[test]

@@ -232,6 +232,8 @@ pub fn nm_text_symbols(tc: &Toolchain, bin: &Path) -> BTreeSet<(String, u64)> {
 #[derive(Clone, Debug)]
 pub struct ObjdumpInsn {
     pub function: String,
+    /// Innermost source position, `file.go:line`.
+    pub pos: String,
     pub addr: u64,
     /// Encoding as printed: bytes in order (amd64) or the instruction word (arm64).
     pub hex: String,
@@ -254,6 +256,7 @@ pub fn objdump(tc: &Toolchain, bin: &Path) -> Vec<ObjdumpInsn> {
         {
             insns.push(ObjdumpInsn {
                 function: func.clone(),
+                pos: fields[0].to_string(),
                 addr,
                 hex: fields[2].to_string(),
                 text: fields[3..].join(" "),
