@@ -93,17 +93,17 @@ fn inlined_remove_ranges_match_dwarf() {
 }
 
 /// The list register of each fixture `Remove` site is the operand its `e.list == l`
-/// compare (the CMPQ `go tool objdump` places on that line of the toolchain's own
-/// `container/list/list.go`, inside the site's ranges) holds next to `e.list`: a
-/// memory operand `0x10(E)` (then the element is E), or the register last loaded
-/// from `0x10(..)`. Sites whose compare the compiler removed are skipped.
+/// compare (the CMPQ / CMP `go tool objdump` places on that line of the toolchain's
+/// own `container/list/list.go`, inside the site's ranges) holds next to `e.list`:
+/// a memory operand `0x10(E)` (amd64; then the element is E), or the register last
+/// loaded from offset 16. Sites whose compare the compiler removed are skipped.
 #[test]
 fn list_registers_match_objdump() {
     for b in all_builds("list_registers_match_objdump") {
-        if b.variant == Variant::Arm64 {
-            continue;
-        }
         let label = b.label();
+        let arm64 = b.variant == Variant::Arm64;
+        let (cmp, load) = if arm64 { ("CMP ", "MOVD 16(") } else { ("CMPQ ", "MOVQ 0x10(") };
+        let name = |n: u8| if arm64 { format!("R{n}") } else { GO_REGS[n as usize].to_string() };
         let goroot = b.tc.go.parent().and_then(|p| p.parent()).expect("GOROOT");
         let src = std::fs::read_to_string(goroot.join("src/container/list/list.go")).expect("list.go");
         let lines: Vec<&str> = src.lines().collect();
@@ -116,15 +116,15 @@ fn list_registers_match_objdump() {
         for s in plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")) {
             let in_body = |a: u64| s.ranges.iter().any(|&(lo, hi)| a >= lo && a < hi);
             let body: Vec<&ObjdumpInsn> = insns.iter().filter(|i| i.function == s.caller).collect();
-            let Some(c) = body.iter().position(|i| in_body(i.addr) && i.pos == pos && i.text.starts_with("CMPQ "))
-            else {
+            let Some(c) = body.iter().position(|i| in_body(i.addr) && i.pos == pos && i.text.starts_with(cmp)) else {
                 continue;
             };
-            let (a, x) = body[c].text["CMPQ ".len()..].split_once(", ").expect("two operands");
+            let (a, x) = body[c].text[cmp.len()..].split_once(", ").expect("two operands");
             let loaded_list = |r: &str| {
-                let writes = |i: &&&ObjdumpInsn| !["CMP", "TEST", "BT"].iter().any(|op| i.text.starts_with(op));
+                let writes =
+                    |i: &&&ObjdumpInsn| !["CMP", "TEST", "BT", "TST", "CMN"].iter().any(|op| i.text.starts_with(op));
                 let last = body[..c].iter().rev().filter(writes).find(|i| i.text.ends_with(&format!(", {r}")))?;
-                last.text.starts_with("MOVQ 0x10(").then_some(())
+                last.text.starts_with(load).then_some(())
             };
             let (list, elem) = match (a.strip_prefix("0x10("), x.strip_prefix("0x10(")) {
                 (Some(e), None) => (x, Some(e.trim_end_matches(')'))),
@@ -136,9 +136,9 @@ fn list_registers_match_objdump() {
                 },
             };
             let (got_list, got_elem) = s.registers.clone().unwrap_or_else(|e| panic!("{label} {}: {e}", s.caller));
-            assert_eq!(GO_REGS[got_list as usize], list, "{label} {}: list register ({})", s.caller, body[c].text);
+            assert_eq!(name(got_list), list, "{label} {}: list register ({})", s.caller, body[c].text);
             if let Some(elem) = elem {
-                assert_eq!(GO_REGS[got_elem as usize], elem, "{label} {}: element ({})", s.caller, body[c].text);
+                assert_eq!(name(got_elem), elem, "{label} {}: element ({})", s.caller, body[c].text);
             }
             checked.push(s.caller.as_str());
         }
