@@ -36,9 +36,7 @@ pub fn toolchains_or_skip(test: &str) -> Vec<Toolchain> {
 
 /// Only the toolchains whose label starts with one of `labels`.
 pub fn select(tcs: Vec<Toolchain>, labels: &[&str]) -> Vec<Toolchain> {
-    tcs.into_iter()
-        .filter(|t| labels.iter().any(|l| t.version == *l || t.version.starts_with(&format!("{l}."))))
-        .collect()
+    tcs.into_iter().filter(|t| labels.iter().any(|l| t.version == *l || t.version.starts_with(&format!("{l}.")))).collect()
 }
 
 /// The fixture sources.
