@@ -29,7 +29,9 @@ pub fn map_iter_next_call(ctx: ProbeContext) -> u32 {
 }
 
 /// A step of the goroutine's own range: a write it held since the previous step was
-/// inside the range, and goes out now (the step, forced, right after it). Any other
+/// inside the range, and goes out now (the step, forced, right after it) if the map
+/// has more entries than before it. An assignment to a key already there (the one
+/// being visited, say) adds none and changes nothing the range will produce. Any other
 /// step starts a new run, as does one after a range may have started unseen (the
 /// run's step came before the start probe was back). Returns whether a write went out.
 #[inline(always)]
@@ -43,6 +45,9 @@ fn own_range_step(ctx: &ProbeContext, hit: &Hit, map: u64, iter: u64, rec: &trac
                 return false;
             }
             range.pending = 0;
+            if crate::map_write_call::map_len(map) <= range.write.args[4] {
+                return false;
+            }
             let mut write = range.write;
             write.flags |= RECORD_REPLAYED;
             range.reported = [write.pc, range.reported[0]];

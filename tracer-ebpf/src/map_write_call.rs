@@ -25,6 +25,12 @@ pub fn writing(hit: &Hit, map: u64) -> u64 {
     (flags as u32 & hit.cfg.map_flag_mask != 0) as u64
 }
 
+/// The map's entry count: `hmap.count` and `maps.Map.used` both lead the header.
+#[inline(always)]
+pub fn map_len(map: u64) -> u64 {
+    emit::read_u64(map).unwrap_or(0)
+}
+
 #[uprobe(multi)]
 pub fn map_write_call(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
@@ -95,9 +101,9 @@ fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &Obje
 }
 
 /// A write by the goroutine whose own range over the map is in progress is held
-/// until the range's next step shows the range went on (map_iter_next_call). Deletes
-/// are not: deleting during one's own range is deterministic and idiomatic. A write
-/// by any other goroutine ends the run.
+/// until the range's next step shows the range went on (map_iter_next_call), with the
+/// map's entry count before it. Deletes are not: deleting during one's own range is
+/// deterministic and idiomatic. A write by any other goroutine ends the run.
 #[inline(always)]
 fn hold_if_in_own_range(ctx: &ProbeContext, hit: &Hit, map: u64, rec: &Record, sent: bool) {
     let key = hit.key(RecordKind::MapIterStart, map);
@@ -114,6 +120,7 @@ fn hold_if_in_own_range(ctx: &ProbeContext, hit: &Hit, map: u64, rec: &Record, s
     let mut held = *rec;
     held.kind = RecordKind::MapWriteInRange as u16;
     held.args[3] = range.iter;
+    held.args[4] = map_len(map);
     if hit.cfg.stacks != 0 {
         held.stack_id = ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64).unwrap_or(-1);
     }

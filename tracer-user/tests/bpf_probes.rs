@@ -3,7 +3,8 @@
 //! while cross-goroutine transitions are emitted, a finding names the objects and
 //! goroutines the program itself prints, programs whose stacks grow and move run
 //! unchanged, a slot of the kernel's growth cache counts only when whole and of its
-//! own key, and no probe outlives a `ghostrace run` however it ends.
+//! own key, no probe outlives a `ghostrace run` however it ends, and a write inside
+//! the writer's own range is reported when it adds a key, not when it updates one.
 
 mod support;
 
@@ -164,6 +165,46 @@ fn field(stdout: &str, prefix: &str, key: &str) -> String {
 
 fn hex(s: &str) -> u64 {
     u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex address {s}"))
+}
+
+#[test]
+fn own_range_writes_are_reported_when_they_add_a_key() {
+    if !bpf_or_skip("own_range_writes_are_reported_when_they_add_a_key") {
+        return;
+    }
+    let tcs = newest_and_oldest();
+    assert!(!tcs.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
+    for tc in tcs {
+        let bin = build(&tc, "fixtures/rangewrite", false);
+        for (mode, sum, reported) in [("update", 4000, false), ("insert", 8000, true)] {
+            let tag = format!("rangewrite-{mode}-{}", tc.version);
+            let out_file = temp_file(&format!("{tag}.jsonl"));
+            let _ = std::fs::remove_file(&out_file);
+            let out = ghostrace()
+                .args(["run", "--overhead-budget", "off", "--json-out"])
+                .arg(&out_file)
+                .arg("--")
+                .arg(&bin)
+                .args([mode, "1000"])
+                .output()
+                .expect("run ghostrace");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{tag}: {stderr}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("rangewrite {mode} sum={sum}"), "{tag}");
+            let findings: Vec<Value> = std::fs::read_to_string(&out_file)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("finding JSON"))
+                .filter(|f: &Value| f["detector"] == "map_write_during_range")
+                .collect();
+            if reported {
+                assert!(!findings.is_empty(), "{tag}: insertions during the range not reported\n{stderr}");
+                assert!(findings.iter().all(|f| f["goroutines"][0]["function"] == "main.insert"), "{tag}: {findings:?}");
+            } else {
+                assert!(findings.is_empty(), "{tag}: updates of existing keys reported: {findings:?}");
+            }
+        }
+    }
 }
 
 #[test]
