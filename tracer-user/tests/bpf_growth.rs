@@ -1,7 +1,12 @@
 //! BPF tier: slice-growth probes count exactly the growths a Go program makes, and
-//! attribute them to the goroutine that made them, on every Go version.
+//! attribute them to the goroutine that made them, on every Go version; the kernel's
+//! run-time statistics of BPF programs are on only while an overhead budget is.
+//! (Tests here run ghostrace with the budget off only: a governed run elsewhere in
+//! this binary would turn the host-wide statistics on under the one looking.)
 
 mod support;
+
+use std::process::Stdio;
 
 use support::{bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
 
@@ -59,4 +64,56 @@ fn growth_calls_are_counted_exactly_per_goroutine() {
     }
     assert!(!checked.is_empty(), "no Go toolchain installed: run `cargo xtask bootstrap`");
     eprintln!("growth counts exact for: {}", checked.join(" "));
+}
+
+/// The most runs any one of ghostrace's BPF programs had counted (`run_cnt` in the
+/// fdinfo of its program fds) at any look while it ran, and how many looks found
+/// its programs loaded.
+fn watch_program_runs(child: &mut std::process::Child) -> (u64, usize) {
+    let (mut most, mut looks) = (0, 0);
+    while child.try_wait().expect("wait for ghostrace").is_none() {
+        let fds = std::fs::read_dir(format!("/proc/{}/fdinfo", child.id())).into_iter().flatten().flatten();
+        let runs: Vec<u64> = fds
+            .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+            .filter(|info| info.contains("prog_id:"))
+            .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("run_cnt:")).and_then(|n| n.trim().parse().ok()))
+            .collect();
+        if !runs.is_empty() {
+            looks += 1;
+            most = most.max(runs.into_iter().max().unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (most, looks)
+}
+
+#[test]
+fn bpf_run_statistics_are_on_only_under_a_budget() {
+    if !bpf_or_skip("bpf_run_statistics_are_on_only_under_a_budget") {
+        return;
+    }
+    let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
+    let bin = build(&tc, "fixtures/hotloop", false);
+    let mut runs = Vec::new();
+    for budget in ["off", "1%"] {
+        let stats = temp_file(&format!("runstats-{budget}.json"));
+        let mut child = ghostrace()
+            .args(["run", "--overhead-budget", budget, "--stats-out"])
+            .arg(&stats)
+            .arg("--")
+            .arg(&bin)
+            .arg("2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ghostrace");
+        let (most, looks) = watch_program_runs(&mut child);
+        assert!(child.wait().expect("ghostrace status").success(), "budget {budget}: ghostrace failed");
+        assert!(looks > 5, "budget {budget}: ghostrace's programs were seen loaded only {looks} times");
+        let hits: u64 = read_json(&stats)["sites"].as_array().expect("sites").iter().map(|s| s["hits"].as_u64().unwrap_or(0)).sum();
+        assert!(hits > 1000, "budget {budget}: only {hits} probe hits");
+        runs.push(most);
+    }
+    assert_eq!(runs[0], 0, "with the budget off, the kernel counted program runs: statistics were on");
+    assert!(runs[1] > 0, "under a budget, the kernel counted no program runs: statistics were off");
 }

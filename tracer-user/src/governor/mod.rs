@@ -322,6 +322,7 @@ impl Governor {
     /// Switches probes whose time is up, and at the end of a cycle plans the next
     /// one from the counters and the CPU time of `pids`. Returns when to call again.
     pub fn step(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) -> Instant {
+        tracer.keep_run_stats(self.budget != Budget::Off);
         for u in 0..self.units.len() {
             if self.units[u].attach_at.is_some_and(|at| at <= now) {
                 self.units[u].attach_at = None;

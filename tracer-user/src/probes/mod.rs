@@ -72,7 +72,8 @@ pub struct Tracer {
     pub table: ProbeTable,
     /// Keeps the kernel's run-time statistics of BPF programs on while held (a
     /// clock read around each run, host-wide): the governor weighs hits with them.
-    _run_stats: Option<std::os::fd::OwnedFd>,
+    run_stats: Option<std::os::fd::OwnedFd>,
+    run_stats_wanted: bool,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
@@ -94,8 +95,17 @@ impl Tracer {
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
         }
-        let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
-        Ok(Self { ebpf, links: links::Links::default(), table: ProbeTable::default(), _run_stats: run_stats })
+        Ok(Self { ebpf, links: links::Links::default(), table: ProbeTable::default(), run_stats: None, run_stats_wanted: false })
+    }
+
+    /// Turns the kernel's run-time statistics of BPF programs on or off. They cost
+    /// every BPF program on the host a clock read around each run, so they are on
+    /// only while an overhead budget needs the programs' run time.
+    pub fn keep_run_stats(&mut self, on: bool) {
+        if on != self.run_stats_wanted {
+            self.run_stats_wanted = on;
+            self.run_stats = if on { aya::sys::enable_stats(aya::sys::Stats::RunTime).ok() } else { None };
+        }
     }
 
     /// Attaches every probe of `plan` to `binary`, for `pid` only or for every
