@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{bpf_or_skip, build, build_with, ghostrace, temp_file, toolchains};
+use support::{bpf_or_skip, build, build_with, ghostrace, read_findings, temp_file, toolchains};
 
 const REMOVALS: &str = "300";
 
@@ -28,12 +28,7 @@ fn run(parent: &Path, args: &[&str], tag: &str) -> (String, String, Vec<Value>) 
     let out = ghostrace().args(["run", "--json-out"]).arg(&json).arg("--").arg(parent).args(args).output().expect("run ghostrace");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(out.status.success(), "{tag}: ghostrace run: {}\n{stderr}", out.status);
-    let findings = std::fs::read_to_string(&json)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("finding JSON"))
-        .collect();
-    (stdout, stderr, findings)
+    (stdout, stderr, read_findings(&json))
 }
 
 /// The child's findings are its own; the parent, which touches no list, has none.

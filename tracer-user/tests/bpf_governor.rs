@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
+use support::{bpf_or_skip, build, ghostrace, read_findings, read_json, temp_file, toolchains};
 
 /// Seconds the hotloop fixture runs: a hazard a second, well under the 30 s
 /// give-up bound.
@@ -43,8 +43,7 @@ impl Governed {
             .expect("run ghostrace");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "ghostrace failed: {stderr}");
-        let text = std::fs::read_to_string(&findings).expect("findings file");
-        let findings = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        let findings = read_findings(&findings);
         let sites = read_json(&stats)["sites"].as_array().expect("sites").clone();
         Self { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr, findings, sites }
     }

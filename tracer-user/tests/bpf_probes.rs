@@ -17,7 +17,7 @@ use std::{
 
 use serde_json::Value;
 use tracer_common::{RecordKind, hit_cache};
-use support::{Toolchain, bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
+use support::{Toolchain, bpf_or_skip, build, ghostrace, read_findings, read_json, temp_file, toolchains};
 
 const FIXTURE: &str = "fixtures/probes";
 
@@ -191,12 +191,8 @@ fn own_range_writes_are_reported_when_they_add_a_key() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{tag}: {stderr}");
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("rangewrite {mode} sum={sum}"), "{tag}");
-            let findings: Vec<Value> = std::fs::read_to_string(&out_file)
-                .unwrap_or_default()
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("finding JSON"))
-                .filter(|f: &Value| f["detector"] == "map_write_during_range")
-                .collect();
+            let findings: Vec<Value> =
+                read_findings(&out_file).into_iter().filter(|f| f["detector"] == "map_write_during_range").collect();
             if reported {
                 assert!(!findings.is_empty(), "{tag}: insertions during the range not reported\n{stderr}");
                 assert!(findings.iter().all(|f| f["goroutines"][0]["function"] == "main.insert"), "{tag}: {findings:?}");
@@ -233,12 +229,8 @@ fn foreign_remove_names_the_printed_list_and_goroutine() {
             let list_b = field(&stdout, "list ", "b");
             let remover: u64 = field(&stdout, "remover ", "goid").parse().expect("goid");
 
-            let findings: Vec<Value> = std::fs::read_to_string(&out_file)
-                .unwrap_or_default()
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("finding JSON"))
-                .filter(|f: &Value| f["detector"] == "list_foreign_remove")
-                .collect();
+            let findings: Vec<Value> =
+                read_findings(&out_file).into_iter().filter(|f| f["detector"] == "list_foreign_remove").collect();
             assert_eq!(findings.len(), 1, "{tag}: list_foreign_remove findings: {findings:?}\n{}", String::from_utf8_lossy(&out.stderr));
             let f = &findings[0];
             assert_eq!(f["object"]["kind"], "list", "{tag}: {f}");

@@ -238,7 +238,7 @@ fn budget_file_is_read_again_on_sighup() {
     let _program = start_program(&bin, &["busy", "30"]);
     wait_for("the busy program's probes to be covered in full", Duration::from_secs(10), || {
         match least_coverage(&daemon, "svc-budget") {
-            Some(c) if c == 1.0 => Ok(()),
+            Some(1.0) => Ok(()),
             other => Err(format!("{other:?}")),
         }
     });

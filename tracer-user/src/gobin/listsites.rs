@@ -325,14 +325,14 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     // through; the compare's own branch when that is emulated and nothing between
     // writes, so the probe costs one trap.
     let mut at = p;
-    if c > p && insns[p..c].iter().all(|i| matches!(i.op, Op::Other { ends_flow: false } | Op::Load { .. })) {
-        if let Some(w) = (p..c).rev().find(|&i| insns[i].writes & both != 0 && i != def) {
-            at = w + 1;
-            let branch =
-                insns.get(c + 1).filter(|j| matches!(j.op, Op::Branch { conditional: true, .. }) && j.emulated);
-            if branch.is_some() && !insns[at..c].iter().any(|i| i.writes & both != 0) {
-                at = c + 1;
-            }
+    if c > p
+        && insns[p..c].iter().all(|i| matches!(i.op, Op::Other { ends_flow: false } | Op::Load { .. }))
+        && let Some(w) = (p..c).rev().find(|&i| insns[i].writes & both != 0 && i != def)
+    {
+        at = w + 1;
+        let branch = insns.get(c + 1).filter(|j| matches!(j.op, Op::Branch { conditional: true, .. }) && j.emulated);
+        if branch.is_some() && !insns[at..c].iter().any(|i| i.writes & both != 0) {
+            at = c + 1;
         }
     }
     // Both registers must hold their values from `def`/`c` through `at`.

@@ -118,3 +118,9 @@ pub fn temp_file(name: &str) -> PathBuf {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("read JSON output")).expect("valid JSON")
 }
+
+/// The findings `--json-out` wrote, one JSON object a line (none if no file).
+pub fn read_findings(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("finding line is not JSON ({e}): {l}"))).collect()
+}

@@ -138,10 +138,17 @@ fn overhead_and_coverage(report: &Value) -> (f64, f64) {
     (report["last_cycle_overhead"].as_f64().unwrap_or(f64::NAN), coverage)
 }
 
+/// What one workload process gave: `rounds + 1` untraced windows with a traced one
+/// between each two, and every batch it timed.
+struct Series {
+    untraced: Vec<(Instant, Instant)>,
+    traced: Vec<Traced>,
+    batches: Vec<Batch>,
+}
+
 /// Runs `rounds` traced windows on one process of `mode`, each between two
-/// untraced ones: returns those `rounds + 1` untraced windows, the traced ones and
-/// the batches.
-fn rounds_on(bench: &Bench, (mode, n): (&str, &str), rounds: usize) -> Result<(Vec<(Instant, Instant)>, Vec<Traced>, Vec<Batch>)> {
+/// untraced ones.
+fn rounds_on(bench: &Bench, (mode, n): (&str, &str), rounds: usize) -> Result<Series> {
     let mut child = Command::new(&bench.program)
         .args([mode, n, "repeat"])
         .stdin(Stdio::null())
@@ -164,7 +171,7 @@ fn rounds_on(bench: &Bench, (mode, n): (&str, &str), rounds: usize) -> Result<(V
     }
     drop(workload);
     let batches = lines.into_iter().collect::<Result<Vec<_>>>().with_context(|| format!("workload {mode}"))?;
-    Ok((untraced, traced, batches))
+    Ok(Series { untraced, traced, batches })
 }
 
 /// Mean wall and CPU time of the batches within `window`. The mean, not the median:
@@ -205,7 +212,7 @@ pub(super) fn table(bench: &Bench, rounds: usize, short: &[Vec<Vec<Sample>>]) ->
     println!("| workload (batch) | untraced batch ms | slowdown, governor | CPU per batch, governor | slowdown, no governor | slowdown, bpftrace | estimated overhead, last cycle | least coverage, session |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for &workload in BATCHES {
-        let (untraced, traced, batches) = rounds_on(bench, workload, rounds)?;
+        let Series { untraced, traced, batches } = rounds_on(bench, workload, rounds)?;
         let plain = untraced.iter().map(|&u| means(&batches, u)).collect::<Result<Vec<_>>>()?;
         let (mut wall, mut cpu) = (Vec::new(), Vec::new());
         for (i, t) in traced.iter().enumerate() {
