@@ -10,14 +10,14 @@ use tracer_common::{Counter, RecordKind};
 
 use crate::{
     emit,
-    maps::{IN_WRITE, swap_writing_map},
+    maps::{IN_WRITE, take_writing_map},
 };
 
 #[uprobe(multi)]
 pub fn map_write_exit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     emit::count(hit.probe, Counter::Filtered);
-    let map = swap_writing_map(&hit.goroutine_key(), 0);
+    let map = take_writing_map(&hit.goroutine_key());
     if map != 0 {
         end_write(&hit.key(RecordKind::MapWriteOverlap, map), hit.goid);
     }

@@ -133,21 +133,34 @@ pub static IN_WRITE: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(
 #[map]
 pub static WRITING_MAP: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(4096, 0);
 
-/// The map goroutine `key` is writing (0: none), replaced by `map`. The entry is
-/// kept and written in place (only that goroutine's probes touch it): an LRU
-/// insert allocates.
+/// The map goroutine `key` is writing (0: none), replaced by `map`: written in
+/// place if the goroutine has an entry (only its probes touch it).
 #[inline(always)]
 pub fn swap_writing_map(key: &GoroutineKey, map: u64) -> u64 {
     match WRITING_MAP.get_ptr_mut(key) {
         // SAFETY: the entry stays valid while this program runs (RCU).
         Some(slot) => unsafe { core::mem::replace(&mut *slot, map) },
         None => {
-            if map != 0 {
-                let _ = WRITING_MAP.insert(key, &map, 0);
-            }
+            let _ = WRITING_MAP.insert(key, &map, 0);
             0
         }
     }
+}
+
+/// The map goroutine `key` was writing (0: none), its entry dropped: the table holds
+/// only goroutines inside a write. Left in place with 0, the entries of every
+/// goroutine that ever wrote filled it, and the LRU evicted goroutines still inside
+/// a write to make room: their writes never ended, and the next writer under the
+/// same lock overlapped them (`map_concurrent_write` on a server's short-lived
+/// request goroutines).
+#[inline(always)]
+pub fn take_writing_map(key: &GoroutineKey) -> u64 {
+    // SAFETY: a plain read of the value.
+    let map = unsafe { WRITING_MAP.get(key) }.copied().unwrap_or(0);
+    if map != 0 {
+        let _ = WRITING_MAP.remove(key);
+    }
+    map
 }
 
 /// Process execs and exits for the daemon's discovery (small: one event per exec

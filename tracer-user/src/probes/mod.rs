@@ -116,7 +116,14 @@ impl Tracer {
     }
 
     fn attach_as(&mut self, owner: u32, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
+        let first = self.table.len() as u32;
         let groups = self.table.add(binary, plan)?;
+        // One link per program, up one after another (tens of ms apart for
+        // thousands of probes): a write or Remove begun before its exit's link is up
+        // may never end, so none begun until all are up counts as in progress. The
+        // kernel side decides at each hit, hence "always" first.
+        let ids = first..self.table.len() as u32;
+        self.void_intervals_before(ids.clone(), u64::MAX)?;
         let scope = match pid.and_then(NonZeroU32::new) {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
@@ -133,6 +140,7 @@ impl Tracer {
             self.add_link("gc_mark_termination", binary, scope, vec![(site.file_offset, None)], owner)?;
             attached += 1;
         }
+        self.void_intervals_before(ids, crate::sys::monotonic_ns())?;
         Ok(attached)
     }
 
