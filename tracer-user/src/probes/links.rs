@@ -72,7 +72,7 @@ impl Tracer {
             cookie,
         });
         let (program, count, scope) = (link.program, link.points.len(), link.scope);
-        self.uprobe(program).attach(points, &path, scope).map_err(|e| attach_error(program, count, &link.name, format!("{e:#}")))
+        self.uprobe(program).attach(points, &path, scope).map_err(|e| attach_error(program, count, &link.name, super::chain(&e)))
     }
 
     /// Closing a uprobe link takes its breakpoints out at once, then waits for a
