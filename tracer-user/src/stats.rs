@@ -43,6 +43,9 @@ pub struct SiteReport {
     /// The probed executable (another one than the report's for a followed child).
     pub binary: String,
     pub kind: String,
+    /// Where a call's interval ends (a map write's, a Remove's), not the call itself.
+    #[serde(skip)]
+    pub exit: bool,
     pub target: String,
     pub function: String,
     pub file: String,
@@ -88,6 +91,7 @@ impl SiteStats<'_> {
                     probe: id,
                     binary: process.binary,
                     kind: format!("{:?}", probe.kind),
+                    exit: probe.kind.is_exit(),
                     target: probe.target.clone(),
                     function: if frame.file.is_empty() { probe.caller.clone() } else { frame.function },
                     file: frame.file,
@@ -140,6 +144,8 @@ impl StatsReport {
         let _ =
             writeln!(out, "  {:>10} {:>8} {:>8} {:>8}  {:<22} call site", "hits", "records", "overhead", "coverage", "probe");
         for site in busy.iter().take(TABLE_ROWS) {
+            // An exit sits on the same line as its call: say which row is which.
+            let probe = if site.exit { format!("{} end", site.target) } else { site.target.clone() };
             let _ = writeln!(
                 out,
                 "  {:>10} {:>8} {:>7.2}% {:>7.1}%  {:<22} {} ({}:{})",
@@ -147,7 +153,7 @@ impl StatsReport {
                 site.counters.emitted,
                 site.estimated_overhead * 100.0,
                 site.coverage * 100.0,
-                site.target,
+                probe,
                 site.function,
                 site.file,
                 site.line
