@@ -26,6 +26,9 @@ pub const CYCLE: Duration = Duration::from_secs(1);
 /// The shortest attached time: a switch costs a few syscalls and a breakpoint
 /// write in each process of the binary.
 pub const QUANTUM: Duration = Duration::from_millis(10);
+/// Under `--overhead-budget off`, the cycles with the kernel's run-time statistics
+/// on: one in this many (and the first).
+const RUN_STATS_EVERY: u64 = 10;
 /// The first cycle, with every probe attached: a process's first tenth of a
 /// second (its start-up, its first requests and reports) is seen whole, and the
 /// rates the first plan is made from are measured over more than a few hits. Kept
@@ -231,6 +234,8 @@ pub struct Governor {
     runs: HashMap<&'static str, ((u64, u64), f64)>,
     /// State of the generator that places each cycle's windows.
     phase_seed: u64,
+    /// Cycles ended so far.
+    cycles: u64,
 }
 
 /// Where in the next cycle the duty-cycled units' windows start: anywhere in the
@@ -302,6 +307,7 @@ impl Governor {
             runs: HashMap::new(),
             // Any non-zero start; processes traced at once need not share phases.
             phase_seed: crate::sys::monotonic_ns() | 1,
+            cycles: 0,
         }
     }
 
@@ -322,7 +328,11 @@ impl Governor {
     /// Switches probes whose time is up, and at the end of a cycle plans the next
     /// one from the counters and the CPU time of `pids`. Returns when to call again.
     pub fn step(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) -> Instant {
-        tracer.keep_run_stats(self.budget != Budget::Off);
+        // The kernel's run-time statistics cost every BPF program on the host a clock
+        // read a run: under no budget they are sampled (the first cycle, then one in
+        // RUN_STATS_EVERY) to keep the estimate honest (a record's stack capture
+        // can cost more than its trap).
+        tracer.keep_run_stats(self.budget != Budget::Off || self.cycles % RUN_STATS_EVERY == 0);
         for u in 0..self.units.len() {
             if self.units[u].attach_at.is_some_and(|at| at <= now) {
                 self.units[u].attach_at = None;
@@ -398,6 +408,7 @@ impl Governor {
     }
 
     fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        self.cycles += 1;
         let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
         let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
         self.read_runs(tracer);
