@@ -1,14 +1,15 @@
 //! BPF tier: `ghostrace run` follows the Go programs its child starts, directly
 //! (os/exec) or through a shell, and reports their findings with their own pid and
 //! executable (the `spawn` fixture: a parent running a copy of itself that removes
-//! list elements twice), PIE executables among them.
+//! list elements twice), PIE executables among them; children of one executable
+//! run in turn share one set of probe slots.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{bpf_or_skip, build, build_with, ghostrace, read_findings, temp_file, toolchains};
+use support::{bpf_or_skip, build, build_with, ghostrace, read_findings, read_json, temp_file, toolchains};
 
 const REMOVALS: &str = "300";
 
@@ -73,5 +74,63 @@ fn run_follows_go_programs_its_child_starts() {
     let (stdout, stderr, findings) = run(&parent, &["run", pie.to_str().expect("UTF-8 path"), "remove", REMOVALS], "pie");
     let pie_found = check("pie", &pie, &stdout, &stderr, &findings);
     eprintln!("followed: {direct} findings through os/exec, {shell} through /bin/sh, {pie_found} of a PIE");
+    let _ = std::fs::remove_file(&child);
+}
+
+#[test]
+fn children_of_one_executable_run_in_turn_share_their_probes() {
+    if !bpf_or_skip("children_of_one_executable_run_in_turn_share_their_probes") {
+        return;
+    }
+    let tc = toolchains().pop().expect("a Go toolchain: run `cargo xtask bootstrap`");
+    let parent = build(&tc, "fixtures/spawn", false);
+    let child: PathBuf = temp_file("spawn-turns");
+    std::fs::copy(&parent, &child).expect("copy the fixture");
+    let c = child.to_str().expect("UTF-8 path");
+    let script = format!("{c} remove 20; {c} remove 20; {c} remove 20");
+    let (json, stats) = (temp_file("follow-turns.jsonl"), temp_file("follow-turns.json"));
+    let _ = std::fs::remove_file(&json);
+    let out = ghostrace()
+        .args(["run", "--json-out"])
+        .arg(&json)
+        .arg("--stats-out")
+        .arg(&stats)
+        .arg("--")
+        .arg(&parent)
+        .args(["run", "/bin/sh", "-c", &script])
+        .output()
+        .expect("run ghostrace");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let mut pids: Vec<u64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("removed pid="))
+        .map(|l| field(l, "removed ", "pid").into())
+        .collect();
+    assert_eq!(pids.len(), 3, "{stdout}");
+
+    // Every child traced, one after another on the same probe ids.
+    let mut reported: Vec<u64> = read_findings(&json)
+        .iter()
+        .filter(|f| f["detector"] == "list_stale_remove")
+        .filter_map(|f| f["pid"].as_u64())
+        .collect();
+    pids.sort_unstable();
+    reported.sort_unstable();
+    reported.dedup();
+    assert_eq!(reported, pids, "children with list_stale_remove findings\n{stderr}");
+    let report = read_json(&stats);
+    let mut sites: Vec<(u64, String)> = report["sites"]
+        .as_array()
+        .expect("sites")
+        .iter()
+        .filter(|s| s["binary"] == c)
+        .map(|s| (s["address"].as_u64().expect("address"), s["kind"].as_str().expect("kind").to_string()))
+        .collect();
+    let placed = sites.len();
+    sites.sort();
+    sites.dedup();
+    assert!(placed > 0, "no probe of the children in the report");
+    assert_eq!(placed, sites.len(), "each child took probe slots of its own");
     let _ = std::fs::remove_file(&child);
 }

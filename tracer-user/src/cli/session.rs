@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     fs::File,
     io::BufWriter,
+    ops::Range,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -44,6 +45,14 @@ struct Collector {
     by_goroutine: HashMap<(u32, u64), u64>,
     /// Processes that join the session after it started (`run`'s followed children).
     joining: Receiver<Joined>,
+}
+
+/// A followed child: its probes' ids and the owner of their links.
+struct Child {
+    pid: u32,
+    binary: Arc<GoBinary>,
+    ids: Range<u32>,
+    owner: u32,
 }
 
 /// A process joining a running session, with its executable.
@@ -103,8 +112,12 @@ pub struct Session {
     pub tracer: Tracer,
     reader: Option<Reader<Collector>>,
     process: Option<ProcessInfo>,
-    /// Followed children: pids traced in the kernel, and the way in for the reader.
-    children: Vec<u32>,
+    /// Followed children traced in the kernel, and the way in for the reader.
+    children: Vec<Child>,
+    /// Probe ids of children that are gone, with links down, for the next child of
+    /// the same executable: a CMD that runs many Go programs in turn (`go build`
+    /// running `compile` per package) would fill the probe table otherwise.
+    free: Vec<(Arc<GoBinary>, Range<u32>)>,
     join: Option<Sender<Joined>>,
     anchor: ClockAnchor,
     /// Probes attached by `start` and the time it took.
@@ -149,6 +162,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         reader: None,
         process: None,
         children: Vec::new(),
+        free: Vec::new(),
         join: None,
         anchor: ClockAnchor::now(),
         attached: 0,
@@ -204,7 +218,7 @@ impl Session {
         };
         self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
         self.process = Some(process);
-        self.govern_from(pid, 0);
+        self.add_governor(pid, 0..self.tracer.table.len() as u32);
         Ok(attached)
     }
 
@@ -220,9 +234,8 @@ impl Session {
         Ok(())
     }
 
-    /// Governs the probes from id `first` on, attached for `pid` alone.
-    fn govern_from(&mut self, pid: u32, first: u32) {
-        let ids = first..self.tracer.table.len() as u32;
+    /// Governs the probes `ids`, attached for `pid` alone.
+    fn add_governor(&mut self, pid: u32, ids: Range<u32>) {
         let probes = ids.clone().filter_map(|id| self.tracer.table.get(id).map(|p| governor::probe_info(&p.probe)));
         let mut governor = Governor::new(self.budget, self.cost, ids, probes, Instant::now());
         governor.prime(&[pid]);
@@ -265,26 +278,40 @@ impl Session {
         config: ProcConfig,
     ) -> Result<usize> {
         let join = self.join.clone().context("the session has not started")?;
-        let first = self.tracer.table.len() as u32;
-        let attached = self.tracer.attach(path, plan, Some(pid))?;
-        self.govern_from(pid, first);
+        let ids = match self.free.iter().position(|(b, _)| Arc::ptr_eq(b, binary)) {
+            Some(at) => self.free.swap_remove(at).1,
+            None => self.tracer.reserve(path, plan)?,
+        };
+        let owner = match self.tracer.attach_process(path, plan, pid, ids.clone()) {
+            Ok(owner) => owner,
+            Err(e) => {
+                self.free.push((binary.clone(), ids));
+                return Err(e.into());
+            }
+        };
+        let attached = ids.len();
+        self.add_governor(pid, ids.clone());
         // It has exec'd already; gone meanwhile, it leaves nothing to symbolize.
         let load_bias = procfs::load_bias(pid, binary).unwrap_or(0);
         let info = ProcessInfo { pid, binary: path.display().to_string(), go_version: binary.go_version().into(), load_bias };
         // The reader learns the process before the kernel sends its first record.
         join.send(Joined { info, binary: binary.clone() }).context("the record reader has stopped")?;
         self.tracer.add_process(pid, config)?;
-        self.children.push(pid);
+        self.children.push(Child { pid, binary: binary.clone(), ids, owner });
         Ok(attached)
     }
 
-    /// A followed child exited or exec'd another program: the kernel stops tracing it.
+    /// A followed child exited or exec'd another program: the kernel stops tracing
+    /// it, and its probes come down, their ids kept for the next child of its
+    /// executable (their counters add up per call site).
     pub fn drop_child(&mut self, pid: u32) -> Result<()> {
-        if let Some(at) = self.children.iter().position(|&p| p == pid) {
-            self.children.swap_remove(at);
+        if let Some(at) = self.children.iter().position(|c| c.pid == pid) {
+            let child = self.children.swap_remove(at);
             self.tracer.remove_process(pid)?;
+            self.tracer.detach_owner(child.owner);
+            self.free.push((child.binary, child.ids));
         }
-        // Its probes stay as they are until the end; their coverage stops here.
+        // Its coverage stops here.
         if let Some(at) = self.governors.iter().position(|(p, _)| *p == pid) {
             let (_, governor) = self.governors.swap_remove(at);
             self.gone.extend(governor.coverage(Instant::now()));
@@ -311,7 +338,7 @@ impl Session {
         }
         let counters = self.tracer.counters()?;
         self.tracer.detach_all();
-        for pid in self.process.as_ref().map(|p| p.pid).into_iter().chain(std::mem::take(&mut self.children)) {
+        for pid in self.process.as_ref().map(|p| p.pid).into_iter().chain(std::mem::take(&mut self.children).into_iter().map(|c| c.pid)) {
             self.tracer.remove_process(pid)?;
         }
         let mut stats = SiteStats { binary: &self.binary, path: &self.name, table: &self.tracer.table }.report(

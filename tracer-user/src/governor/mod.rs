@@ -332,7 +332,7 @@ impl Governor {
         // read a run: under no budget they are sampled (the first cycle, then one in
         // RUN_STATS_EVERY) to keep the estimate honest (a record's stack capture
         // can cost more than its trap).
-        tracer.keep_run_stats(self.budget != Budget::Off || self.cycles % RUN_STATS_EVERY == 0);
+        tracer.keep_run_stats(self.budget != Budget::Off || self.cycles.is_multiple_of(RUN_STATS_EVERY));
         for u in 0..self.units.len() {
             if self.units[u].attach_at.is_some_and(|at| at <= now) {
                 self.units[u].attach_at = None;

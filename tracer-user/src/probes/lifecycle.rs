@@ -82,9 +82,10 @@ impl Tracer {
     /// which are traced); [`Tracer::detach`] undoes it. Nothing stays attached when
     /// this fails.
     pub fn attach_binary(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Attachment, ProbeError> {
-        let (owner, first) = (self.links.new_owner(), self.table.len() as u32);
-        let result = self.attach_as(owner, binary, plan, None);
-        let attachment = Attachment { owner, ids: first..self.table.len() as u32 };
+        let ids = self.table.add(binary, plan)?;
+        let owner = self.links.new_owner();
+        let result = self.attach_as(owner, binary, plan, ids.clone(), None);
+        let attachment = Attachment { owner, ids };
         match result {
             Ok(_) => Ok(attachment),
             Err(e) => {

@@ -6,7 +6,7 @@ mod lifecycle;
 mod links;
 mod table;
 
-use std::{num::NonZeroU32, os::fd::AsRawFd, path::Path};
+use std::{num::NonZeroU32, ops::Range, os::fd::AsRawFd, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -111,18 +111,37 @@ impl Tracer {
     /// Attaches every probe of `plan` to `binary`, for `pid` only or for every
     /// process of the binary (the `PROCS` map then decides who is traced).
     pub fn attach(&mut self, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
+        let ids = self.table.add(binary, plan)?;
         let owner = self.links.new_owner();
-        self.attach_as(owner, binary, plan, pid)
+        self.attach_as(owner, binary, plan, ids, pid)
     }
 
-    fn attach_as(&mut self, owner: u32, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
-        let first = self.table.len() as u32;
-        let groups = self.table.add(binary, plan)?;
+    /// Takes probe ids for `plan`'s probes in `binary`, to attach with
+    /// [`Tracer::attach_process`].
+    pub fn reserve(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Range<u32>, ProbeError> {
+        self.table.add(binary, plan)
+    }
+
+    /// Attaches `plan` to `binary` for process `pid` alone on `ids`, reserved for
+    /// this plan (and free: no links up on them); returns the owner of the links.
+    /// Nothing stays attached when this fails.
+    pub fn attach_process(&mut self, binary: &Path, plan: &ProbePlan, pid: u32, ids: Range<u32>) -> Result<u32, ProbeError> {
+        let owner = self.links.new_owner();
+        match self.attach_as(owner, binary, plan, ids, Some(pid)) {
+            Ok(_) => Ok(owner),
+            Err(e) => {
+                self.detach_owner(owner);
+                Err(e)
+            }
+        }
+    }
+
+    fn attach_as(&mut self, owner: u32, binary: &Path, plan: &ProbePlan, ids: Range<u32>, pid: Option<u32>) -> Result<usize, ProbeError> {
+        let groups = self.table.groups(ids.clone());
         // One link per program, up one after another (tens of ms apart for
         // thousands of probes): a write or Remove begun before its exit's link is up
         // may never end, so none begun until all are up counts as in progress. The
         // kernel side decides at each hit, hence "always" first.
-        let ids = first..self.table.len() as u32;
         self.void_intervals_before(ids.clone(), u64::MAX)?;
         let scope = match pid.and_then(NonZeroU32::new) {
             Some(pid) => UProbeScope::OneProcess(pid),

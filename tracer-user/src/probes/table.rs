@@ -1,7 +1,11 @@
 //! The probe table: every placed probe gets a global id (its attach cookie and
 //! counter index), so records and counters map back to the plan.
 
-use std::{path::{Path, PathBuf}, sync::Arc};
+use std::{
+    ops::Range,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use tracer_common::{MAX_PROBES, MapOp, cookie};
 
@@ -52,24 +56,30 @@ pub fn program_name(kind: &ProbeKind) -> &'static str {
 pub type AttachGroups = Vec<(&'static str, Vec<(u64, u64)>)>;
 
 impl ProbeTable {
-    /// Adds a plan's probes; returns them grouped by program.
-    pub fn add(&mut self, binary: &Path, plan: &ProbePlan) -> Result<AttachGroups, ProbeError> {
+    /// Adds a plan's probes; returns their ids.
+    pub fn add(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Range<u32>, ProbeError> {
         if self.probes.len() + plan.probes.len() > MAX_PROBES as usize {
             return Err(ProbeError::TooManyProbes);
         }
+        let first = self.probes.len() as u32;
         let binary = Arc::new(binary.to_path_buf());
+        self.probes.extend(plan.probes.iter().map(|probe| PlacedProbe { binary: binary.clone(), probe: probe.clone() }));
+        Ok(first..self.probes.len() as u32)
+    }
+
+    /// Probes `ids`, grouped by program, to attach.
+    pub fn groups(&self, ids: Range<u32>) -> AttachGroups {
         let mut groups: AttachGroups = Vec::new();
-        for probe in &plan.probes {
-            let id = self.probes.len() as u32;
+        for id in ids {
+            let probe = &self.probes[id as usize].probe;
             let (program, aux0, aux1) = program_of(&probe.kind);
             let point = (probe.file_offset, cookie(id, aux0, aux1));
             match groups.iter_mut().find(|(p, _)| *p == program) {
                 Some((_, points)) => points.push(point),
                 None => groups.push((program, vec![point])),
             }
-            self.probes.push(PlacedProbe { binary: binary.clone(), probe: probe.clone() });
         }
-        Ok(groups)
+        groups
     }
 
     pub fn get(&self, id: u32) -> Option<&PlacedProbe> {
