@@ -42,6 +42,27 @@ fn run_stats(bin: &Path, tag: &str, flags: &[&str], mode: &[&str]) -> (Output, V
     (out, report)
 }
 
+/// `ghostrace run FLAGS --json-out F -- BIN ARGS`, which must succeed: its stdout
+/// and stderr, and the findings of `detector`.
+fn run_findings(bin: &Path, tag: &str, flags: &[&str], args: &[&str], detector: &str) -> (String, String, Vec<Value>) {
+    let out_file = temp_file(&format!("{tag}.jsonl"));
+    let _ = std::fs::remove_file(&out_file);
+    let out = ghostrace()
+        .arg("run")
+        .args(flags)
+        .arg("--json-out")
+        .arg(&out_file)
+        .arg("--")
+        .arg(bin)
+        .args(args)
+        .output()
+        .expect("run ghostrace");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "{tag}: ghostrace failed: {stderr}");
+    let findings = read_findings(&out_file).into_iter().filter(|f| f["detector"] == detector).collect();
+    (stdout, stderr, findings)
+}
+
 fn sites(report: &Value) -> &Vec<Value> {
     report["sites"].as_array().expect("sites")
 }
@@ -173,9 +194,6 @@ fn hex(s: &str) -> u64 {
 /// than the kernel side keeps per-goroutine state for.
 const REQUESTS: &str = "200000";
 
-fn overlaps(findings: &[Value]) -> Vec<&Value> {
-    findings.iter().filter(|f| f["detector"] == "map_concurrent_write").collect()
-}
 
 #[test]
 fn map_writes_of_many_short_lived_goroutines_under_a_mutex_never_overlap() {
@@ -184,21 +202,9 @@ fn map_writes_of_many_short_lived_goroutines_under_a_mutex_never_overlap() {
     }
     let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
     let bin = build(&tc, "fixtures/handlers", false);
-    let out_file = temp_file("handlers-run.jsonl");
-    let _ = std::fs::remove_file(&out_file);
-    let out = ghostrace()
-        .args(["run", "--overhead-budget", "off", "--json-out"])
-        .arg(&out_file)
-        .arg("--")
-        .arg(&bin)
-        .arg(REQUESTS)
-        .output()
-        .expect("run ghostrace");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("handlers requests={REQUESTS} keys=128"));
-    let findings = read_findings(&out_file);
-    assert!(overlaps(&findings).is_empty(), "writes under a mutex reported as concurrent: {:?}", overlaps(&findings));
+    let (stdout, _, overlaps) = run_findings(&bin, "handlers-run", &["--overhead-budget", "off"], &[REQUESTS], "map_concurrent_write");
+    assert_eq!(stdout.trim(), format!("handlers requests={REQUESTS} keys=128"));
+    assert!(overlaps.is_empty(), "writes under a mutex reported as concurrent: {overlaps:?}");
 }
 
 #[test]
@@ -229,8 +235,8 @@ fn map_writes_under_a_mutex_never_overlap_when_attached_to_a_running_process() {
         assert!(alive, "round {round}: the traced program did not outlive the attach");
         let hits: u64 = sites(&read_json(&stats)).iter().filter(|s| is_map_write(s)).map(|s| num(s, "hits")).sum();
         assert!(hits > 1000, "round {round}: only {hits} map write hits");
-        let findings = read_findings(&out_file);
-        assert!(overlaps(&findings).is_empty(), "round {round}: writes under a mutex reported as concurrent: {:?}", overlaps(&findings));
+        let overlaps: Vec<Value> = read_findings(&out_file).into_iter().filter(|f| f["detector"] == "map_concurrent_write").collect();
+        assert!(overlaps.is_empty(), "round {round}: writes under a mutex reported as concurrent: {overlaps:?}");
     }
 }
 
@@ -245,21 +251,9 @@ fn own_range_writes_are_reported_when_they_add_a_key() {
         let bin = build(&tc, "fixtures/rangewrite", false);
         for (mode, sum, reported) in [("update", 4000, false), ("insert", 8000, true)] {
             let tag = format!("rangewrite-{mode}-{}", tc.version);
-            let out_file = temp_file(&format!("{tag}.jsonl"));
-            let _ = std::fs::remove_file(&out_file);
-            let out = ghostrace()
-                .args(["run", "--overhead-budget", "off", "--json-out"])
-                .arg(&out_file)
-                .arg("--")
-                .arg(&bin)
-                .args([mode, "1000"])
-                .output()
-                .expect("run ghostrace");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{tag}: {stderr}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("rangewrite {mode} sum={sum}"), "{tag}");
-            let findings: Vec<Value> =
-                read_findings(&out_file).into_iter().filter(|f| f["detector"] == "map_write_during_range").collect();
+            let (stdout, stderr, findings) =
+                run_findings(&bin, &tag, &["--overhead-budget", "off"], &[mode, "1000"], "map_write_during_range");
+            assert_eq!(stdout.trim(), format!("rangewrite {mode} sum={sum}"), "{tag}");
             if reported {
                 assert!(!findings.is_empty(), "{tag}: insertions during the range not reported\n{stderr}");
                 assert!(findings.iter().all(|f| f["goroutines"][0]["function"] == "main.insert"), "{tag}: {findings:?}");
@@ -280,25 +274,12 @@ fn foreign_remove_names_the_printed_list_and_goroutine() {
         for stripped in [false, true] {
             let bin = build(&tc, FIXTURE, stripped);
             let tag = format!("list-{}-{stripped}", tc.version);
-            let out_file = temp_file(&format!("{tag}.jsonl"));
-            let _ = std::fs::remove_file(&out_file);
-            let out = ghostrace()
-                .args(["run", "--json-out"])
-                .arg(&out_file)
-                .arg("--")
-                .arg(&bin)
-                .arg("list")
-                .output()
-                .expect("run ghostrace");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{tag}: {}", String::from_utf8_lossy(&out.stderr));
+            let (stdout, stderr, findings) = run_findings(&bin, &tag, &[], &["list"], "list_foreign_remove");
             let list_a = hex(&field(&stdout, "list ", "a"));
             let list_b = field(&stdout, "list ", "b");
             let remover: u64 = field(&stdout, "remover ", "goid").parse().expect("goid");
 
-            let findings: Vec<Value> =
-                read_findings(&out_file).into_iter().filter(|f| f["detector"] == "list_foreign_remove").collect();
-            assert_eq!(findings.len(), 1, "{tag}: list_foreign_remove findings: {findings:?}\n{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(findings.len(), 1, "{tag}: list_foreign_remove findings: {findings:?}\n{stderr}");
             let f = &findings[0];
             assert_eq!(f["object"]["kind"], "list", "{tag}: {f}");
             assert_eq!(hex(f["object"]["address"].as_str().expect("address")), list_a, "{tag}: the list Remove was called on: {f}");
