@@ -2,14 +2,18 @@
 //! attribute them to the goroutine that made them, on every Go version; the kernel's
 //! run-time statistics of BPF programs are on while an overhead budget is, and only
 //! sampled without one.
-//! (Tests here run ghostrace with the budget off only: a governed run elsewhere in
-//! this binary would turn the host-wide statistics on under the one looking.)
+//! The statistics are host-wide, and every ghostrace samples them in its first
+//! cycle: the tests here run one at a time (`ONE_AT_A_TIME`).
 
 mod support;
 
-use std::process::Stdio;
+use std::{process::Stdio, sync::Mutex};
 
 use support::{bpf_or_skip, build, ghostrace, read_json, temp_file, toolchains};
+
+/// Held by each test: another ghostrace starting meanwhile would turn the host-wide
+/// statistics on under the one looking.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Parses the fixture's `goid=N changes=M` line.
 fn fixture_report(stdout: &str) -> (u64, u64) {
@@ -23,6 +27,7 @@ fn growth_calls_are_counted_exactly_per_goroutine() {
     if !bpf_or_skip("growth_calls_are_counted_exactly_per_goroutine") {
         return;
     }
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut checked = Vec::new();
     for tc in toolchains() {
         for stripped in [false, true] {
@@ -93,6 +98,7 @@ fn bpf_run_statistics_are_sampled_without_a_budget() {
     if !bpf_or_skip("bpf_run_statistics_are_sampled_without_a_budget") {
         return;
     }
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
     let bin = build(&tc, "fixtures/hotloop", false);
     let mut runs = Vec::new();
