@@ -12,19 +12,24 @@ use std::{
     collections::HashMap,
     fmt,
     ops::Range,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 pub use self::calibrate::HitCost;
-use self::control::{Controller, Estimate, ProbeCycle};
+use self::control::{Controller, Estimate, ProbeCycle, Switching};
 use crate::probes::Tracer;
 
-/// How long one duty cycle lasts: every probe's share of attached time is laid out
-/// from the start of a cycle, the hot probes together, so two hot probes whose
-/// records a detector pairs are attached at the same moments.
+/// How long one duty cycle lasts: the plan is made anew each cycle, and the windows
+/// of a cycle open together, so two hot probes whose records a detector pairs are
+/// attached at the same moments.
 pub const CYCLE: Duration = Duration::from_secs(1);
-/// The shortest attached time: a switch costs a few syscalls and a breakpoint
-/// write in each process of the binary.
+/// The shortest window: a switch registers or unregisters every probe of the
+/// window under kernel-wide locks and writes a breakpoint in each process of the
+/// binary.
 pub const QUANTUM: Duration = Duration::from_millis(10);
 /// Under `--overhead-budget off`, the cycles with the kernel's run-time statistics
 /// on: one in this many (and the first).
@@ -128,8 +133,6 @@ pub struct ProbeInfo {
     /// Probes with the same key are switched together: a detector pairs their
     /// records (a Remove's enter and exit), so one must not be seen without the other.
     pub unit: Option<String>,
-    /// An exit probe: switched on after the rest of its unit and off before it.
-    pub exit: bool,
     pub range: Option<RangeRole>,
 }
 
@@ -160,7 +163,6 @@ pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
         emulated: probe.emulated,
         program: crate::probes::program_name(&probe.kind),
         unit: unit.map(|u| format!("{u} {}", probe.caller)),
-        exit: probe.kind.is_exit(),
         range,
     }
 }
@@ -172,8 +174,9 @@ struct Governed {
     cost_s: f64,
     program: &'static str,
     range: Option<RangeRole>,
-    /// Hit counter at the start of the cycle.
+    /// Hit and record counters at the start of the cycle.
     hits: u64,
+    emitted: u64,
     attached_since: Option<Instant>,
     /// Attached time in this cycle and in all.
     cycle_attached: Duration,
@@ -192,16 +195,27 @@ impl Governed {
             self.total_attached += d;
         }
     }
+
+    fn set_attached(&mut self, on: bool, now: Instant) {
+        self.account(now);
+        self.attached_since = on.then_some(now);
+    }
 }
 
-/// Probes switched together; the controller plans one duty per unit.
+/// Probes switched together; the controller plans one unit at a time.
 #[derive(Debug)]
 struct Unit {
-    /// Indexes into the governor's probes, exits last.
+    /// Indexes into the governor's probes.
     members: Vec<usize>,
-    /// The window of a duty-cycled unit in the current cycle.
-    attach_at: Option<Instant>,
-    detach_at: Option<Instant>,
+    /// Attached all the time (in the tracer's resident links).
+    resident: bool,
+}
+
+/// Units attached together for a while, as one batch of links.
+struct Window {
+    batch: u64,
+    units: Vec<usize>,
+    detach_at: Instant,
 }
 
 /// A probe's coverage (the share of the governed time it was attached) and cost.
@@ -211,6 +225,42 @@ pub struct Coverage {
     pub ratio: f64,
     /// Its estimated CPU time over the processes' own CPU time.
     pub overhead: f64,
+}
+
+/// ghostrace's CPU time spent switching probes, in ns: added by the governor's
+/// thread as it attaches and by the threads that close links.
+#[derive(Default)]
+struct SwitchCpu {
+    /// Moving units in and out of the resident links.
+    moves: Arc<AtomicU64>,
+    /// Opening and closing windows.
+    windows: Arc<AtomicU64>,
+    /// Both, as read at the last cycle's end.
+    seen: u64,
+    /// Probes switched by windows since the last cycle's end, and their CPU then.
+    window_probes: u64,
+    window_seen: u64,
+    /// CPU seconds per probe switched by a window, as measured so far.
+    per_probe_s: f64,
+}
+
+impl SwitchCpu {
+    /// CPU seconds spent switching since the last look, and the cost per switched probe.
+    fn cycle(&mut self) -> Switching {
+        let (moves, windows) = (self.moves.load(Ordering::Relaxed), self.windows.load(Ordering::Relaxed));
+        let all = moves + windows;
+        let cpu_s = all.saturating_sub(self.seen) as f64 / 1e9;
+        self.seen = all;
+        // Closing a link finishes on its own thread a little later: a mean over
+        // several cycles' worth of switches.
+        if self.window_probes >= 64 {
+            let measured = windows.saturating_sub(self.window_seen) as f64 / 1e9 / self.window_probes as f64;
+            self.per_probe_s = if self.per_probe_s > 0.0 { 0.5 * (self.per_probe_s + measured) } else { measured };
+            (self.window_probes, self.window_seen) = (0, windows);
+        }
+        let per_probe_s = if self.per_probe_s > 0.0 { self.per_probe_s } else { control::SWITCH_COST_PRIOR_S };
+        Switching { cpu_s, per_probe_s }
+    }
 }
 
 /// Governs the probes `ids` of one tracer for the processes of one binary.
@@ -236,11 +286,15 @@ pub struct Governor {
     phase_seed: u64,
     /// Cycles ended so far.
     cycles: u64,
+    /// When this cycle's windows open, and which units for how long.
+    pending: Option<(Instant, Vec<(usize, Duration)>)>,
+    open: Vec<Window>,
+    switch_cpu: SwitchCpu,
 }
 
-/// Where in the next cycle the duty-cycled units' windows start: anywhere in the
-/// first `room_s` seconds, afresh each cycle. All of them start together (two hot
-/// probes a detector pairs are attached at the same moments), but not always at the
+/// Where in the next cycle the windows start: anywhere in the first `room_s`
+/// seconds, afresh each cycle. All of them start together (two hot probes a
+/// detector pairs are attached at the same moments), but not always at the
 /// cycle's start: work that repeats in step with the cycle (a ticker every 100 ms or
 /// every second) would otherwise fall outside the windows every time.
 fn window_start(seed: &mut u64, room_s: f64) -> Duration {
@@ -255,27 +309,26 @@ fn window_start(seed: &mut u64, room_s: f64) -> Duration {
 impl Governor {
     /// Governs `ids` (attached now), described by `probes`, in that order.
     pub fn new(budget: Budget, cost: HitCost, ids: Range<u32>, probes: impl Iterator<Item = ProbeInfo>, now: Instant) -> Self {
-        let mut units: Vec<Vec<usize>> = Vec::new();
+        let mut units: Vec<Unit> = Vec::new();
         let mut unit_by_key: HashMap<String, usize> = HashMap::new();
-        let mut is_exit: Vec<bool> = Vec::new();
         let probes: Vec<Governed> = probes
             .enumerate()
             .map(|(i, info)| {
                 match info.unit.as_ref().and_then(|key| unit_by_key.get(key).copied()) {
-                    Some(unit) => units[unit].push(i),
+                    Some(unit) => units[unit].members.push(i),
                     None => {
                         if let Some(key) = info.unit {
                             unit_by_key.insert(key, units.len());
                         }
-                        units.push(vec![i]);
+                        units.push(Unit { members: vec![i], resident: true });
                     }
                 }
-                is_exit.push(info.exit);
                 Governed {
                     cost_s: cost.per_hit(info.emulated),
                     program: info.program,
                     range: info.range,
                     hits: 0,
+                    emitted: 0,
                     attached_since: Some(now),
                     cycle_attached: Duration::ZERO,
                     total_attached: Duration::ZERO,
@@ -284,13 +337,6 @@ impl Governor {
             })
             .collect();
         debug_assert_eq!(probes.len(), ids.len());
-        let units: Vec<Unit> = units
-            .into_iter()
-            .map(|mut members| {
-                members.sort_by_key(|&i| is_exit[i]);
-                Unit { members, attach_at: None, detach_at: None }
-            })
-            .collect();
         Self {
             budget,
             controller: Controller::new(units.len(), CYCLE.as_secs_f64(), QUANTUM.as_secs_f64()),
@@ -308,6 +354,9 @@ impl Governor {
             // Any non-zero start; processes traced at once need not share phases.
             phase_seed: crate::sys::monotonic_ns() | 1,
             cycles: 0,
+            pending: None,
+            open: Vec::new(),
+            switch_cpu: SwitchCpu::default(),
         }
     }
 
@@ -325,77 +374,121 @@ impl Governor {
         self.budget = budget;
     }
 
-    /// Switches probes whose time is up, and at the end of a cycle plans the next
-    /// one from the counters and the CPU time of `pids`. Returns when to call again.
+    /// Opens and closes the windows that are due, and at the end of a cycle plans
+    /// the next one from the counters and the CPU time of `pids`. Returns when to
+    /// call again.
     pub fn step(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) -> Instant {
         // The kernel's run-time statistics cost every BPF program on the host a clock
         // read a run: under no budget they are sampled (the first cycle, then one in
         // RUN_STATS_EVERY) to keep the estimate honest (a record's stack capture
         // can cost more than its trap).
         tracer.keep_run_stats(self.budget != Budget::Off || self.cycles.is_multiple_of(RUN_STATS_EVERY));
-        for u in 0..self.units.len() {
-            if self.units[u].attach_at.is_some_and(|at| at <= now) {
-                self.units[u].attach_at = None;
-                self.switch_on(u, tracer, pids, now);
-            }
-            if self.units[u].attach_at.is_none() && self.units[u].detach_at.is_some_and(|at| at <= now) {
-                self.switch_off(u, tracer, pids, now);
-            }
+        let closing: Vec<Window> = self.open.extract_if(.., |w| w.detach_at <= now).collect();
+        for window in closing {
+            self.close_window(window, tracer, pids, now);
+        }
+        if let Some((at, _)) = &self.pending
+            && *at <= now
+        {
+            let (_, units) = self.pending.take().expect("pending");
+            self.open_windows(units, tracer, pids, now);
         }
         if now >= self.cycle_started + self.cycle_len {
             self.end_cycle(tracer, pids, now);
         }
-        let next = |u: &Unit| u.attach_at.or(u.detach_at);
-        self.units.iter().filter_map(next).fold(self.cycle_started + self.cycle_len, Instant::min)
+        let cycle_end = self.cycle_started + self.cycle_len;
+        let pending = self.pending.as_ref().map(|(at, _)| *at);
+        self.open.iter().map(|w| w.detach_at).chain(pending).fold(cycle_end, Instant::min)
     }
 
-    fn switch_on(&mut self, u: usize, tracer: &mut Tracer, pids: &[u32], now: Instant) {
-        self.switch(u, true, tracer, pids, now);
+    /// The ids of `units`' probes, and of those that are not range steps (a step
+    /// probe's kernel slot says something else: mark_unseen_starts).
+    fn ids_of(&self, units: &[usize]) -> (Vec<u32>, Vec<u32>) {
+        let members = units.iter().flat_map(|&u| self.units[u].members.iter().copied());
+        let all: Vec<u32> = members.map(|i| self.ids.start + i as u32).collect();
+        let voidable =
+            all.iter().copied().filter(|&id| self.probes[(id - self.ids.start) as usize].range != Some(RangeRole::Step)).collect();
+        (all, voidable)
     }
 
-    fn switch_off(&mut self, u: usize, tracer: &mut Tracer, pids: &[u32], now: Instant) {
-        (self.units[u].attach_at, self.units[u].detach_at) = (None, None);
-        self.switch(u, false, tracer, pids, now);
+    fn has_starts(&self, ids: &[u32]) -> bool {
+        ids.iter().any(|&id| self.probes[(id - self.ids.start) as usize].range == Some(RangeRole::Start))
     }
 
-    /// Switches unit `u`'s probes, its exits attached last and detached first so
-    /// that an exit probe never traps alone (a single-stepped exit alone costs the
-    /// most and sees nothing). An interval (a map write, a `Remove`) begun while
-    /// the unit is off or being switched may have no exit probe to end it, or a
-    /// later call from another goroutine would seem to overlap it: the kernel side
-    /// voids every interval the unit's probes open from the start of a switch-off
-    /// (detached links go down in the background, a while later) until a switch-on
-    /// has attached them all. Range starts are marked unseen over the same span.
-    fn switch(&mut self, u: usize, on: bool, tracer: &mut Tracer, pids: &[u32], now: Instant) {
-        let members = self.units[u].members.clone();
-        if members.iter().all(|&i| self.probes[i].attached_since.is_some() == on) {
+    /// Before probes go off: an interval (a map write, a `Remove`) begun while they
+    /// are off or being switched may have no exit probe to end it, or a later call
+    /// from another goroutine would seem to overlap it, so the kernel side voids
+    /// every interval they open from now until they are all attached again
+    /// (detached links go down in the background, a while later); range starts
+    /// are marked unseen over the same span.
+    fn before_off(&mut self, tracer: &mut Tracer, pids: &[u32], all: &[u32], voidable: &[u32]) {
+        note(&mut self.switch_error, tracer.void_intervals_before(voidable.iter().copied(), u64::MAX), pids);
+        if self.has_starts(all) {
+            self.mark_unseen_starts(tracer, pids, u64::MAX);
+        }
+    }
+
+    /// Once probes are attached: their intervals count from now.
+    fn after_on(&mut self, tracer: &mut Tracer, pids: &[u32], all: &[u32], voidable: Vec<u32>) {
+        let now_ns = crate::sys::monotonic_ns();
+        note(&mut self.switch_error, tracer.void_intervals_before(voidable, now_ns), pids);
+        if self.has_starts(all) && self.probes.iter().all(|p| p.range != Some(RangeRole::Start) || p.attached_since.is_some()) {
+            self.mark_unseen_starts(tracer, pids, now_ns);
+        }
+    }
+
+    /// Attaches units for their windows, those of one length as one batch (exits
+    /// last: an exit probe never traps alone).
+    fn open_windows(&mut self, units: Vec<(usize, Duration)>, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        let mut by_length: std::collections::BTreeMap<Duration, Vec<usize>> = std::collections::BTreeMap::new();
+        for (u, length) in units {
+            by_length.entry(length).or_default().push(u);
+        }
+        for (length, units) in by_length {
+            let (all, voidable) = self.ids_of(&units);
+            match tracer.attach_batch(&all, &self.switch_cpu.windows) {
+                Ok(batch) => {
+                    for &id in &all {
+                        self.probes[(id - self.ids.start) as usize].set_attached(true, now);
+                    }
+                    self.switch_cpu.window_probes += all.len() as u64;
+                    self.open.push(Window { batch, units, detach_at: now + length });
+                    self.after_on(tracer, pids, &all, voidable);
+                }
+                Err(e) => note(&mut self.switch_error, Err(e), pids),
+            }
+        }
+    }
+
+    fn close_window(&mut self, window: Window, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        let (all, voidable) = self.ids_of(&window.units);
+        for &id in &all {
+            self.probes[(id - self.ids.start) as usize].set_attached(false, now);
+        }
+        self.before_off(tracer, pids, &all, &voidable);
+        tracer.detach_batch(window.batch, &self.switch_cpu.windows);
+        self.switch_cpu.window_probes += all.len() as u64;
+    }
+
+    /// Moves units in or out of the resident links, all in one go.
+    fn set_resident(&mut self, units: &[usize], on: bool, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        if units.is_empty() {
             return;
         }
-        // A step probe's slot says something else (mark_unseen_starts).
-        let ids: Vec<u32> =
-            members.iter().filter(|&&i| self.probes[i].range != Some(RangeRole::Step)).map(|&i| self.ids.start + i as u32).collect();
-        let starts = members.iter().any(|&i| self.probes[i].range == Some(RangeRole::Start));
+        let (all, voidable) = self.ids_of(units);
+        for &u in units {
+            self.units[u].resident = on;
+        }
+        for &id in &all {
+            self.probes[(id - self.ids.start) as usize].set_attached(on, now);
+        }
         if !on {
-            note(&mut self.switch_error, tracer.void_intervals_before(ids.iter().copied(), u64::MAX), pids);
-            if starts {
-                self.mark_unseen_starts(tracer, pids, u64::MAX);
-            }
+            self.before_off(tracer, pids, &all, &voidable);
         }
-        let order: Box<dyn Iterator<Item = &usize>> = if on { Box::new(members.iter()) } else { Box::new(members.iter().rev()) };
-        for &i in order {
-            let p = &mut self.probes[i];
-            if p.attached_since.is_some() != on {
-                p.account(now);
-                p.attached_since = on.then_some(now);
-                note(&mut self.switch_error, tracer.set_probe_attached(self.ids.start + i as u32, on), pids);
-            }
-        }
+        let changes: Vec<(u32, bool)> = all.iter().map(|&id| (id, on)).collect();
+        note(&mut self.switch_error, tracer.set_resident(&changes, &self.switch_cpu.moves), pids);
         if on {
-            let now_ns = crate::sys::monotonic_ns();
-            note(&mut self.switch_error, tracer.void_intervals_before(ids, now_ns), pids);
-            if starts && self.probes.iter().all(|p| p.range != Some(RangeRole::Start) || p.attached_since.is_some()) {
-                self.mark_unseen_starts(tracer, pids, now_ns);
-            }
+            self.after_on(tracer, pids, &all, voidable);
         }
     }
 
@@ -408,17 +501,23 @@ impl Governor {
     }
 
     fn end_cycle(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        for window in std::mem::take(&mut self.open) {
+            self.close_window(window, tracer, pids, now);
+        }
+        self.pending = None;
         self.cycles += 1;
         let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
         let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
         self.read_runs(tracer);
         let mut hits = Vec::with_capacity(self.probes.len());
+        let mut emitted = Vec::with_capacity(self.probes.len());
         let mut costs = Vec::with_capacity(self.probes.len());
         for (i, p) in self.probes.iter_mut().enumerate() {
             p.account(now);
-            let total = counters.get(i).map_or(p.hits, |c| c.hits);
+            let (total, sent) = counters.get(i).map_or((p.hits, p.emitted), |c| (c.hits, c.emitted));
             let new = total.saturating_sub(p.hits);
-            p.hits = total;
+            emitted.push(sent.saturating_sub(p.emitted));
+            (p.hits, p.emitted) = (total, sent);
             let cost = p.cost_s + self.runs.get(p.program).map_or(0.0, |r| r.1);
             p.cpu_s += new as f64 * cost;
             hits.push(new);
@@ -432,32 +531,44 @@ impl Governor {
                 let events = members.iter().map(|&i| hits[i]).max().unwrap_or(0);
                 let cpu: f64 = members.iter().map(|&i| hits[i] as f64 * costs[i]).sum();
                 let per_event = if events > 0 { cpu / events as f64 } else { members.iter().map(|&i| costs[i]).sum() };
-                ProbeCycle { hits: events, attached_s: self.probes[members[0]].cycle_attached.as_secs_f64(), cost_s: per_event }
+                ProbeCycle {
+                    hits: events,
+                    attached_s: self.probes[members[0]].cycle_attached.as_secs_f64(),
+                    cost_s: per_event,
+                    emitted: members.iter().map(|&i| emitted[i]).sum(),
+                    probes: members.len(),
+                }
             })
             .collect();
         for p in &mut self.probes {
             p.cycle_attached = Duration::ZERO;
         }
         let cpu_s = self.cpu_delta(pids);
-        self.last = self.controller.update(self.budget, cycle_s, cpu_s, &cycle);
+        let switching = self.switch_cpu.cycle();
+        self.last = self.controller.update(self.budget, cycle_s, cpu_s, &cycle, switching);
         self.total.probe_cpu_s += self.last.probe_cpu_s;
         self.total.own_cpu_s += self.last.own_cpu_s;
         (self.cycle_started, self.cycle_len) = (now, CYCLE);
         let plan: Vec<f64> = self.controller.attach_for().collect();
         let cycle_s = CYCLE.as_secs_f64();
-        let longest = plan.iter().copied().filter(|&a| a < cycle_s).fold(0.0, f64::max);
-        let start = now + window_start(&mut self.phase_seed, cycle_s - longest);
-        for (u, attach_s) in plan.into_iter().enumerate() {
-            if attach_s >= cycle_s {
-                (self.units[u].attach_at, self.units[u].detach_at) = (None, None);
-                self.switch_on(u, tracer, pids, now);
-            } else {
-                self.switch_off(u, tracer, pids, now);
-                if attach_s > 0.0 {
-                    self.units[u].attach_at = Some(start);
-                    self.units[u].detach_at = Some(start + Duration::from_secs_f64(attach_s));
-                }
+        let (mut leaving, mut entering, mut windows) = (Vec::new(), Vec::new(), Vec::new());
+        for (u, &attach_s) in plan.iter().enumerate() {
+            let resident = attach_s >= cycle_s;
+            match (self.units[u].resident, resident) {
+                (true, false) => leaving.push(u),
+                (false, true) => entering.push(u),
+                _ => {}
             }
+            if !resident && attach_s > 0.0 {
+                windows.push((u, Duration::from_secs_f64(attach_s)));
+            }
+        }
+        self.set_resident(&leaving, false, tracer, pids, now);
+        self.set_resident(&entering, true, tracer, pids, now);
+        if !windows.is_empty() {
+            let longest = windows.iter().map(|w| w.1).max().unwrap_or_default().as_secs_f64();
+            let start = now + window_start(&mut self.phase_seed, cycle_s - longest);
+            self.pending = Some((start, windows));
         }
     }
 
@@ -602,10 +713,10 @@ mod tests {
         };
         let start = probe_info(&probe(ProbeKind::MapWriteCall(MapWriteOp::Assign), "main.put"));
         let exit = probe_info(&probe(ProbeKind::MapWriteExit, "main.put"));
-        assert_eq!((start.unit.as_deref(), start.exit), (Some("map_write main.put"), false));
-        assert_eq!((exit.unit.as_deref(), exit.exit), (Some("map_write main.put"), true));
+        assert_eq!(start.unit.as_deref(), Some("map_write main.put"));
+        assert_eq!(exit.unit.as_deref(), Some("map_write main.put"));
         let remove = probe_info(&probe(ProbeKind::ListRemoveExit, "main.drop"));
-        assert_eq!((remove.unit.as_deref(), remove.exit), (Some("list_remove main.drop"), true));
+        assert_eq!(remove.unit.as_deref(), Some("list_remove main.drop"));
         assert_eq!(probe_info(&probe(ProbeKind::SliceGrowCall, "main.put")).unit, None);
     }
 

@@ -1,15 +1,21 @@
-//! The uprobe links and what each one covers, so single probes can be switched
-//! off and on (the governor's duty cycles) although a multi-offset link cannot
-//! drop one offset: a probe to be switched is first moved out of its group link
-//! into a link of its own.
+//! The uprobe links and what each one covers. A multi-offset link cannot drop one
+//! offset, and every registration takes kernel-wide locks that the traced
+//! program's own mmap and fork paths wait on, so links are laid out for switching
+//! in bulk: probes attached all the time (resident) sit in links of at most
+//! [`CHUNK`] probes each, rebuilt only when one of theirs changes, and the probes
+//! the governor attaches for a window go up together as one batch, one link per
+//! program, and come down together.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fs::File,
     num::NonZeroU32,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use aya::programs::{
@@ -18,34 +24,53 @@ use aya::programs::{
 };
 
 use super::{ProbeError, Tracer};
+use crate::sys::thread_cpu_ns;
+
+/// Probe ids per resident link: moving one probe in or out re-registers at most
+/// this many (a switch costs per registered probe, a link per close).
+pub const CHUNK: u32 = 256;
 
 /// One uprobe link: a program on some offsets of one file.
 struct Link {
     program: &'static str,
-    /// Held open so re-attaching reaches the same inode whatever happens to the path.
-    file: Arc<File>,
-    name: String,
-    scope: UProbeScope,
-    /// (file offset, cookie); the cookie's low 32 bits are the probe id.
-    points: Vec<(u64, Option<u64>)>,
     /// The attachment this link belongs to.
     owner: u32,
-    /// `None` while switched off.
-    id: Option<UProbeLinkId>,
+    id: UProbeLinkId,
 }
 
-impl Link {
-    fn probe_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.points.iter().filter_map(|(_, cookie)| cookie.map(|c| c as u32))
-    }
+/// What a link is attached to.
+struct Target {
+    /// Held open so re-attaching reaches the same inode whatever happens to the path.
+    file: File,
+    name: String,
+    scope: UProbeScope,
 }
 
-/// Every link of a tracer, and which link holds each probe.
+/// Where one probe is attached from.
+struct Point {
+    program: &'static str,
+    target: Arc<Target>,
+    offset: u64,
+    cookie: u64,
+    owner: u32,
+    /// In its resident link (attached all the time).
+    resident: bool,
+}
+
+/// Resident links by (owner, program, chunk of ids).
+type ChunkKey = (u32, &'static str, u32);
+
+/// Every link of a tracer, and where each probe is.
 #[derive(Default)]
 pub struct Links {
-    links: Vec<Option<Link>>,
-    by_probe: HashMap<u32, usize>,
+    points: HashMap<u32, Point>,
+    resident: BTreeMap<ChunkKey, Link>,
+    /// Links of probes attached together for a while, by batch.
+    batches: HashMap<u64, Vec<Link>>,
+    /// Links without probe ids (GC cycle ends, calibration).
+    other: Vec<Link>,
     next_owner: u32,
+    next_batch: u64,
 }
 
 impl Links {
@@ -54,6 +79,12 @@ impl Links {
         self.next_owner += 1;
         self.next_owner
     }
+}
+
+/// Exit probes go up after the calls they end and come down before them: alone,
+/// an exit traps for nothing.
+fn is_exit_program(program: &str) -> bool {
+    program.ends_with("_exit")
 }
 
 fn attach_error(program: &'static str, count: usize, name: &str, e: impl std::fmt::Display) -> ProbeError {
@@ -65,46 +96,193 @@ impl Tracer {
         self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe")
     }
 
-    fn link_up(&mut self, link: &Link) -> Result<UProbeLinkId, ProbeError> {
-        let path = PathBuf::from(format!("/proc/self/fd/{}", link.file.as_raw_fd()));
-        let points = link.points.iter().map(|&(offset, cookie)| UProbeAttachPoint {
+    fn link_up(&mut self, program: &'static str, target: &Target, points: &[(u64, Option<u64>)]) -> Result<UProbeLinkId, ProbeError> {
+        let path = PathBuf::from(format!("/proc/self/fd/{}", target.file.as_raw_fd()));
+        let attach_points = points.iter().map(|&(offset, cookie)| UProbeAttachPoint {
             location: UProbeAttachLocation::AbsoluteOffset(offset),
             cookie,
         });
-        let (program, count, scope) = (link.program, link.points.len(), link.scope);
-        self.uprobe(program).attach(points, &path, scope).map_err(|e| attach_error(program, count, &link.name, super::chain(&e)))
+        let scope = target.scope;
+        self.uprobe(program)
+            .attach(attach_points, &path, scope)
+            .map_err(|e| attach_error(program, points.len(), &target.name, super::chain(&e)))
     }
 
     /// Closing a uprobe link takes its breakpoints out at once, then waits for a
     /// grace period (60–100 ms measured here) before returning: the link is closed
-    /// on a thread of its own, so that the probes of a unit go down together and a
-    /// switch does not leave the next probes in its order attached that long.
-    fn link_down(&mut self, program: &'static str, id: UProbeLinkId) {
+    /// on a thread of its own, which adds the CPU time it took to `cpu` (ns).
+    fn link_down(&mut self, program: &'static str, id: UProbeLinkId, cpu: &Arc<AtomicU64>) {
         if let Ok(link) = self.uprobe(program).take_link(id) {
+            let cpu = cpu.clone();
             // If no thread can be started, the closure (and the link) is dropped here.
-            let _ = std::thread::Builder::new().name("ghostrace-detach".into()).spawn(move || drop(link));
+            let _ = std::thread::Builder::new().name("ghostrace-detach".into()).spawn(move || {
+                let start = thread_cpu_ns();
+                drop(link);
+                cpu.fetch_add(thread_cpu_ns().saturating_sub(start), Ordering::Relaxed);
+            });
         }
     }
 
-    /// Attaches `program` to `points` of `binary` as one link of `owner`.
-    pub(super) fn add_link(
+    /// Attaches `points` of `program` as one link, adding the CPU time it took to `cpu`.
+    fn new_link(
+        &mut self,
+        program: &'static str,
+        target: &Arc<Target>,
+        points: Vec<(u64, Option<u64>)>,
+        owner: u32,
+        cpu: &Arc<AtomicU64>,
+    ) -> Result<Link, ProbeError> {
+        let start = thread_cpu_ns();
+        let id = self.link_up(program, target, &points);
+        cpu.fetch_add(thread_cpu_ns().saturating_sub(start), Ordering::Relaxed);
+        Ok(Link { program, owner, id: id? })
+    }
+
+    fn close(&mut self, link: Link, cpu: &Arc<AtomicU64>) {
+        self.link_down(link.program, link.id, cpu);
+    }
+
+    /// Attaches probes `(id, program, file offset, cookie)` of `binary` for `owner`,
+    /// resident. Nothing of this call stays attached when it fails.
+    pub(super) fn add_probes(
+        &mut self,
+        owner: u32,
+        binary: &Path,
+        scope: UProbeScope,
+        probes: Vec<(u32, &'static str, u64, u64)>,
+    ) -> Result<(), ProbeError> {
+        let target = open_target(binary, scope, probes.first().map_or("", |p| p.1))?;
+        let mut chunks = Vec::new();
+        for (id, program, offset, cookie) in probes {
+            self.links.points.insert(id, Point { program, target: target.clone(), offset, cookie, owner, resident: true });
+            let key = (owner, program, id / CHUNK);
+            if chunks.last() != Some(&key) && !chunks.contains(&key) {
+                chunks.push(key);
+            }
+        }
+        let cpu = Arc::new(AtomicU64::new(0));
+        for key in chunks {
+            if let Err(e) = self.rebuild(key, &cpu) {
+                self.remove_links(owner);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches `program` at `offset` of `binary` as a link without probe id.
+    pub(super) fn add_plain(
         &mut self,
         program: &'static str,
         binary: &Path,
         scope: UProbeScope,
-        points: Vec<(u64, Option<u64>)>,
+        offset: u64,
         owner: u32,
     ) -> Result<(), ProbeError> {
-        let name = binary.display().to_string();
-        let file = File::open(binary).map_err(|e| attach_error(program, points.len(), &name, e))?;
-        let mut link = Link { program, file: Arc::new(file), name, scope, points, owner, id: None };
-        link.id = Some(self.link_up(&link)?);
-        let index = self.links.links.len();
-        for probe in link.probe_ids() {
-            self.links.by_probe.insert(probe, index);
-        }
-        self.links.links.push(Some(link));
+        let target = open_target(binary, scope, program)?;
+        let link = self.new_link(program, &target, vec![(offset, None)], owner, &Arc::new(AtomicU64::new(0)))?;
+        self.links.other.push(link);
         Ok(())
+    }
+
+    /// Brings the resident link of `key` in line with its probes' flags: the new
+    /// link up before the old one goes down (for a moment both report the same
+    /// hits, harmless to the detectors, rather than a moment without them).
+    fn rebuild(&mut self, key: ChunkKey, cpu: &Arc<AtomicU64>) -> Result<(), ProbeError> {
+        let (owner, program, chunk) = key;
+        let ids = chunk * CHUNK..(chunk + 1).saturating_mul(CHUNK);
+        let mut points = Vec::new();
+        let mut target = None;
+        for id in ids {
+            if let Some(p) = self.links.points.get(&id)
+                && p.owner == owner
+                && p.program == program
+                && p.resident
+            {
+                points.push((p.offset, Some(p.cookie)));
+                target.get_or_insert_with(|| p.target.clone());
+            }
+        }
+        let fresh = match target {
+            Some(target) => Some(self.new_link(program, &target, points, owner, cpu)?),
+            None => None,
+        };
+        let old = match fresh {
+            Some(link) => self.links.resident.insert(key, link),
+            None => self.links.resident.remove(&key),
+        };
+        if let Some(old) = old {
+            self.close(old, cpu);
+        }
+        Ok(())
+    }
+
+    /// Makes probes resident (attached all the time) or not, rebuilding each
+    /// resident link concerned once. The CPU time the switch took is added to
+    /// `cpu` (ns). On failure the probes of the links that could not be rebuilt
+    /// keep their former state.
+    pub fn set_resident(&mut self, changes: &[(u32, bool)], cpu: &Arc<AtomicU64>) -> Result<(), ProbeError> {
+        let mut touched: BTreeMap<ChunkKey, Vec<(u32, bool)>> = BTreeMap::new();
+        for &(id, resident) in changes {
+            if let Some(p) = self.links.points.get_mut(&id)
+                && p.resident != resident
+            {
+                touched.entry((p.owner, p.program, id / CHUNK)).or_default().push((id, p.resident));
+                p.resident = resident;
+            }
+        }
+        let mut first_error = None;
+        // Exits leave first and come back last.
+        let order: Vec<ChunkKey> = touched.keys().copied().collect();
+        let (exits, calls): (Vec<ChunkKey>, Vec<ChunkKey>) = order.into_iter().partition(|k| is_exit_program(k.1));
+        let leaving = changes.iter().any(|c| !c.1);
+        let sequence = if leaving { exits.into_iter().chain(calls) } else { calls.into_iter().chain(exits) };
+        for key in sequence {
+            if let Err(e) = self.rebuild(key, cpu) {
+                for &(id, before) in &touched[&key] {
+                    if let Some(p) = self.links.points.get_mut(&id) {
+                        p.resident = before;
+                    }
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Attaches probes `ids` together, one link per program (exits last), until
+    /// [`Tracer::detach_batch`]; the CPU time it took is added to `cpu` (ns).
+    /// Nothing stays attached when this fails.
+    pub fn attach_batch(&mut self, ids: &[u32], cpu: &Arc<AtomicU64>) -> Result<u64, ProbeError> {
+        let mut groups: BTreeMap<(bool, &'static str, u32), (Arc<Target>, Vec<(u64, Option<u64>)>)> = BTreeMap::new();
+        for id in ids {
+            if let Some(p) = self.links.points.get(id) {
+                let group = groups.entry((is_exit_program(p.program), p.program, p.owner)).or_insert_with(|| (p.target.clone(), Vec::new()));
+                group.1.push((p.offset, Some(p.cookie)));
+            }
+        }
+        let mut links = Vec::new();
+        for ((_, program, owner), (target, points)) in groups {
+            match self.new_link(program, &target, points, owner, cpu) {
+                Ok(link) => links.push(link),
+                Err(e) => {
+                    for link in links.into_iter().rev() {
+                        self.close(link, cpu);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.links.next_batch += 1;
+        self.links.batches.insert(self.links.next_batch, links);
+        Ok(self.links.next_batch)
+    }
+
+    /// Detaches a batch (exits first); the CPU time it takes is added to `cpu` (ns).
+    pub fn detach_batch(&mut self, batch: u64, cpu: &Arc<AtomicU64>) {
+        for link in self.links.batches.remove(&batch).unwrap_or_default().into_iter().rev() {
+            self.close(link, cpu);
+        }
     }
 
     /// Attaches `program` at `offset` of this process's own executable, for this
@@ -113,7 +291,7 @@ impl Tracer {
     pub fn attach_to_self(&mut self, program: &'static str, offset: u64) -> Result<u32, ProbeError> {
         let owner = self.links.new_owner();
         let pid = NonZeroU32::new(std::process::id()).expect("a pid is never 0");
-        self.add_link(program, Path::new("/proc/self/exe"), UProbeScope::OneProcess(pid), vec![(offset, None)], owner)?;
+        self.add_plain(program, Path::new("/proc/self/exe"), UProbeScope::OneProcess(pid), offset, owner)?;
         Ok(owner)
     }
 
@@ -122,81 +300,9 @@ impl Tracer {
         self.remove_links(owner);
     }
 
-    /// Whether probe `id` is attached now.
-    pub fn probe_attached(&self, id: u32) -> bool {
-        self.links.by_probe.get(&id).and_then(|&i| self.links.links[i].as_ref()).is_some_and(|l| l.id.is_some())
-    }
-
-    /// Switches probe `id` off or on, leaving every other probe as it is. The first
-    /// switch moves it out of its group link (the group is re-attached without it).
-    pub fn set_probe_attached(&mut self, id: u32, on: bool) -> Result<(), ProbeError> {
-        let Some(&index) = self.links.by_probe.get(&id) else { return Ok(()) };
-        let Some(link) = self.links.links[index].take() else { return Ok(()) };
-        let solo_index = if link.points.len() > 1 {
-            if on {
-                self.links.links[index] = Some(link);
-                return Ok(());
-            }
-            self.split_off(index, link, id)?
-        } else {
-            self.links.links[index] = Some(link);
-            index
-        };
-        let mut solo = self.links.links[solo_index].take().expect("present");
-        let result = match (on, solo.id.take()) {
-            (true, None) => self.link_up(&solo).map(|up| solo.id = Some(up)),
-            (false, Some(up)) => {
-                self.link_down(solo.program, up);
-                Ok(())
-            }
-            (_, up) => {
-                solo.id = up;
-                Ok(())
-            }
-        };
-        self.links.links[solo_index] = Some(solo);
-        result
-    }
-
-    /// Re-attaches group link `link` (taken from slot `index`) without probe `id`,
-    /// which gets a detached link of its own; returns that link's index.
-    fn split_off(&mut self, index: usize, mut link: Link, id: u32) -> Result<usize, ProbeError> {
-        let at = link.points.iter().position(|(_, c)| c.is_some_and(|c| c as u32 == id)).expect("probe in its link");
-        let point = link.points.remove(at);
-        // Up before down: for a moment two links report the group's hits twice
-        // (harmless to the detectors: the same goroutine, the same object), rather
-        // than a moment without them, which could lose a Remove's exit.
-        let relinked = if link.points.is_empty() { Err(None) } else { self.link_up(&link).map_err(Some) };
-        if let Some(up) = link.id.take() {
-            self.link_down(link.program, up);
-        }
-        let solo = Link {
-            program: link.program,
-            file: link.file.clone(),
-            name: link.name.clone(),
-            scope: link.scope,
-            points: vec![point],
-            owner: link.owner,
-            id: None,
-        };
-        let solo_index = self.links.links.len();
-        self.links.links.push(Some(solo));
-        self.links.by_probe.insert(id, solo_index);
-        let result = match relinked {
-            Ok(up) => {
-                link.id = Some(up);
-                Ok(solo_index)
-            }
-            Err(None) => Ok(solo_index),
-            Err(Some(e)) => Err(e),
-        };
-        self.links.links[index] = Some(link);
-        result
-    }
-
     /// Detaches and forgets every link of `owner`.
     pub(super) fn remove_links(&mut self, owner: u32) {
-        self.remove_links_where(|l| l.owner == owner);
+        self.remove_links_where(|o| o == owner);
     }
 
     /// Detaches and forgets every link.
@@ -204,21 +310,27 @@ impl Tracer {
         self.remove_links_where(|_| true);
     }
 
-    fn remove_links_where(&mut self, pick: impl Fn(&Link) -> bool) {
-        for index in 0..self.links.links.len() {
-            if self.links.links[index].as_ref().is_some_and(&pick) {
-                let link = self.links.links[index].take().expect("present");
-                for probe in link.probe_ids() {
-                    self.links.by_probe.remove(&probe);
-                }
-                if let Some(up) = link.id {
-                    self.link_down(link.program, up);
-                }
-            }
+    fn remove_links_where(&mut self, pick: impl Fn(u32) -> bool) {
+        let cpu = Arc::new(AtomicU64::new(0));
+        let mut doomed: Vec<Link> = Vec::new();
+        for links in self.links.batches.values_mut() {
+            doomed.extend(links.extract_if(.., |l| pick(l.owner)));
         }
-        // Keep indexes stable while any link lives; start over once all are gone.
-        if self.links.links.iter().all(Option::is_none) {
-            self.links.links.clear();
+        self.links.batches.retain(|_, links| !links.is_empty());
+        doomed.extend(self.links.other.extract_if(.., |l| pick(l.owner)));
+        let keys: Vec<ChunkKey> = self.links.resident.keys().filter(|k| pick(k.0)).copied().collect();
+        doomed.extend(keys.iter().filter_map(|k| self.links.resident.remove(k)));
+        self.links.points.retain(|_, p| !pick(p.owner));
+        // Exits first.
+        doomed.sort_by_key(|l| !is_exit_program(l.program));
+        for link in doomed {
+            self.close(link, &cpu);
         }
     }
+}
+
+fn open_target(binary: &Path, scope: UProbeScope, program: &'static str) -> Result<Arc<Target>, ProbeError> {
+    let name = binary.display().to_string();
+    let file = File::open(binary).map_err(|e| attach_error(program, 0, &name, e))?;
+    Ok(Arc::new(Target { file, name, scope }))
 }

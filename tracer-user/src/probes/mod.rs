@@ -137,26 +137,22 @@ impl Tracer {
     }
 
     fn attach_as(&mut self, owner: u32, binary: &Path, plan: &ProbePlan, ids: Range<u32>, pid: Option<u32>) -> Result<usize, ProbeError> {
-        let groups = self.table.groups(ids.clone());
-        // One link per program, up one after another (tens of ms apart for
-        // thousands of probes): a write or Remove begun before its exit's link is up
-        // may never end, so none begun until all are up counts as in progress. The
-        // kernel side decides at each hit, hence "always" first.
+        // Links come up one after another (tens of ms apart for thousands of
+        // probes): a write or Remove begun before its exit's link is up may never
+        // end, so none begun until all are up counts as in progress. The kernel
+        // side decides at each hit, hence "always" first.
         self.void_intervals_before(ids.clone(), u64::MAX)?;
         let scope = match pid.and_then(NonZeroU32::new) {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
         };
-        let mut attached = 0;
-        for (program, points) in groups {
-            attached += points.len();
-            let points = points.into_iter().map(|(offset, cookie)| (offset, Some(cookie))).collect();
-            self.add_link(program, binary, scope, points, owner)?;
-        }
+        let probes = self.table.points(ids.clone());
+        let mut attached = probes.len();
+        self.add_probes(owner, binary, scope, probes)?;
         // GC cycle ends let slice records tell two lives of one address apart.
         if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination) {
             let site = gc.body.unwrap_or(gc.entry);
-            self.add_link("gc_mark_termination", binary, scope, vec![(site.file_offset, None)], owner)?;
+            self.add_plain("gc_mark_termination", binary, scope, site.file_offset, owner)?;
             attached += 1;
         }
         self.void_intervals_before(ids, crate::sys::monotonic_ns())?;

@@ -52,9 +52,6 @@ pub fn program_name(kind: &ProbeKind) -> &'static str {
     program_of(kind).0
 }
 
-/// (program, [(file offset, cookie)]) groups to attach.
-pub type AttachGroups = Vec<(&'static str, Vec<(u64, u64)>)>;
-
 impl ProbeTable {
     /// Adds a plan's probes; returns their ids.
     pub fn add(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Range<u32>, ProbeError> {
@@ -67,19 +64,14 @@ impl ProbeTable {
         Ok(first..self.probes.len() as u32)
     }
 
-    /// Probes `ids`, grouped by program, to attach.
-    pub fn groups(&self, ids: Range<u32>) -> AttachGroups {
-        let mut groups: AttachGroups = Vec::new();
-        for id in ids {
-            let probe = &self.probes[id as usize].probe;
+    /// Probes `ids` to attach: (id, program, file offset, cookie).
+    pub fn points(&self, ids: Range<u32>) -> Vec<(u32, &'static str, u64, u64)> {
+        ids.filter_map(|id| {
+            let probe = &self.probes.get(id as usize)?.probe;
             let (program, aux0, aux1) = program_of(&probe.kind);
-            let point = (probe.file_offset, cookie(id, aux0, aux1));
-            match groups.iter_mut().find(|(p, _)| *p == program) {
-                Some((_, points)) => points.push(point),
-                None => groups.push((program, vec![point])),
-            }
-        }
-        groups
+            Some((id, program, probe.file_offset, cookie(id, aux0, aux1)))
+        })
+        .collect()
     }
 
     pub fn get(&self, id: u32) -> Option<&PlacedProbe> {
