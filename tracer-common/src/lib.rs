@@ -135,8 +135,9 @@ pub struct ProcConfig {
 
 const _: () = assert!(core::mem::size_of::<ProcConfig>() == 32);
 
-/// Probes the kernel side keeps counters for; probe ids are indexes into the
-/// user-space probe table and travel in the attach cookie.
+/// Probes the kernel side's per-probe tables hold as compiled; user space sizes
+/// them to its plans at load time. Probe ids are indexes into the user-space probe
+/// table and travel in the attach cookie.
 pub const MAX_PROBES: u32 = 16384;
 
 /// Attach cookie layout: probe id in the low 32 bits, then two auxiliary bytes

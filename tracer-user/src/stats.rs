@@ -31,6 +31,8 @@ pub struct StatsReport {
     /// Probes attached, and how long attaching them took.
     pub attached: usize,
     pub attach_ms: f64,
+    /// Probes of the plans left out for want of room in the probe table.
+    pub left_out: usize,
     /// The governor's estimated overhead in its last whole cycle: the steady state
     /// (the sites' figures cover the whole session, its fully probed start included).
     pub last_cycle_overhead: Option<f64>,
@@ -112,6 +114,7 @@ impl SiteStats<'_> {
             undecodable: read.undecodable,
             attached: 0,
             attach_ms: 0.0,
+            left_out: 0,
             last_cycle_overhead: None,
             sites,
         }

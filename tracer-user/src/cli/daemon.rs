@@ -53,6 +53,12 @@ pub struct DaemonArgs {
     /// and again on SIGHUP: the budget changes without a restart.
     #[arg(long, env = "GHOSTRACE_OVERHEAD_BUDGET_FILE", value_name = "FILE")]
     pub overhead_budget_file: Option<std::path::PathBuf>,
+    /// Room in the kernel's per-probe tables, for every traced executable together:
+    /// 40 bytes a probe per possible CPU plus 24 (131,072 probes: 5 MiB per CPU).
+    /// An executable detached gives its room back; one whose plan does not fit is
+    /// traced with what fits, slice growth sites left out first.
+    #[arg(long, env = "GHOSTRACE_MAX_PROBES", default_value_t = 131_072, value_name = "N")]
+    pub max_probes: u32,
     /// Stop after this long (default: run until SIGINT or SIGTERM).
     #[arg(long, env = "GHOSTRACE_DURATION", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
@@ -74,6 +80,7 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         options,
         detect,
         ring_bytes: args.ring_bytes,
+        max_probes: args.max_probes,
         finding_interval: args.finding_interval,
         duration: args.duration,
         budget_file: args.overhead_budget_file,

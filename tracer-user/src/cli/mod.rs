@@ -110,7 +110,7 @@ fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Re
 }
 
 fn calibrate(json: bool) -> anyhow::Result<i32> {
-    let mut tracer = crate::probes::Tracer::load(1 << 12)?;
+    let mut tracer = crate::probes::Tracer::load(1 << 12, 1)?;
     let cost = crate::governor::calibrate::remeasure(&mut tracer)?;
     let cache = crate::governor::calibrate::cache_path();
     if json {

@@ -103,8 +103,13 @@ impl Sink for Collector {
     }
 }
 
+/// Probe table room kept beyond the traced program's plan for the Go programs it
+/// starts (`run` follows them); ids of children gone are taken again.
+const FOLLOW_ROOM: u32 = 16_384;
+
 pub struct Session {
     pub binary: Arc<GoBinary>,
+    plan: ProbePlan,
     /// Where the executable is opened and probed.
     pub path: PathBuf,
     /// What findings and recordings call it: a path `replay` can open later.
@@ -123,6 +128,8 @@ pub struct Session {
     /// Probes attached by `start` and the time it took.
     pub attached: usize,
     pub attach_time: std::time::Duration,
+    /// Probes of followed children's plans left out for want of room.
+    left_out: usize,
     cost: HitCost,
     /// The overhead budget in force (SIGHUP may change it).
     budget: Budget,
@@ -152,10 +159,13 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     options.detect_config().validate()?;
     let budget = governor::starting_budget(options.overhead_budget, options.overhead_budget_file.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let mut tracer = Tracer::load(options.ring_bytes)?;
+    let plan = binary.probe_plan(&options.scope());
+    let capacity = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX).saturating_add(FOLLOW_ROOM);
+    let mut tracer = Tracer::load(options.ring_bytes, capacity)?;
     let cost = governor::calibrate::at_startup(&mut tracer);
     Ok(Session {
         binary: Arc::new(binary),
+        plan,
         path: path.to_path_buf(),
         name: path.to_path_buf(),
         tracer,
@@ -167,6 +177,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         anchor: ClockAnchor::now(),
         attached: 0,
         attach_time: std::time::Duration::ZERO,
+        left_out: 0,
         cost,
         budget,
         governors: Vec::new(),
@@ -178,7 +189,7 @@ impl Session {
     /// Attaches the plan's probes for `pid` and starts reading records. `load_bias`:
     /// where the process has the binary (see [`Self::relocate`] for one not running it yet).
     pub fn start(&mut self, pid: u32, load_bias: u64, options: &TraceOptions) -> Result<usize> {
-        let plan = self.binary.probe_plan(&options.scope());
+        let plan = std::mem::take(&mut self.plan);
         let undetermined = plan.list_sites.iter().filter(|s| s.registers.is_err()).count();
         if undetermined > 0 {
             eprintln!(
@@ -278,11 +289,15 @@ impl Session {
         config: ProcConfig,
     ) -> Result<usize> {
         let join = self.join.clone().context("the session has not started")?;
-        let ids = match self.free.iter().position(|(b, _)| Arc::ptr_eq(b, binary)) {
-            Some(at) => self.free.swap_remove(at).1,
-            None => self.tracer.reserve(path, plan)?,
+        let (ids, plan) = match self.free.iter().position(|(b, _)| Arc::ptr_eq(b, binary)) {
+            Some(at) => (self.free.swap_remove(at).1, std::borrow::Cow::Borrowed(plan)),
+            None => {
+                let (plan, left_out) = self.tracer.fit(plan, path);
+                self.left_out += left_out;
+                (self.tracer.reserve(path, &plan)?, plan)
+            }
         };
-        let owner = match self.tracer.attach_process(path, plan, pid, ids.clone()) {
+        let owner = match self.tracer.attach_process(path, &plan, pid, ids.clone()) {
             Ok(owner) => owner,
             Err(e) => {
                 self.free.push((binary.clone(), ids));
@@ -347,7 +362,7 @@ impl Session {
             collector.as_ref().map(|c| &c.by_goroutine).unwrap_or(&HashMap::new()),
             read,
         );
-        (stats.attached, stats.attach_ms) = (self.attached, self.attach_time.as_secs_f64() * 1e3);
+        (stats.attached, stats.attach_ms, stats.left_out) = (self.attached, self.attach_time.as_secs_f64() * 1e3, self.left_out);
         stats.last_cycle_overhead = self.governors.first().map(|(_, g)| g.last_ratio());
         let findings = match &mut collector {
             Some(c) => {

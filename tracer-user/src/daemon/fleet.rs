@@ -67,6 +67,8 @@ struct Binary {
     config: ProcConfig,
     attachment: Attachment,
     pids: BTreeSet<u32>,
+    /// Probes of its plan left out for want of room in the probe table.
+    left_out: usize,
     /// The `probe` label of each probe, by id - first id.
     kinds: Vec<&'static str>,
     /// Kernel counters at the last refresh, same order.
@@ -248,11 +250,17 @@ impl Fleet {
             return Err(Some(Verdict::Failed));
         }
         let plan = binary.probe_plan(&self.options.scope);
-        let attachment = match tracer.attach_binary(&link, &plan) {
+        let (plan, left_out) = tracer.fit(&plan, Path::new(&process.exe));
+        let attached = if plan.probes.is_empty() && left_out > 0 {
+            Err(ProbeError::TooManyProbes { wanted: left_out, room: 0 })
+        } else {
+            tracer.attach_binary(&link, &plan)
+        };
+        let attachment = match attached {
             Ok(attachment) => attachment,
             Err(e) => {
                 let failure = match e {
-                    ProbeError::TooManyProbes => AttachFailure::ProbeTableFull,
+                    ProbeError::TooManyProbes { .. } => AttachFailure::ProbeTableFull,
                     _ => AttachFailure::Attach,
                 };
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
@@ -280,6 +288,7 @@ impl Fleet {
                 kinds,
                 attachment,
                 pids: BTreeSet::new(),
+                left_out,
                 governor,
             },
         );
@@ -442,6 +451,7 @@ impl Fleet {
         m.go_processes.set((self.traced.len() + self.untraced.len()) as i64);
         m.attached_binaries.set(self.binaries.len() as i64);
         m.attached_probes.set(self.binaries.values().map(|b| b.attachment.probes() as i64).sum());
+        m.left_out_probes.set(self.binaries.values().map(|b| b.left_out as i64).sum());
     }
 
     /// The `/status` document.
@@ -461,6 +471,7 @@ impl Fleet {
                 "label": b.label,
                 "go_version": b.binary.go_version(),
                 "probes": b.attachment.probes(),
+                "left_out_probes": b.left_out,
                 "pids": b.pids,
                 "containers": b.pids.iter().filter_map(|pid| {
                     let c = serde_json::to_value(self.containers.get(pid)?).ok()?;

@@ -72,6 +72,8 @@ pub struct DaemonConfig {
     pub options: Options,
     pub detect: Config,
     pub ring_bytes: u32,
+    /// Room in the probe table.
+    pub max_probes: u32,
     /// Least time between two lines of one finding.
     pub finding_interval: Duration,
     /// Stop after this long (tests, benchmarks); `None`: until SIGINT/SIGTERM.
@@ -94,7 +96,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new()?);
     let shared = Arc::new(Shared::new(metrics.clone()));
 
-    let mut tracer = Tracer::load(config.ring_bytes)?;
+    let mut tracer = Tracer::load(config.ring_bytes, config.max_probes)?;
     let cost = crate::governor::calibrate::at_startup(&mut tracer);
     metrics.hit_cost.with_label_values(&["emulated"]).set(cost.emulated_s);
     metrics.hit_cost.with_label_values(&["single_stepped"]).set(cost.single_stepped_s);

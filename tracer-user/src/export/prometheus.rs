@@ -30,7 +30,7 @@ pub enum AttachFailure {
     Unsupported,
     /// The kernel refused the uprobes.
     Attach,
-    /// The probe table (`MAX_PROBES` over the daemon's life) is full.
+    /// The probe table (`--max-probes`) has no room left at all.
     ProbeTableFull,
     /// The kernel's table of traced processes is full.
     ProcessTableFull,
@@ -72,6 +72,8 @@ pub struct Metrics {
     pub go_processes: IntGauge,
     pub attached_binaries: IntGauge,
     pub attached_probes: IntGauge,
+    /// Probes of attached executables' plans left out for want of probe table room.
+    pub left_out_probes: IntGauge,
     pub attach_errors: IntCounterVec,
     /// Executables looked at and found not to be Go programs.
     pub ignored_binaries: IntCounter,
@@ -181,6 +183,11 @@ impl Metrics {
                 "Executables (inodes) with probes attached now.",
             )?,
             attached_probes: gauge(&r, "ghostrace_attached_probes", "Uprobes attached now.")?,
+            left_out_probes: gauge(
+                &r,
+                "ghostrace_left_out_probes",
+                "Probes of the attached executables' plans left out: the probe table (--max-probes) had no room.",
+            )?,
             attach_errors: counter_vec(
                 &r,
                 "ghostrace_attach_errors_total",

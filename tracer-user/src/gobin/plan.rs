@@ -164,6 +164,48 @@ pub struct ProbePlan {
     pub missing: Vec<Missing>,
 }
 
+impl ProbePlan {
+    /// Keeps at most `room` probes, the most telling first: list mutations, map
+    /// writes, map ranges, then slice growth (the most numerous and the hottest),
+    /// each call site's probes whole (a write's exit goes with its CALL). Returns
+    /// how many probes were left out.
+    pub fn keep_within(&mut self, room: usize) -> usize {
+        if self.probes.len() <= room {
+            return 0;
+        }
+        let rank = |kind: &ProbeKind| match kind {
+            ProbeKind::ListRemoveEnter { .. } | ProbeKind::ListRemoveExit => 0,
+            ProbeKind::MapWriteCall(_) | ProbeKind::MapWriteExit => 1,
+            ProbeKind::MapIterStartCall | ProbeKind::MapIterNextCall => 2,
+            ProbeKind::SliceGrowCall => 3,
+        };
+        // A caller's probes of one rank stay together: exits pair with their calls.
+        let mut groups: Vec<((u8, &str), Vec<usize>)> = Vec::new();
+        let mut index: HashMap<(u8, &str), usize> = HashMap::new();
+        for (i, probe) in self.probes.iter().enumerate() {
+            let key = (rank(&probe.kind), probe.caller.as_str());
+            let at = *index.entry(key).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[at].1.push(i);
+        }
+        groups.sort_by_key(|(key, _)| key.0);
+        let mut keep = vec![false; self.probes.len()];
+        let mut kept = 0;
+        for (_, members) in &groups {
+            if kept + members.len() <= room {
+                kept += members.len();
+                members.iter().for_each(|&i| keep[i] = true);
+            }
+        }
+        let before = self.probes.len();
+        let mut flags = keep.into_iter();
+        self.probes.retain(|_| flags.next().unwrap_or(false));
+        before - self.probes.len()
+    }
+}
+
 /// A traced entry point: symbol, role, and the Go versions `[from, until)` whose
 /// compiler emits calls to it by default (None: only in some builds). Its absence
 /// in such a version is reported as missing.
@@ -423,5 +465,39 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), ENTRY_POINTS.len());
+    }
+
+    #[test]
+    fn a_plan_too_large_keeps_lists_and_maps_and_whole_call_sites() {
+        let probe = |kind, caller: &str| Probe {
+            kind,
+            address: 0,
+            file_offset: 0,
+            caller: caller.into(),
+            package: "main".into(),
+            target: String::new(),
+            emulated: true,
+            signature: Signature::MapWrite,
+            after: None,
+        };
+        let assign = ProbeKind::MapWriteCall(MapWriteOp::Assign);
+        let mut plan = ProbePlan {
+            probes: vec![
+                probe(ProbeKind::SliceGrowCall, "main.a"),
+                probe(assign, "main.b"),
+                probe(ProbeKind::SliceGrowCall, "main.c"),
+                probe(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 }, "main.d"),
+                probe(ProbeKind::MapWriteExit, "main.b"),
+                probe(assign, "main.e"),
+                probe(ProbeKind::MapWriteExit, "main.e"),
+            ],
+            ..ProbePlan::default()
+        };
+        assert_eq!(plan.clone().keep_within(7), 0);
+        // Room for 4: the list site, one map write with its exit, then one probe
+        // more: the other write (two probes) does not fit, a growth site does.
+        assert_eq!(plan.keep_within(4), 3);
+        let kept: Vec<(&str, bool)> = plan.probes.iter().map(|p| (p.caller.as_str(), p.kind.is_exit())).collect();
+        assert_eq!(kept, [("main.a", false), ("main.b", false), ("main.d", false), ("main.b", true)]);
     }
 }

@@ -82,7 +82,7 @@ impl Tracer {
     /// which are traced); [`Tracer::detach`] undoes it. Nothing stays attached when
     /// this fails.
     pub fn attach_binary(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Attachment, ProbeError> {
-        let ids = self.table.add(binary, plan)?;
+        let ids = self.reserve(binary, plan)?;
         let owner = self.links.new_owner();
         let result = self.attach_as(owner, binary, plan, ids.clone(), None);
         let attachment = Attachment { owner, ids };
@@ -95,10 +95,11 @@ impl Tracer {
         }
     }
 
-    /// Detaches one binary's probes. Their ids stay taken (the counters keep their
-    /// final values).
+    /// Detaches one binary's probes and gives their ids back to the table (read
+    /// their counters before).
     pub fn detach(&mut self, attachment: Attachment) {
         self.remove_links(attachment.owner);
+        self.table.release(attachment.ids);
     }
 
     /// The tgids the kernel side traces now (the `PROCS` map's keys).

@@ -6,15 +6,20 @@ mod lifecycle;
 mod links;
 mod table;
 
-use std::{num::NonZeroU32, ops::Range, os::fd::AsRawFd, path::Path};
+use std::{
+    num::NonZeroU32,
+    ops::Range,
+    os::fd::{AsFd, AsRawFd},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    maps::{Array, HashMap, MapData, RingBuf, StackTraceMap},
     programs::{UProbe, uprobe::UProbeScope},
 };
 use thiserror::Error;
-use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig};
+use tracer_common::{COUNTER_COUNT, ProcConfig};
 
 pub use self::{
     config::{check_traceable, proc_config},
@@ -49,8 +54,8 @@ pub enum ProbeError {
     Attach { program: &'static str, count: usize, binary: String, reason: String },
     #[error("cannot trace this binary: {0}")]
     Unsupported(String),
-    #[error("the probe table is full ({MAX_PROBES} probes)")]
-    TooManyProbes,
+    #[error("the probe table has room for {room} more probes, {wanted} wanted")]
+    TooManyProbes { wanted: usize, room: usize },
     #[error("eBPF map {map}: {reason}")]
     Map { map: &'static str, reason: String },
 }
@@ -81,10 +86,19 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
 }
 
 impl Tracer {
-    /// Loads the programs (not yet attached anywhere).
-    pub fn load(ring_bytes: u32) -> Result<Self, ProbeError> {
+    /// Loads the programs (not yet attached anywhere), with kernel tables for
+    /// `capacity` probes: 40 bytes a probe per possible CPU (counters) and 24 bytes
+    /// a probe (switch times, element sizes).
+    pub fn load(ring_bytes: u32, capacity: u32) -> Result<Self, ProbeError> {
         let object = EBPF_OBJECT.ok_or(ProbeError::NoObject)?;
-        let mut ebpf = EbpfLoader::new().map_max_entries("RECORDS", ring_bytes).load(object).map_err(|e| {
+        let capacity = capacity.clamp(1, u32::MAX / COUNTER_COUNT);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("RECORDS", ring_bytes)
+            .map_max_entries("PROBE_COUNTERS", capacity * COUNTER_COUNT)
+            .map_max_entries("SWITCHED_AT", capacity)
+            .map_max_entries("ELEM_SIZES", capacity)
+            .load(object)
+            .map_err(|e| {
             if denied(&e) { ProbeError::Permission(chain(&e)) } else { ProbeError::Load(chain(&e)) }
         })?;
         for name in PROGRAMS {
@@ -95,7 +109,13 @@ impl Tracer {
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
         }
-        Ok(Self { ebpf, links: links::Links::default(), table: ProbeTable::default(), run_stats: None, run_stats_wanted: false })
+        Ok(Self {
+            ebpf,
+            links: links::Links::default(),
+            table: ProbeTable::with_capacity(capacity),
+            run_stats: None,
+            run_stats_wanted: false,
+        })
     }
 
     /// Turns the kernel's run-time statistics of BPF programs on or off. They cost
@@ -111,15 +131,35 @@ impl Tracer {
     /// Attaches every probe of `plan` to `binary`, for `pid` only or for every
     /// process of the binary (the `PROCS` map then decides who is traced).
     pub fn attach(&mut self, binary: &Path, plan: &ProbePlan, pid: Option<u32>) -> Result<usize, ProbeError> {
-        let ids = self.table.add(binary, plan)?;
+        let ids = self.reserve(binary, plan)?;
         let owner = self.links.new_owner();
         self.attach_as(owner, binary, plan, ids, pid)
+    }
+
+    /// `plan` cut to the room left in the probe table by [`ProbePlan::keep_within`]
+    /// (said in one line on stderr), and how many probes were left out.
+    pub fn fit<'p>(&self, plan: &'p ProbePlan, name: &Path) -> (std::borrow::Cow<'p, ProbePlan>, usize) {
+        let room = self.table.room();
+        if plan.probes.len() <= room {
+            return (std::borrow::Cow::Borrowed(plan), 0);
+        }
+        let mut fitted = plan.clone();
+        let left_out = fitted.keep_within(room);
+        eprintln!(
+            "ghostrace: {}: {left_out} of {} probes left out, slice growth first (the probe table has room for {room}; --max-probes raises it)",
+            name.display(),
+            plan.probes.len()
+        );
+        (std::borrow::Cow::Owned(fitted), left_out)
     }
 
     /// Takes probe ids for `plan`'s probes in `binary`, to attach with
     /// [`Tracer::attach_process`].
     pub fn reserve(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Range<u32>, ProbeError> {
-        self.table.add(binary, plan)
+        let ids = self.table.add(binary, plan)?;
+        // Ids given back by a detached executable keep its counts.
+        self.reset_counters(ids.clone())?;
+        Ok(ids)
     }
 
     /// Attaches `plan` to `binary` for process `pid` alone on `ids`, reserved for
@@ -212,24 +252,41 @@ impl Tracer {
         self.counters_in(0..self.table.len() as u32)
     }
 
-    /// Current counters of the probes with ids in `ids`.
+    /// Current counters of the probes with ids in `ids`, read in one batch.
     pub fn counters_in(&self, ids: std::ops::Range<u32>) -> Result<Vec<ProbeCounters>, ProbeError> {
-        let map: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map")).map_err(map_err("PROBE_COUNTERS"))?;
-        let sum = |idx: u32| -> Result<u64, ProbeError> {
-            Ok(map.get(&idx, 0).map_err(map_err("PROBE_COUNTERS"))?.iter().sum())
+        let map = self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map");
+        let aya::maps::Map::PerCpuArray(data) = map else { unreachable!("PROBE_COUNTERS is a per-CPU array") };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })?.get() as usize;
+        let per_key = 8 * cpus;
+        let (first, count) = (ids.start * COUNTER_COUNT, ids.len() as u32 * COUNTER_COUNT);
+        let bytes = crate::sys::array_lookup_batch(data.fd().as_fd(), first, count, per_key)
+            .map_err(|e| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })?;
+        let sum = |key: usize| -> u64 {
+            let Some(values) = bytes.get(key * per_key..(key + 1) * per_key) else { return 0 };
+            values.chunks_exact(8).map(|v| u64::from_ne_bytes(v.try_into().expect("8 bytes"))).sum()
         };
-        ids.map(|probe| {
-            let base = probe * COUNTER_COUNT;
-            Ok(ProbeCounters {
-                hits: sum(base)?,
-                emitted: sum(base + 1)?,
-                filtered: sum(base + 2)?,
-                lost: sum(base + 3)?,
-                read_errors: sum(base + 4)?,
+        Ok((0..ids.len())
+            .map(|probe| {
+                let base = probe * COUNTER_COUNT as usize;
+                ProbeCounters {
+                    hits: sum(base),
+                    emitted: sum(base + 1),
+                    filtered: sum(base + 2),
+                    lost: sum(base + 3),
+                    read_errors: sum(base + 4),
+                }
             })
-        })
-        .collect()
+            .collect())
+    }
+
+    /// Sets the counters of probes `ids` to zero, for ids taken again.
+    fn reset_counters(&mut self, ids: std::ops::Range<u32>) -> Result<(), ProbeError> {
+        let map = self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map");
+        let aya::maps::Map::PerCpuArray(data) = map else { unreachable!("PROBE_COUNTERS is a per-CPU array") };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })?.get() as usize;
+        let zeros = vec![0u8; ids.len() * COUNTER_COUNT as usize * 8 * cpus];
+        crate::sys::array_update_batch(data.fd().as_fd(), ids.start * COUNTER_COUNT, &zeros, 8 * cpus)
+            .map_err(|e| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })
     }
 }
 
