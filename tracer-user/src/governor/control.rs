@@ -38,6 +38,10 @@ const SHARED_WEIGHT: f64 = 32.0;
 /// 1 / MAX_BACKOFF: hot local sites are looked at ever more rarely.
 const MAX_BACKOFF: f64 = 32.0;
 
+/// How far over the allowance the resident units may run between two cycles
+/// before the dearest are taken out at once ([`Controller::overrun`]).
+pub const OVERRUN: f64 = 2.0;
+
 /// Per-probe cost of one switch (attach or detach) until one has been measured:
 /// the order seen here for a registration or unregistration (CPU of ghostrace).
 pub const SWITCH_COST_PRIOR_S: f64 = 20e-6;
@@ -196,6 +200,41 @@ impl Controller {
         estimate
     }
 
+    /// A look between cycles at the resident units' `hits` over the last
+    /// `interval_s` seconds: when they cost more than [`OVERRUN`] times the
+    /// allowance, a program has entered a phase whose hot sites were cold so far
+    /// (a compiler going from parsing to code generation), and waiting for the
+    /// cycle's end would let it run fully probed that long. Returns the units to
+    /// take out of residence now, the dearest first, until the rest fits the
+    /// allowance; their rates are believed at once.
+    pub fn overrun(&mut self, budget: Budget, interval_s: f64, hits: &[u64]) -> Vec<usize> {
+        let Some(allowance) = self.allowance(budget) else { return Vec::new() };
+        if interval_s <= 0.0 {
+            return Vec::new();
+        }
+        let limit = allowance * interval_s;
+        let costs: Vec<f64> = self.units.iter().enumerate().map(|(i, u)| hits.get(i).copied().unwrap_or(0) as f64 * u.cost_s).collect();
+        let cost = |i: usize| costs[i];
+        let mut hot: Vec<usize> = (0..self.units.len()).filter(|&i| self.units[i].resident && cost(i) > 0.0).collect();
+        let mut total: f64 = hot.iter().map(|&i| cost(i)).sum();
+        if total <= OVERRUN * limit {
+            return Vec::new();
+        }
+        hot.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)));
+        let mut evicted = Vec::new();
+        for i in hot {
+            if total <= limit {
+                break;
+            }
+            total -= cost(i);
+            let u = &mut self.units[i];
+            u.rate = u.rate.max(hits[i] as f64 / interval_s);
+            (u.resident, u.duty, u.next_s, u.period) = (false, 0.0, 0.0, 0);
+            evicted.push(i);
+        }
+        evicted
+    }
+
     /// CPU seconds per second the probes may cost.
     fn allowance(&self, budget: Budget) -> Option<f64> {
         match budget {
@@ -276,6 +315,7 @@ impl Controller {
         let was_resident = u.resident;
         u.resident = false;
         if was_resident || period != u.period {
+            // (`overrun` leaves period 0: planned afresh too.)
             // Spread the windows of units with the same period over the cycles.
             u.due = now + (i as u64).wrapping_mul(0x9e37_79b9) % period;
         }
@@ -507,5 +547,27 @@ mod tests {
         let run = drive(&mut c, &sim, Budget::Share(0.01), 5);
         assert!(run[1].1[0] <= PLANNED_SHARE * 0.01, "{run:?}");
         assert!(run[2..].iter().all(|(_, d)| d[0] < 0.001 && d[1] == 1.0), "{run:?}");
+    }
+
+    #[test]
+    fn a_phase_change_is_cut_short_between_cycles() {
+        // Settled: two cold resident units.
+        let sim = Sim::new(vec![10.0, 10.0, 10.0], 1.0);
+        let mut c = Controller::new(3, CYCLE, QUANTUM);
+        drive(&mut c, &sim, Budget::Share(0.01), 3);
+        // 100 ms into a cycle the first two turn hot, one far hotter.
+        assert_eq!(c.overrun(Budget::Share(0.01), 0.1, &[1, 1, 1]), Vec::<usize>::new());
+        // Allowance: half of 1% of one CPU second a second, 0.5 ms per 100 ms.
+        let evicted = c.overrun(Budget::Share(0.01), 0.1, &[200_000, 500, 1]);
+        // Out goes the hottest (140 ms of traps); the second's 0.35 ms fits.
+        assert_eq!(evicted, vec![0]);
+        let duties: Vec<f64> = c.duties().collect();
+        assert_eq!(duties, vec![0.0, 1.0, 1.0]);
+        assert_eq!(c.attach_for().next(), Some(0.0));
+        // The next plan starts from the rate seen: the unit gets windows, not residence.
+        let (cpu, cycle, switching) = sim.cycle(&c.attach_for().collect::<Vec<_>>());
+        c.update(Budget::Share(0.01), CYCLE, cpu, &cycle, switching);
+        assert!(c.duties().next().unwrap() < 0.01);
+        assert_eq!(c.overrun(Budget::Off, 0.1, &[1_000_000, 0, 0]), Vec::<usize>::new());
     }
 }

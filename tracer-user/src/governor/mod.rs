@@ -31,6 +31,9 @@ pub const CYCLE: Duration = Duration::from_secs(1);
 /// window under kernel-wide locks and writes a breakpoint in each process of the
 /// binary.
 pub const QUANTUM: Duration = Duration::from_millis(10);
+/// How often the resident probes' counters are looked at between cycle ends, to
+/// take out those that turned hot at once (`Controller::overrun`).
+const CHECK: Duration = Duration::from_millis(100);
 /// Under `--overhead-budget off`, the cycles with the kernel's run-time statistics
 /// on: one in this many (and the first).
 const RUN_STATS_EVERY: u64 = 10;
@@ -290,6 +293,9 @@ pub struct Governor {
     pending: Option<(Instant, Vec<(usize, Duration)>)>,
     open: Vec<Window>,
     switch_cpu: SwitchCpu,
+    /// When the counters were last read, and each probe's hits then.
+    checked_at: Instant,
+    checked_hits: Vec<u64>,
 }
 
 /// Where in the next cycle the windows start: anywhere in the first `room_s`
@@ -337,6 +343,7 @@ impl Governor {
             })
             .collect();
         debug_assert_eq!(probes.len(), ids.len());
+        let ids_len = probes.len();
         Self {
             budget,
             controller: Controller::new(units.len(), CYCLE.as_secs_f64(), QUANTUM.as_secs_f64()),
@@ -357,6 +364,8 @@ impl Governor {
             pending: None,
             open: Vec::new(),
             switch_cpu: SwitchCpu::default(),
+            checked_at: now,
+            checked_hits: vec![0; ids_len],
         }
     }
 
@@ -395,10 +404,38 @@ impl Governor {
         }
         if now >= self.cycle_started + self.cycle_len {
             self.end_cycle(tracer, pids, now);
+        } else if now >= self.checked_at + CHECK {
+            self.check(tracer, pids, now);
         }
         let cycle_end = self.cycle_started + self.cycle_len;
         let pending = self.pending.as_ref().map(|(at, _)| *at);
-        self.open.iter().map(|w| w.detach_at).chain(pending).fold(cycle_end, Instant::min)
+        let check = (self.budget != Budget::Off).then_some(self.checked_at + CHECK);
+        self.open.iter().map(|w| w.detach_at).chain(pending).chain(check).fold(cycle_end, Instant::min)
+    }
+
+    /// Hits per unit (its busiest member's) since the last look, from `counters`.
+    fn hits_since_check(&mut self, counters: &[crate::probes::ProbeCounters]) -> Vec<u64> {
+        let fresh: Vec<u64> = self
+            .checked_hits
+            .iter_mut()
+            .zip(counters)
+            .map(|(seen, c)| {
+                let new = c.hits.saturating_sub(*seen);
+                *seen = c.hits;
+                new
+            })
+            .collect();
+        self.units.iter().map(|u| u.members.iter().map(|&i| fresh.get(i).copied().unwrap_or(0)).max().unwrap_or(0)).collect()
+    }
+
+    /// Takes the resident units that turned hot since the last look out at once.
+    fn check(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
+        let interval_s = now.saturating_duration_since(self.checked_at).as_secs_f64();
+        self.checked_at = now;
+        let Ok(counters) = tracer.counters_in(self.ids.clone()) else { return };
+        let hits = self.hits_since_check(&counters);
+        let evicted = self.controller.overrun(self.budget, interval_s, &hits);
+        self.set_resident(&evicted, false, tracer, pids, now);
     }
 
     /// The ids of `units`' probes, and of those that are not range steps (a step
@@ -508,6 +545,8 @@ impl Governor {
         self.cycles += 1;
         let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
         let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
+        self.checked_at = now;
+        self.hits_since_check(&counters);
         self.read_runs(tracer);
         let mut hits = Vec::with_capacity(self.probes.len());
         let mut emitted = Vec::with_capacity(self.probes.len());
@@ -562,6 +601,13 @@ impl Governor {
             if !resident && attach_s > 0.0 {
                 windows.push((u, Duration::from_secs_f64(attach_s)));
             }
+        }
+        if std::env::var_os("GHOSTRACE_DEBUG_GOVERNOR").is_some() {
+            eprintln!(
+                "governor: cycle {} {:.3}s cpu {:.3}s est {:?} ratio {:.4} switch {:?} resident {} leaving {} entering {} windows {} hits {}",
+                self.cycles, cycle_s, cpu_s, self.last, self.last.ratio(), switching,
+                self.units.iter().filter(|u| u.resident).count(), leaving.len(), entering.len(), windows.len(), hits.iter().sum::<u64>()
+            );
         }
         self.set_resident(&leaving, false, tracer, pids, now);
         self.set_resident(&entering, true, tracer, pids, now);
