@@ -19,8 +19,11 @@ const SECONDS: &str = "6";
 const FLOOD_WRITES: &str = "10000000";
 /// Hand-overs the `handover` fixture makes: a couple of seconds traced.
 const HANDOVER_ROUNDS: &str = "400000";
+/// A budget under which shared call sites, which the governor favours, are still
+/// cycled, with a window every cycle.
+const SWITCHING_BUDGET: &str = "30ms/s";
 
-/// One `ghostrace run` under the default budget.
+/// One `ghostrace run` under a budget (the default 1%, unless told).
 struct Governed {
     stdout: String,
     stderr: String,
@@ -29,10 +32,10 @@ struct Governed {
 }
 
 impl Governed {
-    fn run(bin: &Path, arg: &str, name: &str) -> Self {
+    fn run(bin: &Path, arg: &str, name: &str, budget: &str) -> Self {
         let (findings, stats) = (temp_file(&format!("{name}-findings.json")), temp_file(&format!("{name}-stats.json")));
         let out = ghostrace()
-            .args(["run", "--json-out"])
+            .args(["run", "--overhead-budget", budget, "--json-out"])
             .arg(&findings)
             .arg("--stats-out")
             .arg(&stats)
@@ -80,7 +83,7 @@ fn hot_probe_is_duty_cycled_and_the_hazard_still_found() {
     let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
     let bin = build(&tc, "fixtures/hotloop", false);
     let untraced = std::process::Command::new(&bin).arg(SECONDS).output().expect("run the fixture");
-    let run = Governed::run(&bin, SECONDS, "governor-hotloop");
+    let run = Governed::run(&bin, SECONDS, "governor-hotloop", "1%");
 
     let (hot, cold) = (run.site("main.hotLoop", "SliceGrowCall"), run.site("main.extend", "SliceGrowCall"));
     assert!(coverage(hot) < 1.0, "the hot loop's probe was never switched off: {}", run.stderr);
@@ -108,7 +111,9 @@ fn map_writes_switched_in_duty_cycles_never_seem_to_overlap() {
     }
     let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
     let bin = build(&tc, "fixtures/flood", false);
-    let run = Governed::run(&bin, FLOOD_WRITES, "governor-flood");
+    // The writes cross goroutines, which earns their unit a large share of the
+    // budget: a small absolute budget keeps them switching.
+    let run = Governed::run(&bin, FLOOD_WRITES, "governor-flood", SWITCHING_BUDGET);
     let total = 4 * FLOOD_WRITES.parse::<u64>().expect("a number");
     assert_eq!(run.stdout.trim(), format!("flood writes={total} keys=64 appended={total}"));
 
@@ -130,7 +135,7 @@ fn a_range_that_may_have_started_unseen_claims_no_earlier_write() {
     }
     let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
     let bin = build(&tc, "fixtures/handover", false);
-    let run = Governed::run(&bin, HANDOVER_ROUNDS, "governor-handover");
+    let run = Governed::run(&bin, HANDOVER_ROUNDS, "governor-handover", SWITCHING_BUDGET);
     let rounds = HANDOVER_ROUNDS.parse::<u64>().expect("a number");
     assert_eq!(run.stdout.trim(), format!("handover rounds={rounds} sum={}", 99 * rounds));
 
