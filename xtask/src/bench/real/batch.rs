@@ -62,6 +62,8 @@ fn once(bench: &Bench, config: usize, round: usize) -> Result<Outcome> {
             estimated: None,
             attached: None,
             hit: None,
+            hits: None,
+            records: None,
             serious: Vec::new(),
         }));
     };
@@ -88,6 +90,8 @@ fn once(bench: &Bench, config: usize, round: usize) -> Result<Outcome> {
         estimated: ended.estimated,
         attached: ended.attached,
         hit: ended.hit,
+        hits: ended.hits,
+        records: ended.records,
         serious: ended.serious,
     }))
 }

@@ -50,6 +50,8 @@ pub struct Measured {
     pub estimated: Option<(f64, f64)>,
     pub attached: Option<u64>,
     pub hit: Option<u64>,
+    pub hits: Option<u64>,
+    pub records: Option<u64>,
     pub serious: Vec<String>,
 }
 
@@ -61,6 +63,8 @@ pub struct Results {
     pub go_version: String,
     pub planned: Option<u64>,
     pub samples: Vec<Sample>,
+    /// Why the program could not be measured.
+    pub error: Option<String>,
 }
 
 pub struct Options {
@@ -96,21 +100,30 @@ pub fn run(options: &Options) -> Result<()> {
             planned.map_or("?".into(), |p| p.to_string()),
             procfs::load_average()
         );
-        let workload = workloads::for_program(program.name, &installed, &scratch)?;
-        let bench = Bench { ghostrace: &ghostrace, binary: &installed.binary, workload: &workload, logs: &logs, options };
-        let samples = match program.kind {
-            programs::Kind::Server => server::measure(&bench),
-            programs::Kind::Batch => batch::measure(&bench),
-        }
-        .with_context(|| format!("bench of {}", program.name))?;
-        all.push(Results { name: program.name, kind: program.kind, version: installed.version().to_string(), go_version, planned, samples });
+        let measured = workloads::for_program(program.name, &installed, &scratch).and_then(|workload| {
+            let bench = Bench { ghostrace: &ghostrace, binary: &installed.binary, workload: &workload, logs: &logs, options };
+            match program.kind {
+                programs::Kind::Server => server::measure(&bench),
+                programs::Kind::Batch => batch::measure(&bench),
+            }
+        });
+        // One program's failure is its row: the others' figures are not lost.
+        let (samples, error) = match measured {
+            Ok(samples) => (samples, None),
+            Err(e) => {
+                eprintln!("xtask: bench-real {}: {e:#}", program.name);
+                (Vec::new(), Some(format!("{e:#}")))
+            }
+        };
+        all.push(Results { name: program.name, kind: program.kind, version: installed.version().to_string(), go_version, planned, samples, error });
+        // Written after every program: a long run's first figures can be read at once.
+        std::fs::write(out.join("report.md"), report::render(&all, options))?;
     }
     if all.is_empty() {
         bail!("no program selected");
     }
     let text = report::render(&all, options);
     println!("{text}");
-    std::fs::write(out.join("report.md"), &text)?;
     eprintln!("xtask: bench-real report in {} (ghostrace's stderr, stats and findings of every run beside it)", out.join("report.md").display());
     Ok(())
 }

@@ -57,15 +57,19 @@ pub fn render(all: &[Results], options: &Options) -> String {
         "\nspeed: requests/s (server) or wall s (batch); program CPU: µs per request or s; ghostrace CPU: user+sys s over the \
          session (server: within the load window in brackets); total CPU: (program + ghostrace) over untraced program CPU; \
          measured overhead: program CPU × − 1 (the probes run in the program's context), beside the exit table's estimate \
-         (session / last cycle)\n"
+         (session / last cycle); hits (records): probe hits and records received over the session\n"
     );
     let _ = writeln!(
         out,
-        "| program | configuration | speed | × | program CPU | × | ghostrace CPU user/sys | total CPU × | measured overhead | estimated (session / last) | probes attached / hit | warning+ findings | load avg |"
+        "| program | configuration | speed | × | program CPU | × | ghostrace CPU user/sys | total CPU × | measured overhead | estimated (session / last) | probes attached / hit | hits (records) | warning+ findings | load avg |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut notes = Vec::new();
     for r in all {
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "| {} | – | error: {} | | | | | | | | | | | |", r.name, e.replace('|', "/").replace('\n', " "));
+            continue;
+        }
         for (c, config) in CONFIGS.iter().enumerate() {
             let loads: Vec<&str> = r.samples.iter().filter(|s| s.config == c).map(|s| s.load.split(' ').next().unwrap_or("?")).collect();
             let load = format!("{}", loads.join(", "));
@@ -73,7 +77,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
                 Outcome::Refused(why) => Some(why),
                 Outcome::Measured(_) => None,
             }) {
-                let _ = writeln!(out, "| {} | {} | refused: {} | | | | | | | | | | {load} |", r.name, config.name, why.replace('|', "/"));
+                let _ = writeln!(out, "| {} | {} | refused: {} | | | | | | | | | | | {load} |", r.name, config.name, why.replace('|', "/"));
                 continue;
             }
             let runs = paired(r, c);
@@ -100,6 +104,8 @@ pub fn render(all: &[Results], options: &Options) -> String {
             let est_last = median(runs.iter().filter_map(|(m, _)| m.estimated.map(|e| e.1)).collect());
             let attached = median(runs.iter().filter_map(|(m, _)| m.attached.map(|a| a as f64)).collect());
             let hit = median(runs.iter().filter_map(|(m, _)| m.hit.map(|a| a as f64)).collect());
+            let hits = median(runs.iter().filter_map(|(m, _)| m.hits.map(|a| a as f64)).collect());
+            let records = median(runs.iter().filter_map(|(m, _)| m.records.map(|a| a as f64)).collect());
             let serious: BTreeSet<&String> = runs.iter().flat_map(|(m, _)| m.serious.iter()).collect();
             for s in &serious {
                 notes.push(format!("{} ({}): {s}", r.name, config.name));
@@ -107,7 +113,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
             let traced = config.options.is_some();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {load} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {load} |",
                 r.name,
                 config.name,
                 show(speed, |s| if server { format!("{s:.0}/s") } else { format!("{s:.2} s") }),
@@ -128,6 +134,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
                 if traced { show(cpu_x, |x| format!("{:+.1}%", (x - 1.0) * 100.0)) } else { "–".into() },
                 if traced { format!("{} / {}", show(est_session, |e| format!("{:.2}%", e * 100.0)), show(est_last, |e| format!("{:.2}%", e * 100.0))) } else { "–".into() },
                 if traced { format!("{} / {}", show(attached, |a| format!("{a:.0}")), show(hit, |h| format!("{h:.0}"))) } else { "–".into() },
+                if traced { format!("{} ({})", show(hits, |h| format!("{h:.0}")), show(records, |r| format!("{r:.0}"))) } else { "–".into() },
                 if traced { serious.len().to_string() } else { "–".into() },
             );
         }

@@ -123,6 +123,8 @@ fn window(bench: &Bench, spec: &workloads::Server, pid: u32, config: usize, roun
         estimated: ended.as_ref().and_then(|e| e.estimated),
         attached: ended.as_ref().and_then(|e| e.attached),
         hit: ended.as_ref().and_then(|e| e.hit),
+        hits: ended.as_ref().and_then(|e| e.hits),
+        records: ended.as_ref().and_then(|e| e.records),
         serious: ended.map(|e| e.serious).unwrap_or_default(),
     }))
 }

@@ -47,6 +47,9 @@ pub struct Ended {
     pub children: Cpu,
     pub attached: Option<u64>,
     pub hit: Option<u64>,
+    /// Probe hits and records received, summed over the sites.
+    pub hits: Option<u64>,
+    pub records: Option<u64>,
     /// The exit table's estimates: whole session and last cycle (ratios).
     pub estimated: Option<(f64, f64)>,
     /// Findings at warning or worse: "detector at function (file:line) / …".
@@ -122,6 +125,8 @@ impl Session {
             children: stat.children,
             attached: stats.as_ref().and_then(|s| s["attached"].as_u64()),
             hit: sites.map(|s| s.iter().filter(|s| s["hits"].as_u64() > Some(0)).count() as u64),
+            hits: sites.map(|s| s.iter().filter_map(|s| s["hits"].as_u64()).sum()),
+            records: stats.as_ref().and_then(|s| s["records"].as_u64()),
             estimated: estimates(&text),
             serious: serious_findings(&self.findings)?,
             last_line: text.trim().lines().last().unwrap_or("").to_string(),

@@ -95,7 +95,7 @@ pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<
             let config = scratch.join("Caddyfile");
             std::fs::write(
                 &config,
-                format!("{{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}}\nhttp://127.0.0.1:{CADDY} {{\n\troot * {}\n\tencode gzip\n\tfile_server browse\n}}\n", site.display()),
+                format!("{{\n\tadmin off\n\tauto_https off\n}}\nhttp://127.0.0.1:{CADDY} {{\n\troot * {}\n\tencode gzip\n\tfile_server browse\n}}\n", site.display()),
             )?;
             let mut env = home;
             env.extend([("XDG_DATA_HOME", s("home/data")), ("XDG_CONFIG_HOME", s("home/config"))]);
