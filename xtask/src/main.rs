@@ -60,9 +60,12 @@ enum Task {
         /// Seconds of load in each server window.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
-        /// Only these programs (by name; repeatable).
+        /// Only these programs (by name; repeatable); the daemon's measurement is left out.
         #[arg(long)]
         only: Vec<String>,
+        /// Only the daemon's measurement: ten or more of the programs at once under `ghostrace daemon`.
+        #[arg(long, conflicts_with = "only")]
+        daemon: bool,
     },
 }
 
@@ -86,7 +89,7 @@ fn main() {
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
         Task::Compare => compare::run(),
         Task::Bench { rounds } => bench::run(rounds),
-        Task::BenchReal { rounds, seconds, only } => bench::real::run(&bench::real::Options { rounds, only, seconds }),
+        Task::BenchReal { rounds, seconds, only, daemon } => bench::real::run(&bench::real::Options { rounds, only, seconds, daemon }),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e:#}");

@@ -9,6 +9,7 @@
 //! probes planned, attached and hit; findings at warning or worse; the load average.
 
 mod batch;
+mod daemon;
 mod procfs;
 mod programs;
 mod report;
@@ -72,6 +73,8 @@ pub struct Options {
     pub only: Vec<String>,
     /// Seconds of load per server window.
     pub seconds: u64,
+    /// Only the daemon's measurement.
+    pub daemon: bool,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -85,7 +88,8 @@ pub fn run(options: &Options) -> Result<()> {
     let out = root().join("target/bench-real");
     std::fs::create_dir_all(&out)?;
     let mut all = Vec::new();
-    for program in programs::PROGRAMS.iter().filter(|p| options.only.is_empty() || options.only.iter().any(|o| o == p.name)) {
+    let selected = programs::PROGRAMS.iter().filter(|p| !options.daemon && (options.only.is_empty() || options.only.iter().any(|o| o == p.name)));
+    for program in selected {
         let installed = programs::install(program)?;
         let scratch = crate::cache().join("bench-real").join(program.name);
         std::fs::create_dir_all(&scratch)?;
@@ -119,11 +123,16 @@ pub fn run(options: &Options) -> Result<()> {
         // Written after every program: a long run's first figures can be read at once.
         std::fs::write(out.join("report.md"), report::render(&all, options))?;
     }
-    if all.is_empty() {
-        bail!("no program selected");
+    let mut text = if all.is_empty() { String::new() } else { report::render(&all, options) };
+    if options.daemon || options.only.is_empty() {
+        let fleet = daemon::measure(&ghostrace, &out).context("the daemon's measurement")?;
+        text.push_str(&fleet);
     }
-    let text = report::render(&all, options);
+    if text.is_empty() {
+        bail!("nothing measured");
+    }
     println!("{text}");
+    std::fs::write(out.join("report.md"), &text)?;
     eprintln!("xtask: bench-real report in {} (ghostrace's stderr, stats and findings of every run beside it)", out.join("report.md").display());
     Ok(())
 }

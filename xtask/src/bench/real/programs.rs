@@ -64,7 +64,8 @@ impl Installed {
 
 const MARKER: &str = ".unpacked";
 
-fn dir() -> PathBuf {
+/// Where the programs are unpacked.
+pub fn dir() -> PathBuf {
     crate::cache().join("bench-programs")
 }
 

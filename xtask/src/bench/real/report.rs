@@ -72,7 +72,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
         }
         for (c, config) in CONFIGS.iter().enumerate() {
             let loads: Vec<&str> = r.samples.iter().filter(|s| s.config == c).map(|s| s.load.split(' ').next().unwrap_or("?")).collect();
-            let load = format!("{}", loads.join(", "));
+            let load = loads.join(", ");
             if let Some(why) = r.samples.iter().find(|s| s.config == c).and_then(|s| match &s.outcome {
                 Outcome::Refused(why) => Some(why),
                 Outcome::Measured(_) => None,

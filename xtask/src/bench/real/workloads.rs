@@ -106,10 +106,17 @@ pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<
         "prometheus" => {
             let _ = std::fs::remove_dir_all(scratch.join("prometheus"));
             let config = scratch.join("prometheus.yml");
-            // It scrapes itself every second: ingestion runs while wrk queries.
+            // It scrapes itself and the daemon bench's fleet every second (a member that
+            // is not running is a target down: no load).
             std::fs::write(
                 &config,
-                format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{PROMETHEUS}']\n"),
+                format!(
+                    "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fleet\n    static_configs:\n      - targets: ['127.0.0.1:{PROMETHEUS}', \
+                     '127.0.0.1:{}', '127.0.0.1:47391', '127.0.0.1:47392', '127.0.0.1:47393', '127.0.0.1:47394']\n  - job_name: probe\n    \
+                     metrics_path: /probe\n    params:\n      module: [http_2xx]\n      target: ['http://127.0.0.1:{CADDY}/']\n    static_configs:\n      \
+                     - targets: ['127.0.0.1:47393']\n",
+                    ETCD.0
+                ),
             )?;
             let args = [
                 format!("--config.file={}", config.display()),
@@ -238,11 +245,11 @@ fn text(rng: &mut Lcg, len: usize) -> String {
     let mut s = String::with_capacity(len + 16);
     while s.len() < len {
         let r = rng.next();
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             let _ = write!(s, "{} ", r % 100_000);
         } else {
             s.push_str(WORDS[(r % WORDS.len() as u64) as usize]);
-            s.push(if r % 17 == 0 { '\n' } else { ' ' });
+            s.push(if r.is_multiple_of(17) { '\n' } else { ' ' });
         }
     }
     s
