@@ -84,8 +84,9 @@ fn extra_commands(name: &str, installed: &programs::Installed, scratch: &Path) -
             ]
         }
         "gopls" => vec![(vec!["serve".into(), "-listen=127.0.0.1:47398".into(), "-debug=127.0.0.1:47397".into()], 47397, "/")],
-        // A Debug Adapter Protocol server waiting for its client.
-        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:47394".into()], 47394, "")],
+        // A Debug Adapter Protocol server waiting for its client (on a port nothing scrapes:
+        // it exits after one bad client).
+        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:47389".into()], 47389, "")],
         other => bail!("no fleet command for {other}"),
     };
     Ok(commands.into_iter().map(|(args, port, ready)| (args.into_iter().map(OsString::from).collect(), port, ready)).collect())

@@ -112,7 +112,7 @@ pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<
                 &config,
                 format!(
                     "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fleet\n    static_configs:\n      - targets: ['127.0.0.1:{PROMETHEUS}', \
-                     '127.0.0.1:{}', '127.0.0.1:47391', '127.0.0.1:47392', '127.0.0.1:47393', '127.0.0.1:47394']\n  - job_name: probe\n    \
+                     '127.0.0.1:{}', '127.0.0.1:47391', '127.0.0.1:47392', '127.0.0.1:47393']\n  - job_name: probe\n    \
                      metrics_path: /probe\n    params:\n      module: [http_2xx]\n      target: ['http://127.0.0.1:{CADDY}/']\n    static_configs:\n      \
                      - targets: ['127.0.0.1:47393']\n",
                     ETCD.0
