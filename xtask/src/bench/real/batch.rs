@@ -17,9 +17,9 @@ pub fn measure(bench: &Bench) -> Result<Vec<Sample>> {
     let mut refused = vec![None; CONFIGS.len()];
     for round in 0..bench.options.rounds {
         for config in Bench::order(round) {
-            let load = procfs::load_average();
+            let since = procfs::host_cpu();
             if let Some(why) = &refused[config] {
-                samples.push(Sample { config, round, load, outcome: Outcome::Refused(String::clone(why)) });
+                samples.push(Sample { config, round, load: procfs::contention(since), outcome: Outcome::Refused(String::clone(why)) });
                 continue;
             }
             for path in &spec.clean {
@@ -35,7 +35,7 @@ pub fn measure(bench: &Bench) -> Result<Vec<Sample>> {
             if let Outcome::Refused(why) = &outcome {
                 refused[config] = Some(why.clone());
             }
-            samples.push(Sample { config, round, load, outcome });
+            samples.push(Sample { config, round, load: procfs::contention(since), outcome });
         }
     }
     Ok(samples)

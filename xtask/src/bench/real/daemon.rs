@@ -213,10 +213,11 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     }
     let restic = restic.context("restic is in the bench's programs")?;
     eprintln!("xtask: bench-real daemon: {} Go programs running ({started_at}) and restic every 8 s; untraced window", fleet.len());
-    let load_untraced = procfs::load_average();
+    let since = procfs::host_cpu();
     let before = fleet_cpu(&fleet);
     let (rates_untraced, restic_untraced) = load(&servers, &restic)?;
     let fleet_untraced = fleet_cpu(&fleet).minus(before);
+    let load_untraced = procfs::contention(since);
 
     eprintln!("xtask: bench-real daemon: traced window");
     // The kernel names executables by their real path (.cache may be a symbolic link).
@@ -232,7 +233,7 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let t0 = Instant::now();
     let ready = workloads::wait_ready(LISTEN, "/readyz", Duration::from_secs(120)).map(|()| t0.elapsed());
     let ready_rss = procfs::rss_mib(daemon.id());
-    let load_traced = procfs::load_average();
+    let since = procfs::host_cpu();
     let daemon_before = procfs::stat(daemon.id())?.own;
     let before = fleet_cpu(&fleet);
     let sampler = {
@@ -250,6 +251,7 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let (rates_traced, restic_traced) = load(&servers, &restic)?;
     let fleet_traced = fleet_cpu(&fleet).minus(before);
     let daemon_window = procfs::stat(daemon.id())?.own.minus(daemon_before);
+    let load_traced = procfs::contention(since);
     let peak_rss = sampler.join().unwrap_or(0.0);
     let status = get(LISTEN, "/status").unwrap_or_default();
     let metrics = get(LISTEN, "/metrics").unwrap_or_default();
@@ -265,7 +267,7 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let _ = writeln!(text, "\n## ghostrace daemon over {} Go processes at once (+ restic every 8 s)\n", fleet_size);
     let _ = writeln!(text, "programs: {started_at}; --select {select}; windows of {} s, same load in both (wrk 2 connections, 5 s each on etcd, influxd, caddy; prometheus scraping all every 1 s)\n", WINDOW.as_secs());
     let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(text, "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | load avg |\n|---|---|---:|---:|---:|---|");
+    let _ = writeln!(text, "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---|");
     let _ = writeln!(
         text,
         "| untraced | {} | {:.2} / {:.2} | {:.2} | – | {load_untraced} |",

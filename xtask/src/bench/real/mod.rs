@@ -29,6 +29,7 @@ pub use session::CONFIGS;
 pub struct Sample {
     pub config: usize,
     pub round: usize,
+    /// The 1-minute load average at its end and the host's busy share during it.
     pub load: String,
     pub outcome: Outcome,
 }

@@ -81,6 +81,38 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The host's CPU time so far (all CPUs, in ticks): busy and in all. Load averages
+/// count threads blocked in the kernel too (a tracer waiting on uprobe locks), so the
+/// busy share says better how contended the CPUs were.
+#[derive(Clone, Copy)]
+pub struct HostCpu {
+    busy: u64,
+    total: u64,
+}
+
+pub fn host_cpu() -> HostCpu {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice
+    let ticks: Vec<u64> = text.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    HostCpu { busy: total.saturating_sub(idle), total }
+}
+
+impl HostCpu {
+    /// Share of the host's CPU time that was busy since `earlier`.
+    pub fn busy_since(self, earlier: HostCpu) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 { 0.0 } else { self.busy.saturating_sub(earlier.busy) as f64 / total as f64 }
+    }
+}
+
+/// What the host was doing around a measurement: the 1-minute load average and the
+/// busy share of all CPUs since `since`.
+pub fn contention(since: HostCpu) -> String {
+    format!("{} ({:.0}% busy)", load_average().split(' ').next().unwrap_or("?"), host_cpu().busy_since(since) * 100.0)
+}
+
 /// Resident set size in MiB (VmRSS), if the process is there.
 pub fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

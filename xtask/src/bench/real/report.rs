@@ -61,7 +61,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
     );
     let _ = writeln!(
         out,
-        "| program | configuration | speed | × | program CPU | × | ghostrace CPU user/sys | total CPU × | measured overhead | estimated (session / last) | probes attached / hit | hits (records) | warning+ findings | load avg |"
+        "| program | configuration | speed | × | program CPU | × | ghostrace CPU user/sys | total CPU × | measured overhead | estimated (session / last) | probes attached / hit | hits (records) | warning+ findings | load avg (CPUs busy) |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut notes = Vec::new();
@@ -71,7 +71,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
             continue;
         }
         for (c, config) in CONFIGS.iter().enumerate() {
-            let loads: Vec<&str> = r.samples.iter().filter(|s| s.config == c).map(|s| s.load.split(' ').next().unwrap_or("?")).collect();
+            let loads: Vec<&str> = r.samples.iter().filter(|s| s.config == c).map(|s| s.load.as_str()).collect();
             let load = loads.join(", ");
             if let Some(why) = r.samples.iter().find(|s| s.config == c).and_then(|s| match &s.outcome {
                 Outcome::Refused(why) => Some(why),

@@ -67,7 +67,7 @@ pub fn measure(bench: &Bench) -> Result<Vec<Sample>> {
     let mut refused = vec![None; CONFIGS.len()];
     for round in 0..bench.options.rounds {
         for config in Bench::order(round) {
-            let load = procfs::load_average();
+            let since = procfs::host_cpu();
             let outcome = match &refused[config] {
                 Some(why) => Outcome::Refused(String::clone(why)),
                 None => window(bench, spec, pid, config, round)?,
@@ -75,7 +75,7 @@ pub fn measure(bench: &Bench) -> Result<Vec<Sample>> {
             if let Outcome::Refused(why) = &outcome {
                 refused[config] = Some(why.clone());
             }
-            samples.push(Sample { config, round, load, outcome });
+            samples.push(Sample { config, round, load: procfs::contention(since), outcome });
             if procfs::stat(pid).map_or(true, |s| s.zombie) {
                 bail!("the server exited (see {})", bench.logs.join("server.log").display());
             }
