@@ -100,17 +100,22 @@ pub fn host_cpu() -> HostCpu {
 }
 
 impl HostCpu {
-    /// Share of the host's CPU time that was busy since `earlier`.
-    pub fn busy_since(self, earlier: HostCpu) -> f64 {
+    /// Share of the host's CPU time that was busy since `earlier`; none over less
+    /// than a tenth of a second of one CPU.
+    pub fn busy_since(self, earlier: HostCpu) -> Option<f64> {
         let total = self.total.saturating_sub(earlier.total);
-        if total == 0 { 0.0 } else { self.busy.saturating_sub(earlier.busy) as f64 / total as f64 }
+        (total >= 10).then(|| self.busy.saturating_sub(earlier.busy) as f64 / total as f64)
     }
 }
 
 /// What the host was doing around a measurement: the 1-minute load average and the
 /// busy share of all CPUs since `since`.
 pub fn contention(since: HostCpu) -> String {
-    format!("{} ({:.0}% busy)", load_average().split(' ').next().unwrap_or("?"), host_cpu().busy_since(since) * 100.0)
+    let load = load_average().split(' ').next().unwrap_or("?").to_string();
+    match host_cpu().busy_since(since) {
+        Some(busy) => format!("{load} ({:.0}% busy)", busy * 100.0),
+        None => load,
+    }
 }
 
 /// Resident set size in MiB (VmRSS), if the process is there.

@@ -19,6 +19,34 @@ fn show(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or("–".into(), f)
 }
 
+/// One program's figures under the default settings against the issue's goal.
+fn goal(name: &str, server: bool, speed_x: Option<f64>, total_x: Option<f64>, estimate: Option<f64>, serious: usize) -> String {
+    let (Some(speed_x), Some(total_x)) = (speed_x, total_x) else {
+        return format!("{name}: not measured");
+    };
+    let slowdown = if server { 1.0 - speed_x } else { speed_x - 1.0 };
+    let added = total_x - 1.0;
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let estimate = match estimate {
+        // Below a 1% difference either way the ratio says nothing.
+        Some(e) if added.abs() < 0.01 && e < 0.01 => "estimate and measured both under 1%: met".to_string(),
+        Some(e) => {
+            let ratio = if added > 0.0 { e / added } else { f64::INFINITY };
+            format!("estimate {:.1}% vs measured {:+.1}% ({:.2}x): {}", e * 100.0, added * 100.0, ratio, verdict((1.0 / 1.5..=1.5).contains(&ratio)))
+        }
+        None => "no estimate".into(),
+    };
+    format!(
+        "{name}: {} {:+.1}%: {}; total CPU {:+.1}%: {}; {estimate}; findings: {}",
+        if server { "throughput" } else { "wall time" },
+        if server { -slowdown * 100.0 } else { slowdown * 100.0 },
+        verdict(slowdown <= 0.02),
+        added * 100.0,
+        verdict(added <= 0.02),
+        verdict(serious == 0)
+    )
+}
+
 /// The measured runs of `config`, each with the untraced run of its round.
 fn paired(r: &Results, config: usize) -> Vec<(&Measured, Option<&Measured>)> {
     fn measured(s: &super::Sample) -> Option<&Measured> {
@@ -65,6 +93,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut notes = Vec::new();
+    let mut goals = Vec::new();
     for r in all {
         if let Some(e) = &r.error {
             let _ = writeln!(out, "| {} | – | error: {} | | | | | | | | | | | |", r.name, e.replace('|', "/").replace('\n', " "));
@@ -111,6 +140,9 @@ pub fn render(all: &[Results], options: &Options) -> String {
                 notes.push(format!("{} ({}): {s}", r.name, config.name));
             }
             let traced = config.options.is_some();
+            if config.name == "default" {
+                goals.push(goal(r.name, server, speed_x, total_x, est_session, serious.len()));
+            }
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {load} |",
@@ -139,6 +171,14 @@ pub fn render(all: &[Results], options: &Options) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\ngoal with default settings (issue 15): at most 2% lost throughput or added wall time, total CPU at most 2% above \
+         untraced, the estimate within 1.5x of the measured added CPU, no finding at warning or worse:"
+    );
+    for g in goals {
+        let _ = writeln!(out, "- {g}");
+    }
     let _ = writeln!(out);
     if notes.is_empty() {
         let _ = writeln!(out, "findings at warning or worse: none");
@@ -149,4 +189,19 @@ pub fn render(all: &[Results], options: &Options) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_goal_is_judged_on_throughput_total_cpu_and_the_estimate() {
+        let within = goal("s", true, Some(0.99), Some(1.015), Some(0.012), 0);
+        assert!(!within.contains("MISSED"), "{within}");
+        let slow = goal("s", true, Some(0.80), Some(1.3), Some(0.002), 0);
+        assert_eq!(slow.matches("MISSED").count(), 3, "{slow}");
+        let batch = goal("b", false, Some(1.5), Some(1.01), Some(0.005), 1);
+        assert!(batch.contains("wall time +50.0%: MISSED") && batch.contains("findings: MISSED"), "{batch}");
+    }
 }
