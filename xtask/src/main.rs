@@ -48,6 +48,25 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Large third-party Go programs from Debian packages (unpacked into .cache), untraced,
+    /// under ghostrace's defaults and with the budget off, in alternating rounds: a server's
+    /// throughput and CPU per request under a wrk load on 127.0.0.1, a batch program's wall
+    /// and CPU time, ghostrace's own CPU, the governor's estimate against the measured cost
+    /// (root).
+    BenchReal {
+        /// Rounds of every configuration on every program; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds of load in each server window.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Only these programs (by name; repeatable); the daemon's measurement is left out.
+        #[arg(long)]
+        only: Vec<String>,
+        /// Only the daemon's measurement: ten or more of the programs at once under `ghostrace daemon`.
+        #[arg(long, conflicts_with = "only")]
+        daemon: bool,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -70,6 +89,7 @@ fn main() {
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
         Task::Compare => compare::run(),
         Task::Bench { rounds } => bench::run(rounds),
+        Task::BenchReal { rounds, seconds, only, daemon } => bench::real::run(&bench::real::Options { rounds, only, seconds, daemon }),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e:#}");

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::{compare::which, root};
 
 mod governed;
+pub mod real;
 
 /// How a configuration traces the workload.
 #[derive(Clone, Copy)]

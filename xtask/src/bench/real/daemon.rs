@@ -1,0 +1,337 @@
+//! `ghostrace daemon` over a fleet of real Go programs running at once: the servers
+//! of the bench plus more Debian Go daemons (exporters, alertmanager, rclone, gopls),
+//! Prometheus scraping them all every second, and a restic backup started every few
+//! seconds (processes that come and go). The same load runs once untraced and once
+//! under the daemon (selecting only the fleet's executables, so nothing else on the
+//! host is traced); reported: the daemon's RSS and CPU, the fleet's CPU in both
+//! windows, what /status and the metrics say.
+
+use std::{
+    ffi::OsString,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::{
+    procfs::{self, Cpu},
+    programs::{self, Program},
+    workloads,
+};
+
+/// Go daemons run only in the fleet (not load-tested one by one).
+const EXTRA: &[Program] = &[
+    Program { name: "node-exporter", kind: programs::Kind::Server, packages: &["prometheus-node-exporter"], binary: "usr/bin/prometheus-node-exporter" },
+    Program { name: "pushgateway", kind: programs::Kind::Server, packages: &["prometheus-pushgateway"], binary: "usr/bin/prometheus-pushgateway" },
+    Program { name: "blackbox-exporter", kind: programs::Kind::Server, packages: &["prometheus-blackbox-exporter"], binary: "usr/bin/prometheus-blackbox-exporter" },
+    Program { name: "rclone", kind: programs::Kind::Server, packages: &["rclone"], binary: "usr/bin/rclone" },
+    Program { name: "gopls", kind: programs::Kind::Server, packages: &["gopls"], binary: "usr/bin/gopls" },
+    Program { name: "dlv", kind: programs::Kind::Server, packages: &["delve"], binary: "usr/bin/dlv" },
+];
+
+/// The daemon's endpoint.
+const LISTEN: u16 = 47399;
+/// Each window's length: the load below fits in it.
+const WINDOW: Duration = Duration::from_secs(30);
+/// How often the daemon's RSS and CPU are read.
+const SAMPLE: Duration = Duration::from_secs(1);
+
+/// A fleet member's process, stopped however the bench ends.
+struct Member {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Arguments, port and ready path of each process of a fleet-only program (empty:
+/// not probed, only alive a second later: dlv's DAP server exits when the first
+/// client that connected leaves).
+fn extra_commands(name: &str, installed: &programs::Installed, scratch: &Path) -> Result<Vec<(Vec<OsString>, u16, &'static str)>> {
+    let etc = |f: &str| installed.root.join("etc/prometheus").join(f).display().to_string();
+    let commands: Vec<(Vec<String>, u16, &str)> = match name {
+        "node-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:47391".into()], 47391, "/metrics")],
+        "pushgateway" => vec![(vec!["--web.listen-address=127.0.0.1:47392".into()], 47392, "/-/ready")],
+        "blackbox-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:47393".into(), format!("--config.file={}", etc("blackbox.yml"))], 47393, "/metrics")],
+        "rclone" => {
+            let dir = scratch.join("rclone-files");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("hello.txt"), "hello\n")?;
+            // Two processes of one executable: they share its probes.
+            vec![
+                (vec!["serve".into(), "http".into(), "--addr".into(), "127.0.0.1:47395".into(), dir.display().to_string()], 47395, "/"),
+                (vec!["rcd".into(), "--rc-addr".into(), "127.0.0.1:47396".into(), "--rc-no-auth".into()], 47396, ""),
+            ]
+        }
+        "gopls" => vec![(vec!["serve".into(), "-listen=127.0.0.1:47398".into(), "-debug=127.0.0.1:47397".into()], 47397, "/")],
+        // A Debug Adapter Protocol server waiting for its client (on a port nothing scrapes:
+        // it exits after one bad client).
+        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:47389".into()], 47389, "")],
+        other => bail!("no fleet command for {other}"),
+    };
+    Ok(commands.into_iter().map(|(args, port, ready)| (args.into_iter().map(OsString::from).collect(), port, ready)).collect())
+}
+
+/// Starts one member and waits until it answers.
+fn start(name: &'static str, binary: &Path, args: &[OsString], env: &[(&'static str, OsString)], port: u16, ready: &str, logs: &Path) -> Result<Member> {
+    workloads::port_free(port)?;
+    let log = std::fs::File::create(logs.join(format!("{name}-{port}.log")))?;
+    let child = Command::new(binary)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let member = Member { name, child };
+    let answered = if ready.is_empty() {
+        std::thread::sleep(Duration::from_secs(1));
+        procfs::stat(member.child.id()).and_then(|s| if s.zombie { bail!("exited at once") } else { Ok(()) })
+    } else {
+        workloads::wait_ready(port, ready, Duration::from_secs(30))
+    };
+    answered.with_context(|| format!("{name} (log: {})", logs.join(format!("{name}-{port}.log")).display()))?;
+    Ok(member)
+}
+
+/// The fleet's own CPU so far.
+fn fleet_cpu(fleet: &[Member]) -> Cpu {
+    fleet.iter().filter_map(|m| procfs::stat(m.child.id()).ok()).fold(Cpu::default(), |a, s| Cpu { user: a.user + s.own.user, sys: a.sys + s.own.sys })
+}
+
+/// The same load in both windows: wrk on three servers in turn (2 connections, 5 s
+/// each, 127.0.0.1) while restic backs up every 8 s; returns each server's requests
+/// per second and the restic runs' CPU.
+fn load(servers: &[(&'static str, u16, PathBuf)], restic: &(PathBuf, Vec<OsString>, Vec<(&'static str, OsString)>, PathBuf)) -> Result<(Vec<f64>, Cpu)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let backups = {
+        let stop = stop.clone();
+        let (binary, args, env, repo) = restic.clone();
+        std::thread::spawn(move || -> Result<Cpu> {
+            let mut cpu = Cpu::default();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let _ = std::fs::remove_dir_all(&repo);
+                crate::step::run(Command::new(&binary).args(["-q", "init", "-r"]).arg(&repo).envs(env.iter().map(|(k, v)| (k, v))).stdout(Stdio::null()))?;
+                let mut child = Command::new(&binary).args(&args).envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+                let (stat, _) = procfs::final_stat(&mut child)?;
+                cpu = Cpu { user: cpu.user + stat.own.user, sys: cpu.sys + stat.own.sys };
+                std::thread::sleep(Duration::from_secs(8).saturating_sub(started.elapsed()));
+            }
+            Ok(cpu)
+        })
+    };
+    let started = Instant::now();
+    let mut rates = Vec::new();
+    for (name, port, script) in servers {
+        let out = crate::step::output(Command::new("wrk").args(["-t1", "-c2", "-d5s", "-s"]).arg(script).arg(format!("http://127.0.0.1:{port}")));
+        let rate = out.and_then(|text| {
+            let line = text.lines().find_map(|l| l.trim().strip_prefix("Requests/sec:")).context("no Requests/sec line")?;
+            Ok(line.trim().parse::<f64>()?)
+        });
+        rates.push(rate.unwrap_or_else(|e| {
+            eprintln!("xtask: bench-real daemon: wrk on {name}: {e:#}");
+            f64::NAN
+        }));
+    }
+    std::thread::sleep(WINDOW.saturating_sub(started.elapsed()));
+    stop.store(true, Ordering::Relaxed);
+    let cpu = backups.join().map_err(|_| anyhow::anyhow!("the restic loop panicked"))??;
+    Ok((rates, cpu))
+}
+
+/// Body of a GET to 127.0.0.1:`port` (HTTP/1.0: read to the end).
+fn get(port: u16, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string()))
+}
+
+pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
+    let logs = out.join("daemon");
+    std::fs::create_dir_all(&logs)?;
+    let scratch = crate::cache().join("bench-real").join("daemon");
+    std::fs::create_dir_all(&scratch)?;
+    let mut fleet = Vec::new();
+    let mut servers = Vec::new();
+    let mut restic = None;
+    let mut started_at = String::new();
+    for program in programs::PROGRAMS.iter().chain(EXTRA) {
+        let installed = programs::install(program)?;
+        let dir = scratch.join(program.name);
+        std::fs::create_dir_all(&dir)?;
+        if programs::PROGRAMS.iter().any(|p| p.name == program.name) {
+            let w = workloads::for_program(program.name, &installed, &dir)?;
+            match (&w.server, program.name) {
+                (Some(s), _) => {
+                    fleet.push(start(program.name, &installed.binary, &w.args, &w.env, s.port, s.ready, &logs)?);
+                    for (method, path) in &s.setup {
+                        workloads::http(s.port, method, path)?;
+                    }
+                    if program.name != "prometheus" {
+                        servers.push((program.name, s.port, s.script.clone()));
+                    }
+                }
+                (None, "restic") => {
+                    let repo = w.batch.as_ref().and_then(|b| b.clean.first().cloned()).context("restic's repository")?;
+                    restic = Some((installed.binary.clone(), w.args.clone(), w.env.clone(), repo));
+                }
+                // hugo: a batch program of the bench only.
+                _ => continue,
+            }
+        } else {
+            for (args, port, ready) in extra_commands(program.name, &installed, &dir)? {
+                fleet.push(start(program.name, &installed.binary, &args, &[("HOME", dir.clone().into_os_string())], port, ready, &logs)?);
+            }
+        }
+        let _ = write!(started_at, "{} ", program.name);
+    }
+    let restic = restic.context("restic is in the bench's programs")?;
+    eprintln!("xtask: bench-real daemon: {} Go programs running ({started_at}) and restic every 8 s; untraced window", fleet.len());
+    let since = procfs::host_cpu();
+    let before = fleet_cpu(&fleet);
+    let (rates_untraced, restic_untraced) = load(&servers, &restic)?;
+    let fleet_untraced = fleet_cpu(&fleet).minus(before);
+    let load_untraced = procfs::contention(since);
+
+    eprintln!("xtask: bench-real daemon: traced window");
+    // The kernel names executables by their real path (.cache may be a symbolic link).
+    let select = format!("path:{}/**", std::fs::canonicalize(programs::dir())?.display());
+    let findings = std::fs::File::create(logs.join("daemon.findings.jsonl"))?;
+    let mut daemon = Command::new(ghostrace)
+        .args(["daemon", "--listen", &format!("127.0.0.1:{LISTEN}"), "--select", &select])
+        .stdin(Stdio::null())
+        .stdout(findings)
+        .stderr(std::fs::File::create(logs.join("daemon.stderr"))?)
+        .spawn()
+        .context("cannot start ghostrace daemon")?;
+    let t0 = Instant::now();
+    let ready = workloads::wait_ready(LISTEN, "/readyz", Duration::from_secs(120)).map(|()| t0.elapsed());
+    let ready_rss = procfs::rss_mib(daemon.id());
+    let since = procfs::host_cpu();
+    let daemon_before = procfs::stat(daemon.id())?.own;
+    let before = fleet_cpu(&fleet);
+    let sampler = {
+        let pid = daemon.id();
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            let until = Instant::now() + WINDOW;
+            while Instant::now() < until {
+                peak = peak.max(procfs::rss_mib(pid).unwrap_or(0.0));
+                std::thread::sleep(SAMPLE);
+            }
+            peak
+        })
+    };
+    let (rates_traced, restic_traced) = load(&servers, &restic)?;
+    let fleet_traced = fleet_cpu(&fleet).minus(before);
+    let daemon_window = procfs::stat(daemon.id())?.own.minus(daemon_before);
+    let load_traced = procfs::contention(since);
+    let peak_rss = sampler.join().unwrap_or(0.0);
+    let status = get(LISTEN, "/status").unwrap_or_default();
+    let metrics = get(LISTEN, "/metrics").unwrap_or_default();
+    std::fs::write(logs.join("status.json"), &status)?;
+    std::fs::write(logs.join("metrics.txt"), &metrics)?;
+    crate::step::run(Command::new("kill").args(["-TERM", &daemon.id().to_string()]))?;
+    let (daemon_total, exit) = procfs::final_stat(&mut daemon)?;
+    let fleet_size = fleet.len();
+    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.child.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
+    drop(fleet);
+
+    let mut text = String::new();
+    let _ = writeln!(text, "\n## ghostrace daemon over {} Go processes at once (+ restic every 8 s)\n", fleet_size);
+    let _ = writeln!(text, "programs: {started_at}; --select {select}; windows of {} s, same load in both (wrk 2 connections, 5 s each on etcd, influxd, caddy; prometheus scraping all every 1 s)\n", WINDOW.as_secs());
+    let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(text, "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---|");
+    let _ = writeln!(
+        text,
+        "| untraced | {} | {:.2} / {:.2} | {:.2} | – | {load_untraced} |",
+        rates(&rates_untraced),
+        fleet_untraced.user,
+        fleet_untraced.sys,
+        restic_untraced.total()
+    );
+    let _ = writeln!(
+        text,
+        "| daemon | {} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {load_traced} |",
+        rates(&rates_traced),
+        fleet_traced.user,
+        fleet_traced.sys,
+        restic_traced.total(),
+        daemon_window.user,
+        daemon_window.sys
+    );
+    let _ = writeln!(
+        text,
+        "\ndaemon: ready after {}; RSS {} MiB when ready, peak {peak_rss:.0} MiB; CPU over its whole life {:.2} user / {:.2} sys s; exit {exit}",
+        ready.as_ref().map_or_else(|e| format!("never ({e:#})"), |d| format!("{:.1} s", d.as_secs_f64())),
+        ready_rss.map_or("?".into(), |r| format!("{r:.0}")),
+        daemon_total.own.user,
+        daemon_total.own.sys,
+    );
+    if !stopped.is_empty() {
+        let _ = writeln!(text, "fleet members that had exited by the end: {}", stopped.join(", "));
+    }
+    let _ = writeln!(text, "\n/status:");
+    let _ = write!(text, "{}", summarize_status(&status));
+    let _ = writeln!(text, "\nmetrics:");
+    // Findings series are listed only where they counted something.
+    for line in metrics.lines().filter(|l| !(l.starts_with("ghostrace_findings_total") && l.ends_with(" 0"))).filter(|l| {
+        !l.starts_with('#')
+            && ["ghostrace_attached_probes", "ghostrace_attached_binaries", "ghostrace_traced_processes", "ghostrace_go_processes", "ghostrace_attach_errors_total", "ghostrace_estimated_overhead_ratio", "ghostrace_findings_total"]
+                .iter()
+                .any(|m| l.starts_with(m))
+    }) {
+        let _ = writeln!(text, "    {line}");
+    }
+    let findings = std::fs::read_to_string(logs.join("daemon.findings.jsonl")).unwrap_or_default();
+    let serious = findings.lines().filter(|l| l.contains("\"severity\":\"warning\"") || l.contains("\"severity\":\"critical\"")).count();
+    let _ = writeln!(text, "\nfindings on stdout: {} lines, {serious} at warning or worse (daemon/daemon.findings.jsonl)", findings.lines().count());
+    let stderr = std::fs::read_to_string(logs.join("daemon.stderr")).unwrap_or_default();
+    let _ = writeln!(text, "\ndaemon stderr ({} lines; first 30):", stderr.lines().count());
+    for line in stderr.lines().take(30) {
+        let _ = writeln!(text, "    {line}");
+    }
+    Ok(text)
+}
+
+/// The attached executables (path, probes, pids) and the untraced Go processes.
+fn summarize_status(status: &str) -> String {
+    let mut text = String::new();
+    let Ok(v) = serde_json::from_str::<Value>(status) else {
+        return format!("    (not JSON: {:?})\n", status.chars().take(200).collect::<String>());
+    };
+    for b in v["binaries"].as_array().into_iter().flatten() {
+        let _ = writeln!(text, "    traced {} ({}): {} probes, pids {}", b["path"].as_str().unwrap_or("?"), b["go_version"].as_str().unwrap_or("?"), b["probes"], b["pids"]);
+    }
+    for u in v["untraced_go"].as_array().into_iter().flatten() {
+        let _ = writeln!(text, "    untraced {u}");
+    }
+    let _ = writeln!(text, "    kernel_traced_pids: {}", v["kernel_traced_pids"]);
+    text
+}
