@@ -15,7 +15,7 @@
 //! (zigzag value delta, pc delta / quantum) uvarint pairs starting from value -1 at
 //! the function entry, ended by a zero value delta after the first pair.
 
-use super::GobinError;
+use super::{GobinError, GoVersion};
 use super::read::{Bytes, Result};
 
 /// Which pclntab layout a binary uses, chosen from the magic.
@@ -33,6 +33,18 @@ impl PclnVersion {
             0xffff_fff0 => Some(PclnVersion::Go118),
             0xffff_fff1 => Some(PclnVersion::Go120),
             _ => None,
+        }
+    }
+}
+
+impl PclnVersion {
+    /// The Go releases that write this layout, inclusive.
+    pub(crate) fn releases(self) -> (GoVersion, GoVersion) {
+        let last = |minor| GoVersion::new(1, minor, u32::MAX);
+        match self {
+            PclnVersion::Go116 => (GoVersion::new(1, 16, 0), last(17)),
+            PclnVersion::Go118 => (GoVersion::new(1, 18, 0), last(19)),
+            PclnVersion::Go120 => (GoVersion::new(1, 20, 0), GoVersion::new(1, u32::MAX, u32::MAX)),
         }
     }
 }
