@@ -3,7 +3,9 @@
 //! oldest and newest) with the section removed by `objcopy` must give the version
 //! `go version` gives for the original, the same modules, and the same layout and
 //! probe plan. With the version string unreadable as well, only the release family
-//! is known: tracing is refused unless DWARF gives the runtime offsets.
+//! is known: tracing is refused unless DWARF gives the runtime offsets. And the real
+//! thing: a third-party binary shipped that way, fetched from npm at test time
+//! (skipped with a message offline or without npm).
 
 mod gobin_support;
 mod support;
@@ -166,4 +168,66 @@ fn release_family_only() {
             assert!(report.contains("pclntab magic only"), "{ctx}: {report}");
         }
     }
+}
+
+/// The npm package of esbuild (a JavaScript bundler written in Go) ships its Linux
+/// binary without `.go.buildinfo`.
+const NPM_PACKAGE: &str = "@esbuild/linux-x64@0.28.2";
+
+/// The binary of [`NPM_PACKAGE`], fetched once with `npm pack` into the scratch
+/// directory; None (with the reason printed) without npm or the registry.
+fn npm_binary(test: &str) -> Option<PathBuf> {
+    let dir = scratch_dir().join("npm");
+    let bin = dir.join("package/bin/esbuild");
+    if bin.exists() {
+        return Some(bin);
+    }
+    if std::env::var_os("GHOSTRACE_OFFLINE").is_some() {
+        eprintln!("SKIP {test}: GHOSTRACE_OFFLINE is set");
+        return None;
+    }
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let packed = Command::new("timeout")
+        .args(["120", "npm", "pack", "--silent", NPM_PACKAGE, "--pack-destination"])
+        .arg(&dir)
+        .output();
+    let name = match packed {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        Ok(out) => {
+            eprintln!("SKIP {test}: npm pack {NPM_PACKAGE} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return None;
+        }
+        Err(e) => {
+            eprintln!("SKIP {test}: npm not available ({e})");
+            return None;
+        }
+    };
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(dir.join(&name))
+        .arg("-C")
+        .arg(&dir)
+        .arg("package/bin/esbuild")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "cannot unpack {name}");
+    Some(bin)
+}
+
+#[test]
+fn real_binary_without_buildinfo() {
+    let Some(path) = npm_binary("real_binary_without_buildinfo") else { return };
+    let bin = GoBinary::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bytes = std::fs::read(&path).expect("read");
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!has(b"\xff Go buildinf:"), "the package now ships build info: pick another");
+    assert_eq!(bin.version_source(), VersionSource::StringHeader);
+    // The one version string in the file is the one found.
+    assert!(has(bin.go_version().as_bytes()) && bin.version().at_least(1, 20), "{}", bin.go_version());
+    assert_eq!(bin.main_module(), Some("github.com/evanw/esbuild"));
+    assert!(bin.layout().verified);
+    let plan = bin.probe_plan(&Scope::Default);
+    assert!(plan.functions.iter().any(|f| f.name == "runtime.growslice"));
+    assert!(plan.probes.iter().all(|p| !p.package.starts_with("runtime")), "default scope took the runtime");
+    assert!(plan.probes.len() > 1000, "{} probes", plan.probes.len());
 }
