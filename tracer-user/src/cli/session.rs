@@ -147,6 +147,7 @@ impl Outcome {
 /// Opens and plans `path`, and loads the probes (not attached yet): everything that
 /// can fail before a process is touched.
 pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
+    options.scope()?;
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
@@ -178,7 +179,15 @@ impl Session {
     /// Attaches the plan's probes for `pid` and starts reading records. `load_bias`:
     /// where the process has the binary (see [`Self::relocate`] for one not running it yet).
     pub fn start(&mut self, pid: u32, load_bias: u64, options: &TraceOptions) -> Result<usize> {
-        let plan = self.binary.probe_plan(&options.scope());
+        let plan = self.binary.probe_plan(&options.scope()?);
+        if plan.probes.is_empty() {
+            eprintln!(
+                "ghostrace: warning: --scope {} matches no call site in {}: no slice, map or list operation is traced \
+                 (`ghostrace inspect --scope ...` shows what each scope finds)",
+                options.scope.join(","),
+                self.path.display()
+            );
+        }
         let undetermined = plan.list_sites.iter().filter(|s| s.registers.is_err()).count();
         if undetermined > 0 {
             eprintln!(

@@ -36,4 +36,4 @@ pub use listsites::{LIST_REMOVE, ListSite};
 pub use plan::{Missing, Probe, ProbeKind, ProbePlan, Role, RuntimeFunc, Signature, Site, entry_point_names};
 pub use report::{BuildSettings, InspectReport, Summary};
 pub use runtime_strings::VersionSource;
-pub use scope::{Scope, glob_match, package_of, unescape_package};
+pub use scope::{Scope, ScopeError, glob_match, package_of, unescape_package};

@@ -242,6 +242,9 @@ impl fmt::Display for InspectReport {
         )?;
         let s = &self.summary;
         writeln!(f, "scope      {}: {} probes, {} emulated", self.scope, s.probes, s.emulated)?;
+        if s.probes == 0 {
+            writeln!(f, "           no call site matches the scope: `run`/`attach` would trace nothing")?;
+        }
         for (k, n) in &s.by_kind {
             writeln!(f, "           {n:6} {k}{}", kind_note(k))?;
         }

@@ -26,17 +26,41 @@ pub enum Scope {
     Patterns(Vec<String>),
 }
 
+/// A scope that is not one: refused rather than matched literally.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScopeError {
+    #[error(
+        "--scope {pattern}: `**` is not a package pattern; write `{suggest}` for a package and everything below it"
+    )]
+    DoubleStar { pattern: String, suggest: String },
+}
+
+impl Scope {
+    /// `default`, `all`, `std`, or package globs (one word each); `**` is refused.
+    pub fn from_words(words: &[String]) -> Result<Scope, ScopeError> {
+        let words: Vec<String> = words.iter().map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+        match words.as_slice() {
+            [] => return Ok(Scope::Default),
+            [one] if one == "default" => return Ok(Scope::Default),
+            [one] if one == "all" => return Ok(Scope::All),
+            [one] if one == "std" => return Ok(Scope::Std),
+            _ => {}
+        }
+        if let Some(pattern) = words.iter().find(|w| w.contains("**")) {
+            let head = pattern.split_once("**").map_or("", |(head, _)| head.trim_end_matches('/'));
+            let suggest = if head.is_empty() { "...".to_string() } else { format!("{head}/...") };
+            return Err(ScopeError::DoubleStar { pattern: pattern.clone(), suggest });
+        }
+        Ok(Scope::Patterns(words))
+    }
+}
+
 impl std::str::FromStr for Scope {
-    type Err = std::convert::Infallible;
+    type Err = ScopeError;
 
     /// `default`, `all`, `std`, or a comma-separated list of package globs.
     fn from_str(s: &str) -> Result<Scope, Self::Err> {
-        Ok(match s {
-            "" | "default" => Scope::Default,
-            "all" => Scope::All,
-            "std" => Scope::Std,
-            list => Scope::Patterns(list.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
-        })
+        Scope::from_words(&s.split(',').map(str::to_string).collect::<Vec<_>>())
     }
 }
 
@@ -214,5 +238,14 @@ mod tests {
         assert!(glob_match("...db", "example.com/app/db"));
         assert_eq!("all".parse::<Scope>().unwrap(), Scope::All);
         assert_eq!("a/...,main".parse::<Scope>().unwrap(), Scope::Patterns(vec!["a/...".into(), "main".into()]));
+        assert_eq!("".parse::<Scope>().unwrap(), Scope::Default);
+    }
+
+    #[test]
+    fn double_star_is_refused() {
+        let err = "github.com/acme/**".parse::<Scope>().unwrap_err();
+        assert_eq!(err.to_string().lines().count(), 1);
+        assert!(err.to_string().contains("`github.com/acme/...`"), "{err}");
+        assert!(matches!("main,**".parse::<Scope>(), Err(ScopeError::DoubleStar { suggest, .. }) if suggest == "..."));
     }
 }
