@@ -215,6 +215,13 @@ impl<'a> Pclntab<'a> {
         self.data.tail(self.hdr.filetab, "pclntab filetab")?.cstr(u64::from(off)).map(Some)
     }
 
+    /// Every name of the file table (NUL-terminated, laid out before the pc tables).
+    pub(crate) fn file_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let (start, end) = (self.hdr.filetab as usize, self.hdr.pctab.max(self.hdr.filetab) as usize);
+        let names = self.data.data().get(start..end).unwrap_or(&[]);
+        names.split(|&b| b == 0).filter(|s| !s.is_empty()).filter_map(|s| std::str::from_utf8(s).ok())
+    }
+
     /// Runs the pc-value table at `off` (relative to pctab) for a function starting
     /// at `entry` and returns the value in effect at `pc`, or -1.
     pub(crate) fn pcvalue(&self, off: u32, entry: u64, pc: u64) -> Result<i32> {
