@@ -101,3 +101,27 @@ fn unreadable_or_bad_budget_file() {
     let out = ghostrace().args(["run", "--overhead-budget-file"]).arg(&file).arg("--").arg(&bin).output().unwrap();
     assert_one_line_error(&out, "invalid overhead budget \"lots\"");
 }
+
+#[test]
+fn double_star_scope_is_refused() {
+    // Refused before the program is even opened.
+    let out = ghostrace().args(["run", "--scope", "github.com/acme/**", "--", "/bin/true"]).output().unwrap();
+    assert_one_line_error(&out, "write `github.com/acme/...`");
+    let out = ghostrace().args(["inspect", "--scope", "main,**", "/bin/true"]).output().unwrap();
+    assert_one_line_error(&out, "`**` is not a package pattern");
+}
+
+#[test]
+fn scope_matching_nothing_is_said() {
+    let Some(tc) = toolchains().pop() else {
+        eprintln!("skipped scope_matching_nothing_is_said: no Go toolchain installed");
+        return;
+    };
+    let bin = build(&tc, "fixtures/grow", false);
+    let out = ghostrace().args(["inspect", "--scope", "example.com/nosuch/..."]).arg(&bin).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(": 0 probes") && text.contains("no call site matches the scope"), "{text}");
+    let out = ghostrace().args(["inspect", "--scope", "main"]).arg(&bin).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("no call site matches"));
+}

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::options::{parse_duration, parse_scope};
+use super::options::parse_duration;
+use crate::gobin::Scope;
 use crate::{
     daemon::{DaemonConfig, Options, Rule, Selector},
     detect::Config,
@@ -70,7 +71,7 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
     let options = Options {
         budget,
         selector: Selector::new(args.select),
-        scope: parse_scope(&args.scope),
+        scope: Scope::from_words(&args.scope)?,
         sample_every: args.sample_every,
         stacks: !args.no_stacks,
     };

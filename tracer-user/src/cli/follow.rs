@@ -104,7 +104,8 @@ fn plan(pid: u32, path: PathBuf, options: &TraceOptions) -> Option<Planned> {
         eprintln!("ghostrace: not following pid {pid} ({}): {e}", path.display());
         return None;
     }
-    let plan = binary.probe_plan(&options.scope());
+    // session::prepare refused a bad scope before anything ran.
+    let plan = binary.probe_plan(&options.scope().ok()?);
     let config = probes::proc_config(&binary, options.sample_every, !options.no_stacks);
     Some(Planned { path, binary: Arc::new(binary), plan, config })
 }

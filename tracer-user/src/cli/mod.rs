@@ -99,8 +99,9 @@ pub fn main() -> i32 {
 }
 
 fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Result<i32> {
+    let scope = crate::gobin::Scope::from_words(scope)?;
     let bin = crate::gobin::GoBinary::open(binary)?;
-    let report = bin.report(&options::parse_scope(scope));
+    let report = bin.report(&scope);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -25,7 +25,10 @@ pub struct TraceOptions {
     #[arg(long, value_parser = parse_duration, default_value = "1ms", value_name = "DURATION")]
     pub window: std::time::Duration,
     /// Which call sites to probe: `default` (code outside the Go standard library),
-    /// `all`, `std`, or package glob patterns (e.g. `main`, `github.com/acme/*`).
+    /// `all`, `std`, or comma-separated package patterns: `main`, `github.com/acme/...`
+    /// (that package and everything below it), `github.com/acme/*` (`*` stays within
+    /// one path element), `...db` (`...` elsewhere matches anything); `**` is refused.
+    /// A scope that matches no call site is warned about (docs/inspect.md).
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub scope: Vec<String>,
     /// Write per-call-site probe statistics as JSON to FILE.
@@ -62,23 +65,14 @@ impl TraceOptions {
             crate::child::reload_on_sighup();
         }
     }
-    pub fn scope(&self) -> Scope {
-        parse_scope(&self.scope)
+    /// The scope; `**` is refused in one line.
+    pub fn scope(&self) -> Result<Scope, crate::gobin::ScopeError> {
+        Scope::from_words(&self.scope)
     }
 
     /// The detection engine's settings; `complete` when every hit reaches user space.
     pub fn detect_config(&self) -> Config {
         Config { window: self.window, complete_stream: self.sample_every == 1, ..Config::default() }
-    }
-}
-
-/// `default`, `all`, `std`, or package glob patterns.
-pub fn parse_scope(words: &[String]) -> Scope {
-    match words {
-        [one] if one == "default" => Scope::Default,
-        [one] if one == "all" => Scope::All,
-        [one] if one == "std" => Scope::Std,
-        patterns => Scope::Patterns(patterns.to_vec()),
     }
 }
 

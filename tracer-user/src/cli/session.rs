@@ -154,12 +154,13 @@ impl Outcome {
 /// Opens and plans `path`, and loads the probes (not attached yet): everything that
 /// can fail before a process is touched.
 pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
+    let scope = options.scope()?;
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
     let budget = governor::starting_budget(options.overhead_budget, options.overhead_budget_file.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let plan = binary.probe_plan(&options.scope());
+    let plan = binary.probe_plan(&scope);
     let capacity = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX).saturating_add(FOLLOW_ROOM);
     let mut tracer = Tracer::load(options.ring_bytes, capacity)?;
     let cost = governor::calibrate::at_startup(&mut tracer);
@@ -190,6 +191,14 @@ impl Session {
     /// where the process has the binary (see [`Self::relocate`] for one not running it yet).
     pub fn start(&mut self, pid: u32, load_bias: u64, options: &TraceOptions) -> Result<usize> {
         let plan = std::mem::take(&mut self.plan);
+        if plan.probes.is_empty() {
+            eprintln!(
+                "ghostrace: warning: --scope {} matches no call site in {}: no slice, map or list operation is traced \
+                 (`ghostrace inspect --scope ...` shows what each scope finds)",
+                options.scope.join(","),
+                self.path.display()
+            );
+        }
         let undetermined = plan.list_sites.iter().filter(|s| s.registers.is_err()).count();
         if undetermined > 0 {
             eprintln!(

@@ -483,3 +483,29 @@ impl Fleet {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::MapWriteOp;
+
+    /// docs/metrics.md counts and lists the values of the `probe` label.
+    #[test]
+    fn metrics_doc_lists_every_probe_kind() {
+        let doc = include_str!("../../../docs/metrics.md");
+        let kinds = [
+            ProbeKind::SliceGrowCall,
+            ProbeKind::MapIterStartCall,
+            ProbeKind::MapIterNextCall,
+            ProbeKind::MapWriteCall(MapWriteOp::Assign),
+            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 },
+            ProbeKind::ListRemoveExit,
+            ProbeKind::MapWriteExit,
+        ];
+        let labels = BTreeSet::from_iter(kinds.iter().map(kind_label));
+        assert!(doc.contains(&format!("`probe` ({} probe kinds)", labels.len())), "docs/metrics.md miscounts the kinds");
+        for label in labels {
+            assert!(doc.contains(&format!("`{label}`")), "docs/metrics.md does not list {label}");
+        }
+    }
+}

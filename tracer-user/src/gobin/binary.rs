@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::buildinfo::{BuildInfo, GoVersion, Module};
+use super::buildinfo::{self, BuildInfo, GoVersion, Module};
 use super::dwarf::{self, DwarfData};
 use super::elf::{Arch, ElfInfo};
 use super::inline::{self, Frame, InlineTree, ModuleData};
 use super::layout::{self, RuntimeLayout};
 use super::pclntab::{FuncData, PclnHeader, Pclntab};
+use super::disasm;
 use super::plan::{self, ProbePlan};
 use super::read::{Bytes, Result};
+use super::runtime_strings::{self, VersionSource};
 use super::{GobinError, Scope};
 
 /// Oldest Go release whose pclntab ghostrace reads (magic 0xfffffffa).
@@ -48,6 +50,7 @@ pub struct GoBinary {
     elf: ElfInfo,
     build: BuildInfo,
     version: GoVersion,
+    version_source: VersionSource,
     pcln: PclnHeader,
     pcln_offset: u64,
     pcln_size: u64,
@@ -91,7 +94,18 @@ impl GoBinary {
     fn from_backing(path: PathBuf, data: Backing) -> Result<GoBinary> {
         let bytes = data.bytes();
         let elf = ElfInfo::parse(bytes)?;
-        let build = BuildInfo::read(bytes, &elf)?;
+        let section = elf
+            .section(".gopclntab")
+            .or_else(|| elf.sections.iter().find(|s| s.name.ends_with(".gopclntab")))
+            .ok_or(GobinError::NotGo { reason: "no .gopclntab section" })?;
+        let table = elf.section_bytes(bytes, section, ".gopclntab")?;
+        let pcln = PclnHeader::parse(table)?;
+        let (pcln_offset, pcln_size, pcln_addr) = (table.file_offset(), table.len(), section.addr);
+        let (build, version_source) = match BuildInfo::read(bytes, &elf) {
+            Ok(info) => (info, VersionSource::BuildInfo),
+            Err(GobinError::NotGo { .. }) => identify(bytes, &elf, &pcln, table, pcln_addr),
+            Err(e) => return Err(e),
+        };
         let version = GoVersion::parse(&build.go_version).ok_or_else(|| GobinError::UnsupportedVersion {
             version: build.go_version.clone(),
             reason: "cannot parse the version string",
@@ -102,37 +116,42 @@ impl GoBinary {
                 reason: "ghostrace reads Go 1.16 and later",
             });
         }
-        let section = elf
-            .section(".gopclntab")
-            .or_else(|| elf.sections.iter().find(|s| s.name.ends_with(".gopclntab")))
-            .ok_or(GobinError::NotGo { reason: "no .gopclntab section" })?;
-        let table = elf.section_bytes(bytes, section, ".gopclntab")?;
-        let pcln = PclnHeader::parse(table)?;
-        let (pcln_offset, pcln_size, pcln_addr) = (table.file_offset(), table.len(), section.addr);
         let module = ModuleData::locate(bytes, &elf, version, pcln_addr, pcln_size);
-        // 1.18–1.25 record the text start in the header; 1.26+ write 0 there
-        // (Go src/runtime/symtab.go pcHeader), so use moduledata.text or .text.
-        let text_base = if pcln.text_start != 0 {
-            pcln.text_start
-        } else if let Some(md) = &module {
-            md.text
-        } else {
-            elf.text_section().map_or(0, |s| s.addr)
-        };
-        Ok(GoBinary { path, data, elf, build, version, pcln, pcln_offset, pcln_size, pcln_addr, text_base, module })
+        let text_base = text_base(&pcln, module.as_ref(), &elf);
+        Ok(GoBinary {
+            path,
+            data,
+            elf,
+            build,
+            version,
+            version_source,
+            pcln,
+            pcln_offset,
+            pcln_size,
+            pcln_addr,
+            text_base,
+            module,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The version string from `.go.buildinfo`, e.g. `go1.24.11`.
+    /// The version string, e.g. `go1.24.11`; `go1.20+` when only the release
+    /// family is known (see [`Self::version_source`]).
     pub fn go_version(&self) -> &str {
         &self.build.go_version
     }
 
+    /// The release; the family's first release when the source is not exact.
     pub fn version(&self) -> GoVersion {
         self.version
+    }
+
+    /// Where the version was read.
+    pub fn version_source(&self) -> VersionSource {
+        self.version_source
     }
 
     pub fn arch(&self) -> Arch {
@@ -180,11 +199,16 @@ impl GoBinary {
         self.module.as_ref()
     }
 
-    /// Runtime struct offsets: DWARF when present, else the per-version table.
+    /// Runtime struct offsets: DWARF when present, else the per-version table
+    /// (unverified when only the release family is known).
     pub fn layout(&self) -> RuntimeLayout {
         match self.dwarf().and_then(|d| d.map(|d| dwarf::runtime_offsets(&d)).transpose()) {
             Ok(Some(Some(offsets))) => layout::dwarf_layout(offsets),
-            _ => layout::table_layout(self.version),
+            _ => {
+                let mut l = layout::table_layout(self.version);
+                l.verified &= self.version_source.exact();
+                l
+            }
         }
     }
 
@@ -262,4 +286,64 @@ impl GoBinary {
     pub fn pclntab_addr(&self) -> u64 {
         self.pcln_addr
     }
+}
+
+/// Base of the pclntab's function offsets: 1.18–1.25 record the text start in the
+/// header; 1.26+ write 0 there (Go src/runtime/symtab.go pcHeader), so use
+/// moduledata.text or `.text`.
+fn text_base(pcln: &PclnHeader, module: Option<&ModuleData>, elf: &ElfInfo) -> u64 {
+    if pcln.text_start != 0 {
+        pcln.text_start
+    } else if let Some(md) = module {
+        md.text
+    } else {
+        elf.text_section().map_or(0, |s| s.addr)
+    }
+}
+
+/// Version and modules of a binary without `.go.buildinfo`, as far as its own
+/// contents go: the release family from the pclntab magic (raised to 1.26 by a
+/// `.go.module` section), then `runtime.buildVersion` within that family and the
+/// module info text of `runtime.modinfo`.
+fn identify(
+    file: &[u8],
+    elf: &ElfInfo,
+    pcln: &PclnHeader,
+    table: Bytes<'_>,
+    pcln_addr: u64,
+) -> (BuildInfo, VersionSource) {
+    let (mut first, last) = pcln.version.releases();
+    if elf.section(".go.module").is_some() {
+        first = first.max(GoVersion::new(1, 26, 0));
+    }
+    // moduledata's text word does not depend on the release.
+    let module = ModuleData::locate(file, elf, first, pcln_addr, table.len());
+    let tab = Pclntab::new(pcln, table, text_base(pcln, module.as_ref(), elf));
+    let refs = (elf.arch == Arch::Amd64).then(|| schedinit_references(file, elf, &tab)).flatten();
+    let is_ref = refs.map(|r| move |a: u64| r.contains(&a));
+    let is_ref = is_ref.as_ref().map(|f| f as &dyn Fn(u64) -> bool);
+    let found = runtime_strings::build_version(file, elf, is_ref, (first, last));
+    let mut info = runtime_strings::modinfo(file, elf)
+        .map(|text| buildinfo::parse_modinfo(&String::from_utf8_lossy(text)))
+        .unwrap_or_default();
+    match found {
+        Some((version, source)) => {
+            info.go_version = version;
+            (info, source)
+        }
+        None => {
+            info.go_version = format!("go{}.{}+", first.major, first.minor);
+            (info, VersionSource::Pclntab)
+        }
+    }
+}
+
+/// Addresses `runtime.schedinit`'s code reads RIP-relative (amd64), which include
+/// `runtime.buildVersion`'s header.
+fn schedinit_references(file: &[u8], elf: &ElfInfo, tab: &Pclntab<'_>) -> Option<Vec<u64>> {
+    let row = (0..tab.nfunc())
+        .filter_map(|i| tab.row(i).ok())
+        .find(|row| tab.func(row).and_then(|f| f.name()).is_ok_and(|n| n == "runtime.schedinit"))?;
+    let code = elf.read_addr(file, row.entry, row.end.checked_sub(row.entry)?, "runtime.schedinit").ok()?;
+    Some(disasm::rip_relative_targets(code.data(), row.entry))
 }

@@ -148,7 +148,7 @@ fn strip_sentinels(b: &[u8]) -> &[u8] {
     if b.len() >= 33 && b[b.len() - 17] == b'\n' { &b[16..b.len() - 16] } else { &[] }
 }
 
-fn parse_modinfo(text: &str) -> BuildInfo {
+pub(crate) fn parse_modinfo(text: &str) -> BuildInfo {
     let mut info = BuildInfo::default();
     let mut last_is_main = false;
     for line in text.lines() {

@@ -84,6 +84,12 @@ fn scan_amd64(code: &[u8], base: u64, want_call: impl Fn(u64) -> bool) -> CodeFa
     facts
 }
 
+/// Absolute addresses of the RIP-relative memory operands in amd64 `code`.
+pub(crate) fn rip_relative_targets(code: &[u8], base: u64) -> Vec<u64> {
+    let mut d = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
+    d.iter().filter(|i| i.is_ip_rel_memory_operand()).map(|i| i.ip_rel_memory_address()).collect()
+}
+
 /// A decoder over `code` (mapped at `base`) from `addr` on, if `addr` is inside it.
 fn decoder_at(code: &[u8], base: u64, addr: u64) -> Option<Decoder<'_>> {
     let rest = code.get(usize::try_from(addr.checked_sub(base)?).ok()?..).filter(|r| !r.is_empty())?;

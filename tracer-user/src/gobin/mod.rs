@@ -1,7 +1,7 @@
 //! Go binary analysis: everything the probes need, read from the binary itself.
 //!
 //! [`GoBinary::open`] maps an ELF Go executable and reads its version and modules
-//! (`.go.buildinfo`), function table (`.gopclntab`) and `moduledata`; everything
+//! (`.go.buildinfo`, else the runtime's own version string), function table (`.gopclntab`) and `moduledata`; everything
 //! else is computed on demand from the mapping without copying it:
 //! [`GoBinary::func_at`], [`GoBinary::symbolize`], [`GoBinary::layout`] and
 //! [`GoBinary::probe_plan`] and [`GoBinary::report`] (`ghostrace inspect`).
@@ -22,6 +22,7 @@ mod pclntab;
 mod plan;
 mod read;
 mod report;
+mod runtime_strings;
 mod scope;
 
 pub use binary::{Func, GoBinary};
@@ -34,4 +35,5 @@ pub use layout::{LayoutSource, RuntimeLayout, table_layout};
 pub use listsites::{LIST_REMOVE, ListSite};
 pub use plan::{Missing, Probe, ProbeKind, ProbePlan, Role, RuntimeFunc, Signature, Site, entry_point_names};
 pub use report::{BuildSettings, InspectReport, Summary};
-pub use scope::{Scope, glob_match, package_of, unescape_package};
+pub use runtime_strings::VersionSource;
+pub use scope::{Scope, ScopeError, glob_match, package_of, unescape_package};

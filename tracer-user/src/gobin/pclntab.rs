@@ -15,7 +15,7 @@
 //! (zigzag value delta, pc delta / quantum) uvarint pairs starting from value -1 at
 //! the function entry, ended by a zero value delta after the first pair.
 
-use super::GobinError;
+use super::{GobinError, GoVersion};
 use super::read::{Bytes, Result};
 
 /// Which pclntab layout a binary uses, chosen from the magic.
@@ -33,6 +33,18 @@ impl PclnVersion {
             0xffff_fff0 => Some(PclnVersion::Go118),
             0xffff_fff1 => Some(PclnVersion::Go120),
             _ => None,
+        }
+    }
+}
+
+impl PclnVersion {
+    /// The Go releases that write this layout, inclusive.
+    pub(crate) fn releases(self) -> (GoVersion, GoVersion) {
+        let last = |minor| GoVersion::new(1, minor, u32::MAX);
+        match self {
+            PclnVersion::Go116 => (GoVersion::new(1, 16, 0), last(17)),
+            PclnVersion::Go118 => (GoVersion::new(1, 18, 0), last(19)),
+            PclnVersion::Go120 => (GoVersion::new(1, 20, 0), GoVersion::new(1, u32::MAX, u32::MAX)),
         }
     }
 }
@@ -201,6 +213,13 @@ impl<'a> Pclntab<'a> {
             return Ok(None);
         }
         self.data.tail(self.hdr.filetab, "pclntab filetab")?.cstr(u64::from(off)).map(Some)
+    }
+
+    /// Every name of the file table (NUL-terminated, laid out before the pc tables).
+    pub(crate) fn file_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let (start, end) = (self.hdr.filetab as usize, self.hdr.pctab.max(self.hdr.filetab) as usize);
+        let names = self.data.data().get(start..end).unwrap_or(&[]);
+        names.split(|&b| b == 0).filter(|s| !s.is_empty()).filter_map(|s| std::str::from_utf8(s).ok())
     }
 
     /// Runs the pc-value table at `off` (relative to pctab) for a function starting

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::events::MapWriteOp;
 
 use super::disasm::{self, CallSite};
-use super::scope::{ScopeFilter, package_of, unescape_package};
+use super::scope::{ScopeFilter, goroot_src, package_of, unescape_package};
 use super::{GoBinary, GoVersion, Scope};
 
 /// What a probe observes.
@@ -323,23 +323,33 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     // One pass over the function table: find the entry points, pick functions in scope.
     let mut targets: Vec<Target> = Vec::new();
     let mut in_scope: Vec<(u64, u64, &str, String)> = Vec::new();
-    let filter = ScopeFilter::new(scope, bin.build_info());
+    let filter = ScopeFilter::new(scope, bin.build_info(), goroot_src(tab.file_names()));
     let mut pkg_cache: HashMap<&str, Option<String>> = HashMap::new();
     for i in 0..tab.nfunc() {
         let Ok(row) = tab.row(i) else { continue };
-        let Ok(name) = tab.func(&row).and_then(|f| f.name()) else { continue };
+        let Ok(func) = tab.func(&row) else { continue };
+        let Ok(name) = func.name() else { continue };
         if (name.starts_with("runtime.") || name.starts_with("container/list."))
             && let Some(e) = ENTRY_POINTS.iter().find(|e| e.name == name)
         {
             targets.push(Target { name: e.name, role: e.role, entry: row.entry, end: row.end });
         }
         let Some(pkg) = package_of(name) else { continue };
-        let selected = pkg_cache.entry(pkg).or_insert_with(|| {
-            let pkg = unescape_package(pkg);
-            filter.includes(&pkg).then(|| pkg.into_owned())
-        });
+        let selected = match pkg_cache.get(pkg) {
+            Some(selected) => selected.clone(),
+            None => {
+                let file = filter.wants_file().then(|| func.file_line(row.entry).ok().and_then(|(f, _)| f)).flatten();
+                let unescaped = unescape_package(pkg);
+                let verdict = filter.includes(&unescaped, file);
+                let selected = verdict.holds.then(|| unescaped.into_owned());
+                if verdict.settled {
+                    pkg_cache.insert(pkg, selected.clone());
+                }
+                selected
+            }
+        };
         if let Some(pkg) = selected {
-            in_scope.push((row.entry, row.end, name, pkg.clone()));
+            in_scope.push((row.entry, row.end, name, pkg));
         }
     }
     targets.sort_by_key(|t| t.entry);

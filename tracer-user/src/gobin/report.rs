@@ -7,8 +7,9 @@
 //! |---|---|
 //! | `schema` | `1` |
 //! | `path` | the file inspected |
-//! | `go_version` | version string from `.go.buildinfo`, e.g. `"go1.24.11"` |
-//! | `version` | `{major, minor, patch}` |
+//! | `go_version` | version string, e.g. `"go1.24.11"`; `"go1.20+"` when only the release family is known |
+//! | `version` | `{major, minor, patch}` (the family's first release when inexact) |
+//! | `version_source` | where the version was read: `"build_info"` (`.go.buildinfo`), `"symbol"` or `"string_header"` (`runtime.buildVersion` found through the symbol table or by its string header), `"pclntab"` (family only) |
 //! | `arch` | `"amd64"` or `"arm64"` |
 //! | `stripped` | no `.symtab` (built with `-ldflags=-s`) |
 //! | `dwarf` | DWARF present (not built with `-w`) |
@@ -32,7 +33,7 @@ use super::buildinfo::Module;
 use super::inline::ModuleData;
 use super::layout::{LayoutSource, RuntimeLayout};
 use super::plan::{ProbeKind, ProbePlan, Site};
-use super::{Arch, GoBinary, GoVersion, Scope};
+use super::{Arch, GoBinary, GoVersion, Scope, VersionSource};
 
 /// Build settings ghostrace cares about, from the `build` lines of the build info.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -64,6 +65,7 @@ pub struct InspectReport {
     pub path: String,
     pub go_version: String,
     pub version: GoVersion,
+    pub version_source: VersionSource,
     pub arch: Arch,
     pub stripped: bool,
     pub dwarf: bool,
@@ -157,6 +159,7 @@ impl GoBinary {
             path: self.path().display().to_string(),
             go_version: self.go_version().to_string(),
             version: self.version(),
+            version_source: self.version_source(),
             arch: self.arch(),
             stripped: self.stripped(),
             dwarf: self.has_dwarf(),
@@ -202,6 +205,9 @@ impl fmt::Display for InspectReport {
         let dwarf = if self.dwarf { "DWARF" } else { "no DWARF" };
         writeln!(f, "binary     {}", self.path)?;
         writeln!(f, "go         {} {} ({strip}, {dwarf})", self.go_version, self.arch)?;
+        if self.version_source != VersionSource::BuildInfo {
+            writeln!(f, "           version from {}", self.version_source)?;
+        }
         writeln!(
             f,
             "module     {} ({} dependencies)",
@@ -236,6 +242,9 @@ impl fmt::Display for InspectReport {
         )?;
         let s = &self.summary;
         writeln!(f, "scope      {}: {} probes, {} emulated", self.scope, s.probes, s.emulated)?;
+        if s.probes == 0 {
+            writeln!(f, "           no call site matches the scope: `run`/`attach` would trace nothing")?;
+        }
         for (k, n) in &s.by_kind {
             writeln!(f, "           {n:6} {k}{}", kind_note(k))?;
         }

@@ -35,13 +35,22 @@ fn swiss_maps(bin: &GoBinary) -> bool {
 pub const OLDEST_GO: crate::gobin::GoVersion = crate::gobin::GoVersion::new(1, 19, 0);
 
 /// Whether the kernel programs can read this binary's processes: the register reads
-/// are amd64's, and the per-version facts start at Go 1.19.
+/// are amd64's, the per-version facts start at Go 1.19 and need the release (or
+/// DWARF) to be known.
 pub fn check_traceable(bin: &GoBinary) -> Result<(), super::ProbeError> {
     if bin.arch() != crate::gobin::Arch::Amd64 || std::env::consts::ARCH != "x86_64" {
         return Err(super::ProbeError::Unsupported(format!(
             "{} binary on an {} host: the probes read amd64 registers only",
             bin.arch(),
             std::env::consts::ARCH
+        )));
+    }
+    if !bin.layout().verified && !bin.version_source().exact() {
+        return Err(super::ProbeError::Unsupported(format!(
+            "the Go release of {} is unknown ({}: no .go.buildinfo, no runtime.buildVersion, no DWARF), so the \
+             goroutine id offset cannot be chosen",
+            bin.path().display(),
+            bin.go_version()
         )));
     }
     if bin.version() < OLDEST_GO {
