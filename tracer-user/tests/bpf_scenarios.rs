@@ -284,3 +284,41 @@ fn pie_executables_name_the_marked_statements() {
     }
     assert!(failures.is_empty(), "PIE runs disagreed:\n{}", failures.join("\n"));
 }
+
+/// Runs of each hazard scenario per budget in the recall comparison.
+const RECALL_RUNS: usize = 3;
+
+/// The detectors that fired in one run of `bin` under `budget`.
+fn fired_under(bin: &Path, tag: &str, budget: &str) -> BTreeSet<String> {
+    let out_file = temp_file(&format!("{tag}.jsonl"));
+    let _ = std::fs::remove_file(&out_file);
+    ghostrace().args(["run", "--overhead-budget", budget, "--json-out"]).arg(&out_file).arg("--").arg(bin).output().expect("run ghostrace");
+    findings(&out_file).into_iter().map(|f| f.detector).collect()
+}
+
+#[test]
+fn the_default_budget_finds_every_hazard_as_often_as_no_budget() {
+    if !bpf_or_skip("the_default_budget_finds_every_hazard_as_often_as_no_budget") {
+        return;
+    }
+    // The newest Go: its growth entry points are the most numerous (GO-RUNTIME.md).
+    let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
+    let mut table = Vec::new();
+    let mut worse = Vec::new();
+    for s in scenarios().into_iter().filter(|s| !names(&s.expect["detectors"]).is_empty()) {
+        let bin = build(&tc, &format!("scenarios/{}", s.name), false);
+        let wanted = names(&s.expect["detectors"]);
+        let found = |budget: &str| {
+            (0..RECALL_RUNS)
+                .filter(|run| wanted.is_subset(&fired_under(&bin, &format!("recall-{}-{budget}-{run}", s.name).replace('%', ""), budget)))
+                .count()
+        };
+        let (default, off) = (found("1%"), found("off"));
+        table.push(format!("  {:<32} default budget {default}/{RECALL_RUNS}, budget off {off}/{RECALL_RUNS}", s.name));
+        if default < off {
+            worse.push(s.name.clone());
+        }
+    }
+    eprintln!("hazards found, Go {}:\n{}", tc.version, table.join("\n"));
+    assert!(worse.is_empty(), "found less often under the default budget than without: {worse:?}");
+}

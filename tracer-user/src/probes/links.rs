@@ -1,10 +1,13 @@
 //! The uprobe links and what each one covers. A multi-offset link cannot drop one
-//! offset, and every registration takes kernel-wide locks that the traced
-//! program's own mmap and fork paths wait on, so links are laid out for switching
-//! in bulk: probes attached all the time (resident) sit in links of at most
-//! [`CHUNK`] probes each, rebuilt only when one of theirs changes, and the probes
-//! the governor attaches for a window go up together as one batch, one link per
-//! program, and come down together.
+//! offset, and every registration or unregistration of a probe write-locks the
+//! memory map of each process running the binary (its page faults, `mmap` and
+//! `fork` wait) besides kernel-wide locks, so links are laid out for as few of
+//! them as possible: probes start in links of at most [`CHUNK`] probes; the first
+//! time one is switched its chunk is rebuilt once without it, and from then on it
+//! is switched alone (a probe switched once is likely to be switched again, one
+//! never switched sits cheaply in its chunk); the probes the governor attaches for
+//! a window go up together as one batch, one link per program, and come down
+//! together.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -26,9 +29,9 @@ use aya::programs::{
 use super::{ProbeError, Tracer};
 use crate::sys::thread_cpu_ns;
 
-/// Probe ids per resident link: moving one probe in or out re-registers at most
-/// this many (a switch costs per registered probe, a link per close).
-pub const CHUNK: u32 = 256;
+/// Probe ids per chunk link: the first switch of one of its probes re-registers at
+/// most this many.
+pub const CHUNK: u32 = 64;
 
 /// One uprobe link: a program on some offsets of one file.
 struct Link {
@@ -53,8 +56,10 @@ struct Point {
     offset: u64,
     cookie: u64,
     owner: u32,
-    /// In its resident link (attached all the time).
+    /// Attached all the time (in its chunk's link, or alone).
     resident: bool,
+    /// Switched once: out of its chunk for good, in a link of its own while resident.
+    solo: bool,
 }
 
 /// Resident links by (owner, program, chunk of ids).
@@ -65,6 +70,8 @@ type ChunkKey = (u32, &'static str, u32);
 pub struct Links {
     points: HashMap<u32, Point>,
     resident: BTreeMap<ChunkKey, Link>,
+    /// The links of resident probes switched alone.
+    solos: HashMap<u32, Link>,
     /// Links of probes attached together for a while, by batch.
     batches: HashMap<u64, Vec<Link>>,
     /// Links without probe ids (GC cycle ends, calibration).
@@ -154,7 +161,7 @@ impl Tracer {
         let target = open_target(binary, scope, probes.first().map_or("", |p| p.1))?;
         let mut chunks = Vec::new();
         for (id, program, offset, cookie) in probes {
-            self.links.points.insert(id, Point { program, target: target.clone(), offset, cookie, owner, resident: true });
+            self.links.points.insert(id, Point { program, target: target.clone(), offset, cookie, owner, resident: true, solo: false });
             let key = (owner, program, id / CHUNK);
             if chunks.last() != Some(&key) && !chunks.contains(&key) {
                 chunks.push(key);
@@ -198,6 +205,7 @@ impl Tracer {
                 && p.owner == owner
                 && p.program == program
                 && p.resident
+                && !p.solo
             {
                 points.push((p.offset, Some(p.cookie)));
                 target.get_or_insert_with(|| p.target.clone());
@@ -217,34 +225,60 @@ impl Tracer {
         Ok(())
     }
 
-    /// Makes probes resident (attached all the time) or not, rebuilding each
-    /// resident link concerned once. The CPU time the switch took is added to
-    /// `cpu` (ns). On failure the probes of the links that could not be rebuilt
-    /// keep their former state.
+    /// Makes probes resident (attached all the time) or not, each in a link of its
+    /// own (a probe still in its chunk leaves it: each chunk concerned is rebuilt
+    /// once). The CPU time the switch took is added to `cpu` (ns). A probe that
+    /// could not be switched keeps its former state.
     pub fn set_resident(&mut self, changes: &[(u32, bool)], cpu: &Arc<AtomicU64>) -> Result<(), ProbeError> {
-        let mut touched: BTreeMap<ChunkKey, Vec<(u32, bool)>> = BTreeMap::new();
+        let mut chunks: BTreeMap<ChunkKey, Vec<u32>> = BTreeMap::new();
+        let mut switched = Vec::new();
         for &(id, resident) in changes {
             if let Some(p) = self.links.points.get_mut(&id)
                 && p.resident != resident
             {
-                touched.entry((p.owner, p.program, id / CHUNK)).or_default().push((id, p.resident));
+                if !p.solo {
+                    chunks.entry((p.owner, p.program, id / CHUNK)).or_default().push(id);
+                    p.solo = true;
+                }
                 p.resident = resident;
+                switched.push((id, resident, is_exit_program(p.program)));
             }
         }
         let mut first_error = None;
         // Exits leave first and come back last.
-        let order: Vec<ChunkKey> = touched.keys().copied().collect();
-        let (exits, calls): (Vec<ChunkKey>, Vec<ChunkKey>) = order.into_iter().partition(|k| is_exit_program(k.1));
-        let leaving = changes.iter().any(|c| !c.1);
-        let sequence = if leaving { exits.into_iter().chain(calls) } else { calls.into_iter().chain(exits) };
-        for key in sequence {
+        switched.sort_by_key(|&(_, on, exit)| if on { exit } else { !exit });
+        for (id, _, _) in switched.iter().copied().filter(|s| !s.1) {
+            if let Some(link) = self.links.solos.remove(&id) {
+                self.close(link, cpu);
+            }
+        }
+        for (key, ids) in chunks {
             if let Err(e) = self.rebuild(key, cpu) {
-                for &(id, before) in &touched[&key] {
+                // The old chunk link stays up: its probes are as they were.
+                for id in ids {
                     if let Some(p) = self.links.points.get_mut(&id) {
-                        p.resident = before;
+                        (p.solo, p.resident) = (false, true);
                     }
                 }
                 first_error.get_or_insert(e);
+            }
+        }
+        for (id, _, _) in switched.into_iter().filter(|s| s.1) {
+            let Some(p) = self.links.points.get(&id) else { continue };
+            if !p.solo || self.links.solos.contains_key(&id) {
+                continue;
+            }
+            let (program, target, point, owner) = (p.program, p.target.clone(), vec![(p.offset, Some(p.cookie))], p.owner);
+            match self.new_link(program, &target, point, owner, cpu) {
+                Ok(link) => {
+                    self.links.solos.insert(id, link);
+                }
+                Err(e) => {
+                    if let Some(p) = self.links.points.get_mut(&id) {
+                        p.resident = false;
+                    }
+                    first_error.get_or_insert(e);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -320,6 +354,7 @@ impl Tracer {
         doomed.extend(self.links.other.extract_if(.., |l| pick(l.owner)));
         let keys: Vec<ChunkKey> = self.links.resident.keys().filter(|k| pick(k.0)).copied().collect();
         doomed.extend(keys.iter().filter_map(|k| self.links.resident.remove(k)));
+        doomed.extend(self.links.solos.extract_if(|_, l| pick(l.owner)).map(|(_, l)| l));
         self.links.points.retain(|_, p| !pick(p.owner));
         // Exits first.
         doomed.sort_by_key(|l| !is_exit_program(l.program));
