@@ -46,12 +46,30 @@ fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "kernel-boot: {line}");
 }
 
-/// A case's result: exit status, detectors at warning or above, stderr.
+/// A case's result: exit status, detectors at warning or above, stderr, seconds taken.
 #[derive(Debug)]
 struct Outcome {
     status: Option<i32>,
     detectors: BTreeSet<String>,
     stderr: String,
+    secs: f64,
+}
+
+impl Outcome {
+    /// A case as the guest reported it.
+    fn guest(guest: &Guest, case: &str) -> Self {
+        let status = guest.status(case);
+        Self {
+            status: status.map(|s| s.0),
+            detectors: detectors(&guest.section(case, "findings")),
+            stderr: guest.section(case, "stderr"),
+            secs: status.map_or(f64::NAN, |s| s.1),
+        }
+    }
+
+    fn show(&self) -> String {
+        format!("{} (exit {}, {:.1} s)", show(&self.detectors), self.status.map_or("none".to_string(), |s| s.to_string()), self.secs)
+    }
 }
 
 /// What a `run` case must show, from the scenario's expect.json.
@@ -110,15 +128,17 @@ fn setup() -> Setup {
     Setup { host, expect, initramfs, secs: started.elapsed().as_secs_f64() }
 }
 
-fn outcome(status: Option<i32>, findings: &Path, stderr: &[u8]) -> Outcome {
+fn outcome(started: Instant, status: Option<i32>, findings: &Path, stderr: &[u8]) -> Outcome {
     let text = std::fs::read_to_string(findings).unwrap_or_default();
     let _ = std::fs::remove_file(findings);
-    Outcome { status, detectors: detectors(&text), stderr: String::from_utf8_lossy(stderr).into_owned() }
+    let stderr = String::from_utf8_lossy(stderr).into_owned();
+    Outcome { status, detectors: detectors(&text), stderr, secs: started.elapsed().as_secs_f64() }
 }
 
 /// `ghostrace run` on the host, as the guest's init script runs it.
 fn host_run(bin: &Path) -> Outcome {
     let json = temp_file("kernel-boot-host.jsonl");
+    let started = Instant::now();
     let out = Command::new(ghostrace())
         .args(["run", "--overhead-budget", "off", "--json-out"])
         .arg(&json)
@@ -127,12 +147,13 @@ fn host_run(bin: &Path) -> Outcome {
         .stdout(Stdio::null())
         .output()
         .expect("run ghostrace");
-    outcome(out.status.code(), &json, &out.stderr)
+    outcome(started, out.status.code(), &json, &out.stderr)
 }
 
 /// `ghostrace attach` on the host, as the guest's init script runs it.
 fn host_attach(spawn: &Path) -> Outcome {
     let json = temp_file("kernel-boot-host-attach.jsonl");
+    let started = Instant::now();
     let program = Guard::spawn("spawn", Command::new(spawn).args(["remove", "1000000"]).stdout(Stdio::null()));
     std::thread::sleep(Duration::from_secs(1));
     let out = Command::new(ghostrace())
@@ -142,7 +163,7 @@ fn host_attach(spawn: &Path) -> Outcome {
         .output()
         .expect("run ghostrace attach");
     drop(program);
-    outcome(out.status.code(), &json, &out.stderr)
+    outcome(started, out.status.code(), &json, &out.stderr)
 }
 
 /// Whether the tier can run here; prints why not (or fails under GHOSTRACE_REQUIRE_BPF=1).
@@ -194,13 +215,8 @@ fn boot_tier(test: &str, series: &str) {
     for (case, want) in &setup.expect {
         let host = &setup.host[case];
         let seen = |found: &BTreeSet<String>| found.difference(&want.allow).cloned().collect::<BTreeSet<_>>();
-        let (status, found) = (guest.status(case), detectors(&guest.section(case, "findings")));
-        report(&format!(
-            "  {case}: guest {} (exit {status:?}), host {} (exit {:?})",
-            show(&found),
-            show(&host.detectors),
-            host.status
-        ));
+        let got = Outcome::guest(&guest, case);
+        report(&format!("  {case}: guest {}, host {}", got.show(), host.show()));
         if host.status != Some(want.exit) || seen(&host.detectors) != want.detectors {
             problems.push(format!(
                 "{case}: the host itself found {} with exit {:?}, expected {} with exit {}: {}",
@@ -211,14 +227,8 @@ fn boot_tier(test: &str, series: &str) {
                 host.stderr.trim()
             ));
         }
-        if status != Some(want.exit) || seen(&found) != seen(&host.detectors) {
-            problems.push(format!(
-                "{case}: the guest found {} with exit {status:?}, the host {} with exit {:?}: {}",
-                show(&found),
-                show(&host.detectors),
-                host.status,
-                guest.section(case, "stderr")
-            ));
+        if got.status != Some(want.exit) || seen(&got.detectors) != seen(&host.detectors) {
+            problems.push(format!("{case}: the guest found {}, the host {}: {}", got.show(), host.show(), got.stderr));
         }
     }
     let wanted: BTreeSet<String> = [SPAWN_DETECTOR.to_string()].into();
@@ -226,10 +236,10 @@ fn boot_tier(test: &str, series: &str) {
     if host.status != Some(0) || host.detectors != wanted {
         problems.push(format!("attach: the host itself found {} with exit {:?}: {}", show(&host.detectors), host.status, host.stderr.trim()));
     }
-    let (status, found) = (guest.status("attach"), detectors(&guest.section("attach", "findings")));
-    report(&format!("  attach: guest {} (exit {status:?}), host {} (exit {:?})", show(&found), show(&host.detectors), host.status));
-    if status != Some(0) || found != host.detectors {
-        problems.push(format!("attach: the guest found {} with exit {status:?}: {}", show(&found), guest.section("attach", "stderr")));
+    let got = Outcome::guest(&guest, "attach");
+    report(&format!("  attach: guest {}, host {}", got.show(), host.show()));
+    if got.status != Some(0) || got.detectors != host.detectors {
+        problems.push(format!("attach: the guest found {}, the host {}: {}", got.show(), host.show(), got.stderr));
     }
     problems.extend(daemon_problems(&guest, &host.detectors));
     assert!(problems.is_empty(), "Linux {series} ({}):\n{}\n{}", kernel.package, problems.join("\n"), guest.transcript());
@@ -239,34 +249,34 @@ fn boot_tier(test: &str, series: &str) {
 /// `attach` finds on the host, served metrics that say so, and exited 0 on SIGTERM.
 fn daemon_problems(guest: &Guest, host: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
-    let (status, found) = (guest.status("daemon"), detectors(&guest.section("daemon", "findings")));
+    let got = Outcome::guest(guest, "daemon");
     let metrics = guest.section("daemon", "metrics");
     let findings_total: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("ghostrace_findings_total{") && l.contains(&format!("detector=\"{SPAWN_DETECTOR}\"")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+        .fold(0.0, |a, b| a + b);
     let (traced, probes) = (sample(&metrics, "ghostrace_traced_processes"), sample(&metrics, "ghostrace_attached_probes"));
     report(&format!(
-        "  daemon: guest {} (exit {status:?}), /metrics: {SPAWN_DETECTOR} findings {findings_total}, traced processes {traced:?}, attached probes {probes:?}",
-        show(&found)
+        "  daemon: guest {}; /metrics: {SPAWN_DETECTOR} findings {findings_total}, traced processes {traced:?}, attached probes {probes:?}",
+        got.show()
     ));
     if guest.section("daemon", "readyz") != "ready" {
         problems.push(format!("daemon: /readyz never said ready: {:?}", guest.section("daemon", "readyz")));
     }
-    if found != *host {
-        problems.push(format!("daemon: found {} on stdout, `attach` on the host {}", show(&found), show(host)));
+    if got.detectors != *host {
+        problems.push(format!("daemon: found {} on stdout, `attach` on the host {}", show(&got.detectors), show(host)));
     }
     if findings_total < 1.0 || traced.is_none_or(|t| t < 1.0) || probes.is_none_or(|p| p <= 0.0) {
         problems.push(format!(
             "daemon: /metrics shows {findings_total} {SPAWN_DETECTOR} findings, {traced:?} traced processes, {probes:?} attached probes while the program ran"
         ));
     }
-    if status != Some(0) {
-        problems.push(format!("daemon: exit {status:?} on SIGTERM"));
+    if got.status != Some(0) {
+        problems.push(format!("daemon: exit {:?} on SIGTERM", got.status));
     }
     if !problems.is_empty() {
-        problems.push(format!("daemon stderr:\n{}", guest.section("daemon", "stderr")));
+        problems.push(format!("daemon stderr:\n{}", got.stderr));
     }
     problems
 }

@@ -165,9 +165,11 @@ impl Guest {
         self.markers().any(|m| m == ["done"])
     }
 
-    /// A case's exit status as the script saw it.
-    pub fn status(&self, case: &str) -> Option<i32> {
-        self.markers().find(|m| m.len() == 3 && m[0] == "status" && m[1] == case).and_then(|m| m[2].parse().ok())
+    /// A case's exit status as the script saw it, and the seconds it took.
+    pub fn status(&self, case: &str) -> Option<(i32, f64)> {
+        let m = self.markers().find(|m| m.len() == 5 && m[0] == "status" && m[1] == case)?;
+        let secs = |i: usize| m[i].parse::<f64>().ok();
+        Some((m[2].parse().ok()?, secs(4)? - secs(3)?))
     }
 
     /// The text a case wrote under `section` (a file of the guest).
