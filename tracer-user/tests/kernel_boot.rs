@@ -207,8 +207,9 @@ fn boot_tier(test: &str, series: &str) {
     let mut problems = Vec::new();
     let (boot, release) = guest.boot_time().unwrap_or((f64::NAN, "?".to_string()));
     report(&format!(
-        "Linux {series} ({}, {release}): booted in {boot:.1} s, the guest ran {:.1} s in all; the tier has run {:.1} s",
+        "Linux {series} ({}, {release}): /init after {boot:.1} s of the kernel's and {:.1} s of qemu's, the guest ran {:.1} s in all; the tier has run {:.1} s",
         kernel.package,
+        guest.to_init.map_or(f64::NAN, |d| d.as_secs_f64()),
         guest.wall.as_secs_f64(),
         tier_start.elapsed().as_secs_f64()
     ));

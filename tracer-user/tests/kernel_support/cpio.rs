@@ -10,7 +10,6 @@ pub struct Cpio<W: Write> {
 
 const DIR: u32 = 0o040_000;
 const FILE: u32 = 0o100_000;
-const LINK: u32 = 0o120_000;
 const CHAR_DEVICE: u32 = 0o020_000;
 
 impl<W: Write> Cpio<W> {
@@ -24,10 +23,6 @@ impl<W: Write> Cpio<W> {
 
     pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> io::Result<()> {
         self.entry(path, FILE | mode, data, (0, 0))
-    }
-
-    pub fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
-        self.entry(path, LINK | 0o777, target.as_bytes(), (0, 0))
     }
 
     pub fn char_device(&mut self, path: &str, (major, minor): (u32, u32)) -> io::Result<()> {

@@ -105,6 +105,9 @@ pub struct Guest {
     pub results: String,
     /// From qemu's start to its exit.
     pub wall: Duration,
+    /// From qemu's start to the init script's first line (firmware, kernel, /init),
+    /// to the 100 ms the test polls at.
+    pub to_init: Option<Duration>,
     pub killed: bool,
 }
 
@@ -114,6 +117,8 @@ impl Guest {
     pub fn boot(kernel: &Kernel, initramfs: &Path, dir: &Path, limit: Duration) -> Self {
         std::fs::create_dir_all(dir).expect("create the guest's dir");
         let (console, results) = (dir.join("console.log"), dir.join("results.log"));
+        // The last run's results would look like this guest's first line.
+        let _ = std::fs::remove_file(&results);
         let started = Instant::now();
         // TCG: /dev/kvm exists on the CI machines, but stock kernels die in it
         // ("emulation failure"). `-cpu max` gives the guest every instruction TCG has.
@@ -132,8 +137,11 @@ impl Guest {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {QEMU}: {e}"));
-        let mut killed = false;
+        let (mut killed, mut to_init) = (false, None);
         loop {
+            if to_init.is_none() && std::fs::metadata(&results).is_ok_and(|m| m.len() > 0) {
+                to_init = Some(started.elapsed());
+            }
             if qemu.try_wait().expect("wait for qemu").is_some() {
                 break;
             }
@@ -146,7 +154,7 @@ impl Guest {
             std::thread::sleep(Duration::from_millis(100));
         }
         let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).replace('\r', "");
-        Self { console: read(&console), results: read(&results), wall: started.elapsed(), killed }
+        Self { console: read(&console), results: read(&results), wall: started.elapsed(), to_init, killed }
     }
 
     /// Marker lines `@@WORDS`, split into words.
