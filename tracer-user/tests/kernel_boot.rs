@@ -249,8 +249,9 @@ fn boot_tier(test: &str, series: &str) {
     assert!(problems.is_empty(), "Linux {series} ({}):\n{}\n{}", kernel.package, problems.join("\n"), guest.transcript());
 }
 
-/// The daemon in the guest: ready, traced the program started after it, found what
-/// `attach` finds on the host, served metrics that say so, and exited 0 on SIGTERM.
+/// The daemon in the guest: traced the program started after it, found what `attach`
+/// finds on the host, was ready and served metrics that say so while tracing it, and
+/// exited 0 on SIGTERM.
 fn daemon_problems(guest: &Guest, host: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
     let got = Outcome::guest(guest, "daemon");
@@ -266,7 +267,7 @@ fn daemon_problems(guest: &Guest, host: &BTreeSet<String>) -> Vec<String> {
         got.show()
     ));
     if guest.section("daemon", "readyz") != "ready" {
-        problems.push(format!("daemon: /readyz never said ready: {:?}", guest.section("daemon", "readyz")));
+        problems.push(format!("daemon: /readyz while tracing: {:?}", guest.section("daemon", "readyz")));
     }
     if got.detectors != *host {
         problems.push(format!("daemon: found {} on stdout, `attach` on the host {}", show(&got.detectors), show(host)));

@@ -50,15 +50,15 @@ emit attach findings /tmp/f.jsonl
 emit attach stderr /tmp/err
 rm -f /tmp/f.jsonl
 
-# The daemon: ready, then a Go program started after it is traced from its exec event
-# until its finding is out (or the daemon says it cannot trace it); /metrics scraped
-# while the program still runs.
+# The daemon: up, then a Go program started after it is traced from its exec event
+# until its finding is out (or the daemon says it cannot trace it); /metrics and
+# /readyz scraped while the program still runs.
 echo "kernel-boot: daemon"
 start=$(now)
 ghostrace daemon --listen 127.0.0.1:9560 --overhead-budget off --select 'path:/fixtures/**' > /tmp/daemon.out 2> /tmp/err &
 daemon=$!
 i=0
-until wget -q -O /tmp/readyz http://127.0.0.1:9560/readyz; do
+until wget -q -O /dev/null http://127.0.0.1:9560/healthz; do
   i=$((i + 1)); [ $i -ge 120 ] && break; sleep 1
 done
 /fixtures/spawn remove 1000000 > /dev/null &
@@ -68,6 +68,7 @@ until grep -q list_stale_remove /tmp/daemon.out || grep -q 'not tracing' /tmp/er
   i=$((i + 1)); [ $i -ge 120 ] && break; sleep 1
 done
 wget -q -O /tmp/metrics http://127.0.0.1:9560/metrics
+wget -q -O /tmp/readyz http://127.0.0.1:9560/readyz || echo "not ready (wget exit $?)" >> /tmp/readyz
 kill $prog; wait $prog
 kill -TERM $daemon; wait $daemon
 say "status daemon $? $start $(now)"
