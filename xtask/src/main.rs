@@ -5,6 +5,7 @@ mod bootstrap;
 mod build;
 mod compare;
 mod golang;
+mod kernels;
 mod step;
 
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install everything the project needs (idempotent): Debian packages, bpf-linker,
-    /// Go toolchains, bpffs/tracefs mounts.
+    /// Go toolchains, the boot tier's kernels, bpffs/tracefs mounts.
     Bootstrap,
     /// Bootstrap, then build the eBPF object and the `ghostrace` binary (release).
     Build,
