@@ -62,6 +62,9 @@ struct Point {
     solo: bool,
 }
 
+/// (file offset, cookie) of the probes of one link.
+type Points = Vec<(u64, Option<u64>)>;
+
 /// Resident links by (owner, program, chunk of ids).
 type ChunkKey = (u32, &'static str, u32);
 
@@ -288,7 +291,8 @@ impl Tracer {
     /// [`Tracer::detach_batch`]; the CPU time it took is added to `cpu` (ns).
     /// Nothing stays attached when this fails.
     pub fn attach_batch(&mut self, ids: &[u32], cpu: &Arc<AtomicU64>) -> Result<u64, ProbeError> {
-        let mut groups: BTreeMap<(bool, &'static str, u32), (Arc<Target>, Vec<(u64, Option<u64>)>)> = BTreeMap::new();
+        // By (exit, program, owner): one link each.
+        let mut groups: BTreeMap<(bool, &'static str, u32), (Arc<Target>, Points)> = BTreeMap::new();
         for id in ids {
             if let Some(p) = self.links.points.get(id) {
                 let group = groups.entry((is_exit_program(p.program), p.program, p.owner)).or_insert_with(|| (p.target.clone(), Vec::new()));
