@@ -33,7 +33,7 @@ pub const CYCLE: Duration = Duration::from_secs(1);
 pub const QUANTUM: Duration = Duration::from_millis(10);
 /// How often the resident probes' counters are looked at between cycle ends, to
 /// take out those that turned hot at once (`Controller::overrun`).
-const CHECK: Duration = Duration::from_millis(100);
+const CHECK: Duration = Duration::from_millis(50);
 /// Under `--overhead-budget off`, the cycles with the kernel's run-time statistics
 /// on: one in this many (and the first).
 const RUN_STATS_EVERY: u64 = 10;
