@@ -1,7 +1,8 @@
 //! BPF tier: the daemon finds Go processes it did not start (running before it, or
 //! exec'd later), ignores other programs, attaches once per executable, keeps
 //! nothing of a process that is gone, reads its budget file again on SIGHUP, and
-//! symbolizes each process of a PIE executable where that process has it loaded.
+//! symbolizes each process of a PIE executable where that process has it loaded,
+//! and traces what fits of a plan larger than its probe table.
 
 mod daemon_support;
 mod support;
@@ -264,5 +265,37 @@ fn budget_file_is_read_again_on_sighup() {
         }
     });
     assert!(daemon.log().contains("overhead budget now 1%"), "{}", daemon.log());
+    daemon.stop();
+}
+
+#[test]
+fn a_plan_larger_than_the_probe_table_is_traced_with_what_fits_and_gives_its_room_back() {
+    let test = "a_plan_larger_than_the_probe_table_is_traced_with_what_fits_and_gives_its_room_back";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("table");
+    let Some(bin) = service(test, &dir, "svc-table") else { return };
+    // The fixture plans a few probes (`ghostrace inspect`): room for fewer.
+    const ROOM: u64 = 2;
+    let daemon = Daemon::start(&dir, &["--max-probes", &ROOM.to_string()]);
+    for round in 0..2 {
+        let program = start_program(&bin, &["idle"]);
+        let pid = u64::from(program.pid());
+        let binary = wait_for("the process to be traced", Duration::from_secs(10), || {
+            let status = daemon.status();
+            let found = status["binaries"].as_array().and_then(|b| b.iter().find(|b| b["pids"].as_array().is_some_and(|p| p.contains(&pid.into())))).cloned();
+            found.ok_or_else(|| status.to_string())
+        });
+        // What fits is traced, and what did not is said; the second round gets
+        // the room the first gave back when its process exited.
+        let (probes, left_out) = (binary["probes"].as_u64().expect("probes"), binary["left_out_probes"].as_u64().expect("left out"));
+        assert!(probes > 0 && probes <= ROOM && left_out > 0, "round {round}: {binary}");
+        assert_eq!(daemon.metric("ghostrace_left_out_probes"), Some(left_out as f64), "round {round}");
+        assert!(daemon.log().contains(&format!("{left_out} of {} probes left out", probes + left_out)), "{}", daemon.log());
+        drop(program);
+        daemon.assert_forgot_everything();
+    }
+    assert_eq!(daemon.metric("ghostrace_attach_errors_total{reason=\"probe_table_full\"}"), Some(0.0));
     daemon.stop();
 }
