@@ -12,12 +12,9 @@ use std::{
     sync::Arc,
 };
 
-use aya::programs::{
-    UProbe,
-    uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
-};
+use aya::programs::uprobe::UProbeScope;
 
-use super::{ProbeError, Tracer};
+use super::{ProbeError, Tracer, attach::Attached};
 
 /// One uprobe link: a program on some offsets of one file.
 struct Link {
@@ -31,7 +28,7 @@ struct Link {
     /// The attachment this link belongs to.
     owner: u32,
     /// `None` while switched off.
-    id: Option<UProbeLinkId>,
+    id: Option<Attached>,
 }
 
 impl Link {
@@ -61,29 +58,16 @@ fn attach_error(program: &'static str, count: usize, name: &str, e: impl std::fm
 }
 
 impl Tracer {
-    fn uprobe(&mut self, program: &'static str) -> &mut UProbe {
-        self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe")
-    }
-
-    fn link_up(&mut self, link: &Link) -> Result<UProbeLinkId, ProbeError> {
+    fn link_up(&mut self, link: &Link) -> Result<Attached, ProbeError> {
         let path = PathBuf::from(format!("/proc/self/fd/{}", link.file.as_raw_fd()));
-        let points = link.points.iter().map(|&(offset, cookie)| UProbeAttachPoint {
-            location: UProbeAttachLocation::AbsoluteOffset(offset),
-            cookie,
-        });
-        let (program, count, scope) = (link.program, link.points.len(), link.scope);
-        self.uprobe(program).attach(points, &path, scope).map_err(|e| attach_error(program, count, &link.name, super::chain(&e)))
+        self.attach_points(link.program, &path, &link.name, link.scope, &link.points)
     }
 
-    /// Closing a uprobe link takes its breakpoints out at once, then waits for a
-    /// grace period (60–100 ms measured here) before returning: the link is closed
-    /// on a thread of its own, so that the probes of a unit go down together and a
-    /// switch does not leave the next probes in its order attached that long.
-    fn link_down(&mut self, program: &'static str, id: UProbeLinkId) {
-        if let Ok(link) = self.uprobe(program).take_link(id) {
-            // If no thread can be started, the closure (and the link) is dropped here.
-            let _ = std::thread::Builder::new().name("ghostrace-detach".into()).spawn(move || drop(link));
-        }
+    /// Closes a link on a thread of its own ([`Tracer::detach_points`]), so that the
+    /// probes of a unit go down together and a switch does not leave the next
+    /// probes in its order attached for a grace period.
+    fn link_down(&mut self, program: &'static str, id: Attached) {
+        self.detach_points(program, id, &Default::default());
     }
 
     /// Attaches `program` to `points` of `binary` as one link of `owner`.
