@@ -31,6 +31,10 @@ pub struct StatsReport {
     /// Probes attached, and how long attaching them took.
     pub attached: usize,
     pub attach_ms: f64,
+    /// The attach path taken (`multi` or `per-probe`) and the file descriptors
+    /// ghostrace held once attached (the per-probe path holds one per probe).
+    pub attach_path: &'static str,
+    pub open_fds: usize,
     /// The governor's estimated overhead in its last whole cycle: the steady state
     /// (the sites' figures cover the whole session, its fully probed start included).
     pub last_cycle_overhead: Option<f64>,
@@ -112,6 +116,8 @@ impl SiteStats<'_> {
             undecodable: read.undecodable,
             attached: 0,
             attach_ms: 0.0,
+            attach_path: "",
+            open_fds: 0,
             last_cycle_overhead: None,
             sites,
         }

@@ -123,6 +123,8 @@ pub struct Session {
     /// Probes attached by `start` and the time it took.
     pub attached: usize,
     pub attach_time: std::time::Duration,
+    /// File descriptors held once attached.
+    pub open_fds: usize,
     cost: HitCost,
     /// The overhead budget in force (SIGHUP may change it).
     budget: Budget,
@@ -167,6 +169,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         anchor: ClockAnchor::now(),
         attached: 0,
         attach_time: std::time::Duration::ZERO,
+        open_fds: 0,
         cost,
         budget,
         governors: Vec::new(),
@@ -206,6 +209,7 @@ impl Session {
         let started = std::time::Instant::now();
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
         (self.attached, self.attach_time) = (attached, started.elapsed());
+        self.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
         let (join, joining) = std::sync::mpsc::channel();
         self.join = Some(join);
         let collector = Collector {
@@ -348,6 +352,7 @@ impl Session {
             read,
         );
         (stats.attached, stats.attach_ms) = (self.attached, self.attach_time.as_secs_f64() * 1e3);
+        (stats.attach_path, stats.open_fds) = (self.tracer.attach_mode().name(), self.open_fds);
         stats.last_cycle_overhead = self.governors.first().map(|(_, g)| g.last_ratio());
         let findings = match &mut collector {
             Some(c) => {

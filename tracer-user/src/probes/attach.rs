@@ -16,7 +16,10 @@ use aya::programs::{
     uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
 };
 
-use super::{PROGRAMS, ProbeError, Tracer, kernel::KernelSupport};
+use super::{
+    PROGRAMS, ProbeError, Tracer,
+    kernel::{Found, KernelSupport},
+};
 use crate::sys::thread_cpu_ns;
 
 /// Environment variable forcing an attach path, `multi` or `per-probe`, instead of
@@ -44,12 +47,10 @@ impl AttachMode {
             };
         }
         let kernel = kernel();
-        kernel.attach_mode().map_err(|missing| match kernel.unknown() {
+        kernel.attach_mode().map_err(|lack| match lack {
             // Unprivileged probes fail before they can tell anything.
-            Some((_, why)) if why.contains("ermission") || why.contains("not permitted") => {
-                ProbeError::Permission(why.to_string())
-            }
-            _ => ProbeError::KernelTooOld(super::kernel::too_old(&kernel.release, missing)),
+            (_, Found::Unknown(why)) => ProbeError::Permission(why.clone()),
+            (missing, _) => ProbeError::KernelTooOld(super::kernel::too_old(&kernel.release, missing)),
         })
     }
 
@@ -109,14 +110,11 @@ impl Tracer {
             cookie,
         };
         let failed = |e: aya::programs::ProgramError| {
-            let mut reason = super::chain(&e);
-            if reason.contains("Too many open files") {
-                reason.push_str(
-                    ": the per-probe attach path holds one file descriptor per probe; \
-                     raise the hard RLIMIT_NOFILE (LimitNOFILE=, ulimit -Hn)",
-                );
+            let (count, binary) = (points.len(), binary.to_string());
+            if super::errno_in_chain(&e, &[libc::EMFILE, libc::ENFILE]) {
+                return ProbeError::OpenFiles { program, count, binary };
             }
-            ProbeError::Attach { program, count: points.len(), binary: binary.to_string(), reason }
+            ProbeError::Attach { program, count, binary, reason: super::chain(&e) }
         };
         let mode = self.mode;
         let uprobe = self.uprobe(program);
@@ -128,9 +126,7 @@ impl Tracer {
                     match uprobe.attach([point(p)], path, scope) {
                         Ok(id) => ids.push(id),
                         Err(e) => {
-                            for id in ids {
-                                let _ = uprobe.detach(id);
-                            }
+                            self.detach_points(program, Attached::PerProbe(ids), &Default::default());
                             return Err(failed(e));
                         }
                     }
@@ -142,7 +138,10 @@ impl Tracer {
 
     /// Closing a uprobe link takes its breakpoints out at once, then waits for a
     /// grace period (60–100 ms measured here) before returning: the links are
-    /// closed on a thread of their own, which adds the CPU time it took to `cpu` (ns).
+    /// closed on a thread of their own, which adds the CPU time it took to `cpu`
+    /// (ns). On Linux 6.12+ each per-probe link's perf event waits a grace period
+    /// of its own under a kernel-wide mutex (124 ms here): closing many in parallel
+    /// gains nothing.
     pub(super) fn detach_points(&mut self, program: &'static str, attached: Attached, cpu: &Arc<AtomicU64>) {
         let uprobe = self.uprobe(program);
         let links: Vec<_> = match attached {

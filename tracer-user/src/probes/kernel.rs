@@ -16,6 +16,10 @@ use super::attach::AttachMode;
 /// links and attach cookies came together in 5.15).
 pub const MINIMUM_KERNEL: &str = "5.15";
 
+/// Environment variable naming features (comma-separated, as in [`Feature::name`])
+/// to report missing whatever the kernel has: tests play older kernels with it.
+pub const HIDE_VAR: &str = "GHOSTRACE_HIDE_KERNEL_FEATURES";
+
 /// A kernel feature ghostrace uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feature {
@@ -151,7 +155,12 @@ impl KernelSupport {
     /// Probes the running kernel: loads a few trivial programs, creates and drops
     /// a map, and briefly turns on BPF run-time statistics.
     pub fn probe() -> Self {
-        let features = Feature::ALL.iter().map(|&f| (f, probe_feature(f))).collect();
+        let hidden = std::env::var(HIDE_VAR).unwrap_or_default();
+        let hidden: Vec<&str> = hidden.split(',').map(str::trim).collect();
+        let features = Feature::ALL
+            .iter()
+            .map(|&f| (f, if hidden.contains(&f.name()) { Found::No } else { probe_feature(f) }))
+            .collect();
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |r| r.trim().to_string());
         KernelSupport { release, features }
     }
@@ -161,28 +170,20 @@ impl KernelSupport {
     }
 
     /// The attach path these features allow: uprobe-multi links where they filter
-    /// by process, else one perf link per probe; the first feature missing for
-    /// both otherwise.
-    pub fn attach_mode(&self) -> Result<AttachMode, Feature> {
-        let missing = |needed: &[Feature]| needed.iter().copied().find(|&f| !self.found(f).yes());
-        if let Some(f) = missing(&[Feature::Uprobes, Feature::RingBuffer]) {
-            return Err(f);
+    /// by process, else one perf link per probe; otherwise the first feature both
+    /// lack, or could not be probed for.
+    pub fn attach_mode(&self) -> Result<AttachMode, (Feature, &Found)> {
+        let lacking = |needed: &[Feature]| needed.iter().map(|&f| (f, self.found(f))).find(|(_, found)| !found.yes());
+        if let Some(lack) = lacking(&[Feature::Uprobes, Feature::RingBuffer]) {
+            return Err(lack);
         }
-        if missing(&[Feature::UprobeMultiLink, Feature::UprobeMultiPidFilter]).is_none() {
+        if lacking(&[Feature::UprobeMultiLink, Feature::UprobeMultiPidFilter]).is_none() {
             return Ok(AttachMode::Multi);
         }
-        match missing(&[Feature::PerfLink, Feature::AttachCookie]) {
+        match lacking(&[Feature::PerfLink, Feature::AttachCookie]) {
             None => Ok(AttachMode::PerProbe),
-            Some(f) => Err(f),
+            Some(lack) => Err(lack),
         }
-    }
-
-    /// The first feature an unprivileged probe could not answer for.
-    pub fn unknown(&self) -> Option<(Feature, &str)> {
-        self.features.iter().find_map(|(f, found)| match found {
-            Found::Unknown(why) => Some((*f, why.as_str())),
-            _ => None,
-        })
     }
 }
 
@@ -206,11 +207,21 @@ fn probe_feature(feature: Feature) -> Found {
         Feature::UprobeMultiPidFilter => answer(
             aya::sys::is_uprobe_multi_supported(UProbeMultiFeature::ProcessScopedPidFilter).map_err(|e| e.to_string()),
         ),
-        Feature::ExecExitTracepoints => answer(Ok(["sched_process_exec", "sched_process_exit"].iter().all(|event| {
-            ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-                .iter()
-                .any(|root| std::path::Path::new(&format!("{root}/events/sched/{event}/id")).exists())
-        }))),
+        Feature::ExecExitTracepoints => {
+            let event = |root: &str, event: &str| std::fs::metadata(format!("{root}/events/sched/{event}/id"));
+            let found = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"].iter().map(|root| {
+                event(root, "sched_process_exec").and_then(|_| event(root, "sched_process_exit")).map(|_| true)
+            });
+            let mut answer_here = Ok(false);
+            for f in found {
+                match f {
+                    Ok(true) => return Found::Yes,
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => answer_here = Err(e.to_string()),
+                    _ => {}
+                }
+            }
+            answer(answer_here)
+        }
         Feature::RunTimeStats => answer(match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
             Ok(_fd) => Ok(true),
             Err(e) if e.io_error.raw_os_error() == Some(libc::EINVAL) => Ok(false),
@@ -222,27 +233,26 @@ fn probe_feature(feature: Feature) -> Found {
 
 impl fmt::Display for KernelSupport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "kernel {}", self.release)?;
+        writeln!(f, "kernel {} (ghostrace needs Linux {MINIMUM_KERNEL} or later)", self.release)?;
+        writeln!(f, "  {:<28} {:<8} {:<6} {:<26} what", "feature", "state", "since", "needed by")?;
         for (feature, found) in &self.features {
             let state = match found {
-                Found::Yes => "found".to_string(),
-                Found::No => "missing".to_string(),
-                Found::Unknown(why) => format!("unknown ({why})"),
+                Found::Yes => "found",
+                Found::No => "missing",
+                Found::Unknown(_) => "unknown",
             };
-            writeln!(
-                f,
-                "  {:<28} {:<8} {} (Linux {}; {})",
-                feature.name(),
-                state,
-                feature.describe(),
-                feature.since(),
-                feature.need()
-            )?;
+            let why = match found {
+                Found::Unknown(why) => format!(" (probe failed: {why})"),
+                _ => String::new(),
+            };
+            let need = feature.need().to_string();
+            writeln!(f, "  {:<28} {state:<8} {:<6} {need:<26} {}{why}", feature.name(), feature.since(), feature.describe())?;
         }
         match (std::env::var(super::attach::ATTACH_PATH_VAR).ok(), self.attach_mode()) {
             (Some(forced), _) => writeln!(f, "attach path: {forced} (forced by {})", super::attach::ATTACH_PATH_VAR),
             (None, Ok(mode)) => writeln!(f, "attach path: {}", mode.describe()),
-            (None, Err(missing)) => writeln!(f, "attach path: none: {}", too_old(&self.release, missing)),
+            (None, Err((_, Found::Unknown(_)))) => writeln!(f, "attach path: unknown: probing the kernel needs root"),
+            (None, Err((missing, _))) => writeln!(f, "attach path: none: {}", too_old(&self.release, missing)),
         }
     }
 }
@@ -254,4 +264,44 @@ pub fn too_old(release: &str, missing: Feature) -> String {
         missing.describe(),
         missing.since()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(missing: &[Feature]) -> KernelSupport {
+        let features =
+            Feature::ALL.iter().map(|&f| (f, if missing.contains(&f) { Found::No } else { Found::Yes })).collect();
+        KernelSupport { release: "test".into(), features }
+    }
+
+    #[test]
+    fn multi_links_are_taken_only_where_they_filter_a_whole_process() {
+        assert_eq!(kernel(&[]).attach_mode(), Ok(AttachMode::Multi));
+        assert_eq!(kernel(&[Feature::UprobeMultiPidFilter]).attach_mode(), Ok(AttachMode::PerProbe));
+        // Linux 6.1: no multi links, perf links with cookies.
+        assert_eq!(
+            kernel(&[Feature::UprobeMultiLink, Feature::UprobeMultiPidFilter]).attach_mode(),
+            Ok(AttachMode::PerProbe)
+        );
+    }
+
+    #[test]
+    fn a_kernel_older_than_the_minimum_is_told_what_it_lacks() {
+        // Linux 5.10: ring buffers, no perf links, no cookies, no multi links.
+        let old = kernel(&[Feature::PerfLink, Feature::AttachCookie, Feature::UprobeMultiLink, Feature::UprobeMultiPidFilter]);
+        let (missing, _) = old.attach_mode().expect_err("5.10 cannot trace");
+        assert_eq!(missing, Feature::PerfLink);
+        let line = too_old(&old.release, missing);
+        assert!(line.contains("Linux 5.15 or later") && line.contains("perf events"), "{line}");
+        assert_eq!(kernel(&[Feature::RingBuffer]).attach_mode().map_err(|e| e.0), Err(Feature::RingBuffer));
+    }
+
+    #[test]
+    fn an_unanswered_probe_is_not_a_missing_feature() {
+        let mut k = kernel(&[Feature::UprobeMultiLink]);
+        k.features[3].1 = Found::Unknown("Operation not permitted".into());
+        assert!(matches!(k.attach_mode(), Err((Feature::AttachCookie, Found::Unknown(_)))));
+    }
 }

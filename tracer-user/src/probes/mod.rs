@@ -54,6 +54,11 @@ pub enum ProbeError {
     KernelTooOld(String),
     #[error("cannot attach {count} {program} probes to {binary}: {reason}")]
     Attach { program: &'static str, count: usize, binary: String, reason: String },
+    #[error(
+        "cannot attach {count} {program} probes to {binary}: out of file descriptors (the per-probe attach path \
+         holds one per probe): raise the hard RLIMIT_NOFILE (LimitNOFILE=, ulimit -Hn)"
+    )]
+    OpenFiles { program: &'static str, count: usize, binary: String },
     #[error("cannot trace this binary: {0}")]
     Unsupported(String),
     #[error("the probe table is full ({MAX_PROBES} probes)")]
@@ -278,10 +283,15 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 /// Whether the kernel refused for lack of privilege somewhere in the error chain.
 fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    errno_in_chain(e, &[libc::EPERM, libc::EACCES])
+}
+
+/// Whether an I/O error with one of `errnos` is somewhere in the error chain.
+fn errno_in_chain(e: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool {
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+            && io.raw_os_error().is_some_and(|n| errnos.contains(&n))
         {
             return true;
         }
