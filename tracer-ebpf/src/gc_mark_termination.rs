@@ -2,12 +2,14 @@
 //! and its sweep, the only thing that frees heap objects, follows. Counted in the process's
 //! `ProcConfig` so that slice records can tell two lives of one address apart.
 
-use aya_ebpf::{EbpfContext, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{EbpfContext, programs::ProbeContext};
 
 use crate::maps::PROCS;
 
-#[uprobe(multi)]
-pub fn gc_mark_termination(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(gc_mark_termination, gc_mark_termination_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     if let Some(cfg) = PROCS.get_ptr_mut(&ctx.tgid()) {
         // SAFETY: the pointer is a live map value; the runtime runs one mark
         // termination at a time, with the world stopped, so nothing races this.

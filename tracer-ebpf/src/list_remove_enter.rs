@@ -1,6 +1,6 @@
 //! The first instruction of an inlined `(*list.List).Remove(e)` body.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{programs::ProbeContext};
 use tracer_common::{LIST_ELEMENT_LIST_OFFSET, LIST_REG_ELEMENT_LIST, RecordKind};
 
 use crate::{
@@ -9,8 +9,10 @@ use crate::{
     regs,
 };
 
-#[uprobe(multi)]
-pub fn list_remove_enter(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(list_remove_enter, list_remove_enter_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // Which registers hold l and e depends on the caller's code: the plan decoded them.
     let list = regs::by_number(&ctx, hit.aux[0]);

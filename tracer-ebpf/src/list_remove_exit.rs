@@ -1,7 +1,7 @@
 //! An exit of an inlined `(*list.List).Remove(e)` body (or the first emulated
 //! instruction after it that no other goroutine can be ordered before).
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{programs::ProbeContext};
 use tracer_common::{Counter, RecordKind};
 
 use crate::{
@@ -9,8 +9,10 @@ use crate::{
     maps::{IN_REMOVE, REMOVING},
 };
 
-#[uprobe(multi)]
-pub fn list_remove_exit(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(list_remove_exit, list_remove_exit_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     let gkey = hit.goroutine_key();
     // SAFETY: the value is copied out at once.

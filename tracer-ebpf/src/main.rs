@@ -3,6 +3,25 @@
 #![no_std]
 #![no_main]
 
+/// Declares one program twice over one body: `$multi` in a `uprobe.multi` section,
+/// for uprobe-multi links (Linux 6.6+), and `$single` in a plain `uprobe` section,
+/// for one perf-event link per probe (older kernels). Both read the probe id from
+/// the attach cookie; user space loads the twin of the attach path it chose.
+#[macro_export]
+macro_rules! uprobe_twins {
+    ($multi:ident, $single:ident, $body:ident) => {
+        #[aya_ebpf::macros::uprobe(multi)]
+        pub fn $multi(ctx: aya_ebpf::programs::ProbeContext) -> u32 {
+            $body(ctx)
+        }
+
+        #[aya_ebpf::macros::uprobe]
+        pub fn $single(ctx: aya_ebpf::programs::ProbeContext) -> u32 {
+            $body(ctx)
+        }
+    };
+}
+
 mod emit;
 mod gc_mark_termination;
 mod hit_cache;

@@ -1,6 +1,6 @@
 //! A call into `runtime.mapiternext` / `runtime.mapIterNext`: one step of a `range`.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{programs::ProbeContext};
 use tracer_common::{RECORD_REPLAYED, RecordKind};
 
 use crate::{
@@ -12,8 +12,10 @@ use crate::{
 /// `hiter.h` and `maps.Iter.m` both sit at +24 in the iterator.
 const ITER_MAP_OFFSET: u64 = 24;
 
-#[uprobe(multi)]
-pub fn map_iter_next_call(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(map_iter_next_call, map_iter_next_call_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     let [iter, ..] = args5(&ctx);
     let Some(map) = emit::read_u64(iter.wrapping_add(ITER_MAP_OFFSET)) else { return 0 };

@@ -1,6 +1,6 @@
 //! A call into `runtime.mapiterinit` / `runtime.mapIterStart`: a `range` over a map starts.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{programs::ProbeContext};
 use tracer_common::RecordKind;
 
 use crate::{
@@ -9,8 +9,10 @@ use crate::{
     regs::args5,
 };
 
-#[uprobe(multi)]
-pub fn map_iter_start_call(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(map_iter_start_call, map_iter_start_call_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // (t *maptype, m *map, it *iterator) in both map layouts.
     let [_, map, iter, _, _] = args5(&ctx);

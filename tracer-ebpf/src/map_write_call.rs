@@ -4,7 +4,6 @@
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
-    macros::uprobe,
     programs::{ProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{MapOp, RECORD_REPLAYED, Record, RecordKind};
@@ -31,8 +30,10 @@ pub fn map_len(map: u64) -> u64 {
     emit::read_u64(map).unwrap_or(0)
 }
 
-#[uprobe(multi)]
-pub fn map_write_call(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(map_write_call, map_write_call_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // (t *maptype, m *map, key...) for every write entry point; the op rides in the cookie.
     let [_, map, ..] = args5(&ctx);

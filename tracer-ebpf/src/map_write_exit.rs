@@ -5,7 +5,7 @@
 //! later, but no other goroutine can be ordered between), else on the instruction
 //! after the call, rarely emulated (a full-price trap).
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{programs::ProbeContext};
 use tracer_common::{Counter, RecordKind};
 
 use crate::{
@@ -13,8 +13,10 @@ use crate::{
     maps::{IN_WRITE, take_writing_map},
 };
 
-#[uprobe(multi)]
-pub fn map_write_exit(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(map_write_exit, map_write_exit_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     emit::count(hit.probe, Counter::Filtered);
     let map = take_writing_map(&hit.goroutine_key());

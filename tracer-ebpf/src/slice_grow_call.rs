@@ -3,7 +3,7 @@
 
 use core::ptr::{read_volatile, write_volatile};
 
-use aya_ebpf::{helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
 use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RECORD_ARGS, Record, RecordKind};
 
 use crate::{
@@ -70,8 +70,10 @@ fn relate(held: &Record, now: &[u64; RECORD_ARGS]) -> Relation {
     }
 }
 
-#[uprobe(multi)]
-pub fn slice_grow_call(ctx: ProbeContext) -> u32 {
+crate::uprobe_twins!(slice_grow_call, slice_grow_call_single, on_hit);
+
+#[inline(always)]
+fn on_hit(ctx: ProbeContext) -> u32 {
     let Some(hit) = emit::begin(&ctx) else { return 0 };
     // Go 1.19: growslice(et, old slice, cap); Go 1.20+: growslice(oldPtr, newLen, oldCap, num, et).
     let [ax, bx, cx, di, si] = args5(&ctx);

@@ -33,6 +33,10 @@ pub struct StatsReport {
     pub attach_ms: f64,
     /// Probes of the plans left out for want of room in the probe table.
     pub left_out: usize,
+    /// The attach path taken (`multi` or `per-probe`) and the file descriptors
+    /// ghostrace held once attached (the per-probe path holds one per probe).
+    pub attach_path: &'static str,
+    pub open_fds: usize,
     /// The governor's estimated overhead in its last whole cycle: the steady state
     /// (the sites' figures cover the whole session, its fully probed start included).
     pub last_cycle_overhead: Option<f64>,
@@ -115,6 +119,8 @@ impl SiteStats<'_> {
             attached: 0,
             attach_ms: 0.0,
             left_out: 0,
+            attach_path: "",
+            open_fds: 0,
             last_cycle_overhead: None,
             sites,
         }

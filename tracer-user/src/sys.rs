@@ -23,8 +23,32 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// RLIMIT_NOFILE as this process found it, when [`raise_open_files_limit`] raised it:
+/// children started with [`fork_gated_exec`] get it back.
+static ORIGINAL_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// Raises the soft limit of open files to the hard one (the per-probe attach path
+/// holds one descriptor per probe); returns the limit now in force.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let _ = ORIGINAL_NOFILE.set(limit);
+    }
+    Ok(limit.rlim_max)
+}
+
 /// Forks; the child waits for one byte on `gate_read` (closing its copy of
-/// `gate_write` first, so that ghostrace's death closes the gate), then execs `path`
+/// `gate_write` first, so that ghostrace's death closes the gate, and taking back the
+/// open-files limit ghostrace started with), then execs `path`
 /// with the null-terminated `argv`. Without the byte the child exits with 126; a
 /// failed exec exits with 127. Returns the child's pid.
 pub fn fork_gated_exec(
@@ -34,13 +58,17 @@ pub fn fork_gated_exec(
     gate_write: std::os::fd::RawFd,
 ) -> io::Result<libc::pid_t> {
     assert!(argv.last().is_some_and(|p| p.is_null()), "argv must be null-terminated");
+    let nofile = ORIGINAL_NOFILE.get().copied();
     // SAFETY: after fork the child only calls async-signal-safe functions (close,
-    // read, execv, _exit) on memory the parent prepared before forking.
+    // setrlimit, read, execv, _exit) on memory the parent prepared before forking.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: as above; the child never returns from this block.
         unsafe {
             libc::close(gate_write);
+            if let Some(limit) = &nofile {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
+            }
             let mut byte = 0u8;
             if libc::read(gate_read, (&raw mut byte).cast(), 1) != 1 {
                 libc::_exit(126);

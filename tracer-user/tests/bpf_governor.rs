@@ -33,8 +33,18 @@ struct Governed {
 
 impl Governed {
     fn run(bin: &Path, arg: &str, name: &str, budget: &str) -> Self {
+        Self::run_on(bin, arg, name, budget, None)
+    }
+
+    /// As [`Governed::run`], on the attach path `path` (`GHOSTRACE_ATTACH_PATH`)
+    /// when given.
+    fn run_on(bin: &Path, arg: &str, name: &str, budget: &str, path: Option<&str>) -> Self {
         let (findings, stats) = (temp_file(&format!("{name}-findings.json")), temp_file(&format!("{name}-stats.json")));
-        let out = ghostrace()
+        let mut cmd = ghostrace();
+        if let Some(path) = path {
+            cmd.env("GHOSTRACE_ATTACH_PATH", path);
+        }
+        let out = cmd
             .args(["run", "--overhead-budget", budget, "--json-out"])
             .arg(&findings)
             .arg("--stats-out")
@@ -80,10 +90,28 @@ fn hot_probe_is_duty_cycled_and_the_hazard_still_found() {
     if !bpf_or_skip("hot_probe_is_duty_cycled_and_the_hazard_still_found") {
         return;
     }
+    duty_cycles_the_hot_probe(None);
+}
+
+/// The same on the path of kernels without uprobe-multi links: there a switch
+/// closes or opens one perf-event link per probe.
+#[test]
+fn hot_probe_is_duty_cycled_on_per_probe_links() {
+    if !bpf_or_skip("hot_probe_is_duty_cycled_on_per_probe_links") {
+        return;
+    }
+    duty_cycles_the_hot_probe(Some("per-probe"));
+}
+
+fn duty_cycles_the_hot_probe(path: Option<&str>) {
     let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
     let bin = build(&tc, "fixtures/hotloop", false);
     let untraced = std::process::Command::new(&bin).arg(SECONDS).output().expect("run the fixture");
-    let run = Governed::run(&bin, SECONDS, "governor-hotloop", "1%");
+    let name = format!("governor-hotloop-{}", path.unwrap_or("default"));
+    let run = Governed::run_on(&bin, SECONDS, &name, "1%", path);
+    if let Some(path) = path {
+        assert!(run.stderr.contains(&format!("({path} links)")), "not attached through {path} links: {}", run.stderr);
+    }
 
     let (hot, cold) = (run.site("main.hotLoop", "SliceGrowCall"), run.site("main.extend", "SliceGrowCall"));
     assert!(coverage(hot) < 1.0, "the hot loop's probe was never switched off: {}", run.stderr);
@@ -97,8 +125,9 @@ fn hot_probe_is_duty_cycled_and_the_hazard_still_found() {
     // A figure, not an assertion: the machine is shared.
     let (before, after) = (per_second(&String::from_utf8_lossy(&untraced.stdout)), per_second(&run.stdout));
     eprintln!(
-        "Go {}: hot loop {before:.0} growths/s untraced, {after:.0} under ghostrace (slowdown {:.1}%), hot probe coverage {:.2}%",
+        "Go {} ({} links): hot loop {before:.0} growths/s untraced, {after:.0} under ghostrace (slowdown {:.1}%), hot probe coverage {:.2}%",
         tc.version,
+        path.unwrap_or("default"),
         (before / after - 1.0) * 100.0,
         coverage(hot) * 100.0
     );

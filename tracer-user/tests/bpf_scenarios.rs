@@ -139,6 +139,9 @@ enum Build {
     Plain,
     /// `-buildmode=pie`, recorded too: the replay must name the marked statements as well.
     Pie,
+    /// Plain, attached through one perf-event link per probe (the path of kernels
+    /// without uprobe-multi links) whatever this kernel offers.
+    PerProbe,
 }
 
 /// Runs one scenario; returns what disagreed with its expect.json.
@@ -146,6 +149,7 @@ fn check(tc: &support::Toolchain, s: &Scenario, how: Build) -> Vec<String> {
     let dir = format!("scenarios/{}", s.name);
     let (bin, tag) = match how {
         Build::Plain => (build(tc, &dir, false), format!("{}-{}", tc.version, s.name)),
+        Build::PerProbe => (build(tc, &dir, false), format!("{}-{}-per-probe", tc.version, s.name)),
         Build::Pie => (build_with(tc, &dir, "-pie", &["-buildmode=pie"]), format!("{}-{}-pie", tc.version, s.name)),
     };
     let out_file = temp_file(&format!("{tag}.jsonl"));
@@ -158,8 +162,14 @@ fn check(tc: &support::Toolchain, s: &Scenario, how: Build) -> Vec<String> {
     if how == Build::Pie {
         cmd.arg("--record").arg(&recording);
     }
+    if how == Build::PerProbe {
+        cmd.env("GHOSTRACE_ATTACH_PATH", "per-probe");
+    }
     let out = cmd.arg("--").arg(&bin).output().expect("run ghostrace");
     let mut problems = Vec::new();
+    if how == Build::PerProbe && !String::from_utf8_lossy(&out.stderr).contains("(per-probe links)") {
+        problems.push("not attached through per-probe links".to_string());
+    }
     let want_exit = s.expect["exit"].as_i64().unwrap_or(0) as i32;
     if out.status.code() != Some(want_exit) {
         // The whole stderr is kept; the message names the Go runtime's own reason
@@ -259,7 +269,11 @@ fn check_again_if_missed(tc: &support::Toolchain, s: &Scenario, how: Build) -> V
         eprintln!("Go {} {}: once ({}), run again", tc.version, s.name, problems.join("; "));
         problems = check(tc, s, how);
     }
-    let pie = if how == Build::Pie { " (PIE)" } else { "" };
+    let pie = match how {
+        Build::Plain => "",
+        Build::Pie => " (PIE)",
+        Build::PerProbe => " (per-probe links)",
+    };
     problems.into_iter().map(|p| format!("Go {} {}{pie}: {p}", tc.version, s.name)).collect()
 }
 
@@ -283,6 +297,30 @@ fn pie_executables_name_the_marked_statements() {
         failures.extend(check_again_if_missed(&tc, s, Build::Pie));
     }
     assert!(failures.is_empty(), "PIE runs disagreed:\n{}", failures.join("\n"));
+}
+
+/// Scenarios also run on the per-probe attach path: a slice, a map and a list
+/// hazard, and a clean program.
+const PER_PROBE_SCENARIOS: &[&str] =
+    &["batch_subslice_overlap", "map_reporter_iter_write", "list_deferred_double_remove", "clean_mutex_append"];
+
+/// Kernels without uprobe-multi links (Linux 6.1) get one perf-event link per
+/// probe, running the same programs' twins: the same hazards are found at the
+/// marked statements, and a clean program stays clean.
+#[test]
+fn the_per_probe_attach_path_finds_the_same_hazards() {
+    if !bpf_or_skip("the_per_probe_attach_path_finds_the_same_hazards") {
+        return;
+    }
+    let Some(tc) = selected(toolchains()).pop() else {
+        eprintln!("skipped the_per_probe_attach_path_finds_the_same_hazards: no Go toolchain selected");
+        return;
+    };
+    let mut failures = Vec::new();
+    for s in scenarios().iter().filter(|s| PER_PROBE_SCENARIOS.contains(&s.name.as_str())) {
+        failures.extend(check_again_if_missed(&tc, s, Build::PerProbe));
+    }
+    assert!(failures.is_empty(), "per-probe runs disagreed:\n{}", failures.join("\n"));
 }
 
 /// Runs of each hazard scenario per budget in the recall comparison.

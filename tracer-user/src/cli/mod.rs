@@ -67,6 +67,10 @@ enum Command {
         #[command(flatten)]
         options: TraceOptions,
     },
+    /// Probe the running kernel for each feature ghostrace uses, print which are
+    /// found or missing and the attach path ghostrace will take; exit 1 when it
+    /// cannot trace here (docs/deployment.md).
+    Check,
     /// Trace every selected Go process on the host, those running now and those
     /// started later, until SIGINT/SIGTERM: findings to stdout as JSON lines
     /// (docs/findings-schema.md), Prometheus metrics on --listen (docs/metrics.md).
@@ -88,6 +92,7 @@ pub fn main() -> i32 {
         Command::Run { options, command } => run::run(&options, &command),
         Command::Attach { pid, options } => run::attach(&options, pid),
         Command::Daemon(args) => daemon::daemon(args),
+        Command::Check => check(),
     };
     match result {
         Ok(code) => code,
@@ -108,6 +113,18 @@ fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Re
         print!("{report}");
     }
     Ok(0)
+}
+
+fn check() -> anyhow::Result<i32> {
+    let kernel = crate::probes::kernel::KernelSupport::probe();
+    print!("{kernel}");
+    match crate::probes::AttachMode::choose(|| kernel) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("ghostrace: {e}");
+            Ok(1)
+        }
+    }
 }
 
 fn calibrate(json: bool) -> anyhow::Result<i32> {

@@ -37,12 +37,13 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     // Held, it does not run the program yet: where it is loaded is known after exec.
     let attached = session.start(child.pid(), 0, options)?;
     eprintln!(
-        "ghostrace: {} probes on {} ({}), pid {}, attached in {:.0} ms",
+        "ghostrace: {} probes on {} ({}), pid {}, attached in {:.0} ms ({} links)",
         attached,
         path.display(),
         session.binary.go_version(),
         child.pid(),
-        session.attach_time.as_secs_f64() * 1e3
+        session.attach_time.as_secs_f64() * 1e3,
+        session.tracer.attach_mode().name()
     );
     options.listen_for_budget_changes();
     let mut follower = super::follow::Follower::start(&mut session, child.pid())
@@ -84,7 +85,12 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     session.name = procfs::exe_path(pid).unwrap_or(exe);
     let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;
     let attached = session.start(pid, load_bias, options)?;
-    eprintln!("ghostrace: {} probes on pid {pid} ({}); Ctrl-C to stop", attached, session.binary.go_version());
+    eprintln!(
+        "ghostrace: {} probes on pid {pid} ({}, {} links); Ctrl-C to stop",
+        attached,
+        session.binary.go_version(),
+        session.tracer.attach_mode().name()
+    );
     child::stop_on_signals();
     options.listen_for_budget_changes();
     let started = Instant::now();

@@ -130,6 +130,8 @@ pub struct Session {
     pub attach_time: std::time::Duration,
     /// Probes of followed children's plans left out for want of room.
     left_out: usize,
+    /// File descriptors held once attached.
+    pub open_fds: usize,
     cost: HitCost,
     /// The overhead budget in force (SIGHUP may change it).
     budget: Budget,
@@ -179,6 +181,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
         attached: 0,
         attach_time: std::time::Duration::ZERO,
         left_out: 0,
+        open_fds: 0,
         cost,
         budget,
         governors: Vec::new(),
@@ -226,6 +229,7 @@ impl Session {
         let started = std::time::Instant::now();
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
         (self.attached, self.attach_time) = (attached, started.elapsed());
+        self.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
         let (join, joining) = std::sync::mpsc::channel();
         self.join = Some(join);
         let collector = Collector {
@@ -372,6 +376,7 @@ impl Session {
             read,
         );
         (stats.attached, stats.attach_ms, stats.left_out) = (self.attached, self.attach_time.as_secs_f64() * 1e3, self.left_out);
+        (stats.attach_path, stats.open_fds) = (self.tracer.attach_mode().name(), self.open_fds);
         stats.last_cycle_overhead = self.governors.first().map(|(_, g)| g.last_ratio());
         let findings = match &mut collector {
             Some(c) => {

@@ -97,6 +97,8 @@ pub struct Fleet {
     control: Sender<Control>,
     metrics: Arc<Metrics>,
     changed: bool,
+    /// Why the last Go executable could not be traced.
+    last_failure: Option<String>,
     cost: HitCost,
     /// Each traced binary's probe coverage by call-site address, for the findings.
     coverage: SharedCoverage,
@@ -141,6 +143,7 @@ impl Fleet {
             control,
             metrics,
             changed: true,
+            last_failure: None,
         }
     }
 
@@ -188,6 +191,7 @@ impl Fleet {
         if let Err(e) = tracer.add_process(pid, bin.config) {
             eprintln!("ghostrace: cannot trace pid {pid} ({}): {e}", process.exe);
             self.metrics.attach_failed(AttachFailure::ProcessTableFull);
+            self.last_failure = Some(e.to_string());
             self.untraced.insert(pid, file);
             self.changed = true;
             return;
@@ -241,12 +245,14 @@ impl Fleet {
             Err(e) => {
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.metrics.attach_failed(AttachFailure::Unsupported);
+                self.last_failure = Some(e.to_string());
                 return Err(Some(Verdict::Failed));
             }
         };
         if let Err(e) = probes::check_traceable(&binary) {
             eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
             self.metrics.attach_failed(AttachFailure::Unsupported);
+            self.last_failure = Some(e.to_string());
             return Err(Some(Verdict::Failed));
         }
         let plan = binary.probe_plan(&self.options.scope);
@@ -261,9 +267,11 @@ impl Fleet {
             Err(e) => {
                 let failure = match e {
                     ProbeError::TooManyProbes { .. } => AttachFailure::ProbeTableFull,
+                    ProbeError::OpenFiles { .. } => AttachFailure::OpenFiles,
                     _ => AttachFailure::Attach,
                 };
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+                self.last_failure = Some(e.to_string());
                 self.metrics.attach_failed(failure);
                 return Err(Some(Verdict::Failed));
             }
@@ -445,6 +453,16 @@ impl Fleet {
         std::mem::take(&mut self.changed)
     }
 
+    /// Why the daemon is not ready although it runs: Go processes selected, and
+    /// none of them traced.
+    pub fn not_ready(&self) -> Option<String> {
+        if !self.traced.is_empty() || self.untraced.is_empty() {
+            return None;
+        }
+        let why = self.last_failure.as_deref().unwrap_or("see the daemon's log");
+        Some(format!("{} selected Go processes, none traced: {why}", self.untraced.len()))
+    }
+
     pub fn update_gauges(&self) {
         let m = &self.metrics;
         m.traced_processes.set(self.traced.len() as i64);
@@ -465,6 +483,8 @@ impl Fleet {
         kernel.sort_unstable();
         json!({
             "ready": ready,
+            "attach_path": tracer.attach_mode().name(),
+            "not_ready": self.not_ready(),
             "binaries": binaries.iter().map(|(file, b)| json!({
                 "file": file.to_string(),
                 "path": b.path,

@@ -26,6 +26,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Set once the start-up scan is done and exec events are watched.
     pub ready: AtomicBool,
+    /// Why the daemon, though started, is not ready: it traces nothing.
+    pub blocked: Mutex<Option<String>>,
     /// Kernel monotonic time of the main loop's last round.
     pub heartbeat_ns: AtomicU64,
     /// The `/status` document, replaced by the main loop when something changed.
@@ -37,6 +39,7 @@ impl Shared {
         Self {
             metrics,
             ready: AtomicBool::new(false),
+            blocked: Mutex::new(None),
             heartbeat_ns: AtomicU64::new(monotonic_ns()),
             status: Mutex::new("{}".into()),
         }
@@ -101,10 +104,11 @@ fn route(path: &str, shared: &Shared) -> (&'static str, String, String) {
             if stalled { text("503 Service Unavailable", "main loop stalled\n") } else { text("200 OK", "ok\n") }
         }
         "/readyz" => {
-            if shared.ready.load(Ordering::Relaxed) {
-                text("200 OK", "ready\n")
-            } else {
-                text("503 Service Unavailable", "starting\n")
+            let blocked = shared.blocked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match (shared.ready.load(Ordering::Relaxed), blocked) {
+                (false, _) => text("503 Service Unavailable", "starting\n"),
+                (true, Some(why)) => text("503 Service Unavailable", &format!("{why}\n")),
+                (true, None) => text("200 OK", "ready\n"),
             }
         }
         "/status" => {
@@ -141,6 +145,10 @@ mod tests {
         assert!(get(addr, "GET /readyz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503"));
         shared.ready.store(true, Ordering::Relaxed);
         assert!(get(addr, "GET /readyz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+        *shared.blocked.lock().unwrap() = Some("2 selected Go processes, none traced: refused".into());
+        let blocked = get(addr, "GET /readyz HTTP/1.1\r\n\r\n");
+        assert!(blocked.starts_with("HTTP/1.1 503") && blocked.ends_with("none traced: refused\n"), "{blocked}");
+        *shared.blocked.lock().unwrap() = None;
         assert!(get(addr, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(get(addr, "POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         let head = get(addr, "HEAD /healthz HTTP/1.1\r\n\r\n");

@@ -96,6 +96,10 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new()?);
     let shared = Arc::new(Shared::new(metrics.clone()));
 
+    let kernel = crate::probes::kernel::KernelSupport::probe();
+    for (feature, found) in &kernel.features {
+        metrics.kernel_feature.with_label_values(&[feature.name()]).set(found.yes() as i64);
+    }
     let mut tracer = Tracer::load(config.ring_bytes, config.max_probes)?;
     let cost = crate::governor::calibrate::at_startup(&mut tracer);
     metrics.hit_cost.with_label_values(&["emulated"]).set(cost.emulated_s);
@@ -131,8 +135,9 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     publish(&shared, &fleet, &tracer, true);
     shared.ready.store(true, Ordering::Relaxed);
     eprintln!(
-        "ghostrace: daemon ready, {} processes traced; metrics on http://{listening}/metrics",
-        metrics.traced_processes.get()
+        "ghostrace: daemon ready, {} processes traced ({} links); metrics on http://{listening}/metrics",
+        metrics.traced_processes.get(),
+        tracer.attach_mode().name()
     );
 
     let started = Instant::now();
@@ -178,4 +183,5 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
 fn publish(shared: &Shared, fleet: &Fleet, tracer: &Tracer, ready: bool) {
     let status = fleet.status(tracer, ready).to_string();
     *shared.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+    *shared.blocked.lock().unwrap_or_else(|e| e.into_inner()) = fleet.not_ready();
 }

@@ -34,10 +34,13 @@ pub enum AttachFailure {
     ProbeTableFull,
     /// The kernel's table of traced processes is full.
     ProcessTableFull,
+    /// Out of file descriptors: the per-probe attach path holds one per probe.
+    OpenFiles,
 }
 
 impl AttachFailure {
-    pub const ALL: [Self; 4] = [Self::Unsupported, Self::Attach, Self::ProbeTableFull, Self::ProcessTableFull];
+    pub const ALL: [Self; 5] =
+        [Self::Unsupported, Self::Attach, Self::ProbeTableFull, Self::ProcessTableFull, Self::OpenFiles];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -45,6 +48,7 @@ impl AttachFailure {
             Self::Attach => "attach",
             Self::ProbeTableFull => "probe_table_full",
             Self::ProcessTableFull => "process_table_full",
+            Self::OpenFiles => "open_files",
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Metrics {
     pub probe_coverage: GaugeVec,
     /// Calibrated CPU cost of one probe hit, by instruction kind.
     pub hit_cost: GaugeVec,
+    /// 1 when the running kernel has a feature ghostrace uses, by feature.
+    pub kernel_feature: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
@@ -112,6 +118,15 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, MetricsError> {
     let metric =
         GaugeVec::new(Opts::new(name, help), labels).map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
+    Ok(metric)
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, MetricsError> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)
+        .map_err(|source| MetricsError::Register { name: name.into(), source })?;
     registry
         .register(Box::new(metric.clone()))
         .map_err(|source| MetricsError::Register { name: name.into(), source })?;
@@ -227,6 +242,12 @@ impl Metrics {
                 "ghostrace_probe_coverage_ratio",
                 "Least share of the traced time a probe of this kind was attached (the governor's duty cycles).",
                 &by_probe,
+            )?,
+            kernel_feature: gauge_vec(
+                &r,
+                "ghostrace_kernel_feature",
+                "1 when the running kernel has this feature ghostrace uses, else 0 (`ghostrace check`).",
+                &["feature"],
             )?,
             hit_cost: float_gauge_vec(
                 &r,

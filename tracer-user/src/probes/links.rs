@@ -21,12 +21,9 @@ use std::{
     },
 };
 
-use aya::programs::{
-    UProbe,
-    uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
-};
+use aya::programs::uprobe::UProbeScope;
 
-use super::{ProbeError, Tracer};
+use super::{ProbeError, Tracer, attach::Attached};
 use crate::sys::thread_cpu_ns;
 
 /// Probe ids per chunk link: the first switch of one of its probes re-registers at
@@ -38,7 +35,7 @@ struct Link {
     program: &'static str,
     /// The attachment this link belongs to.
     owner: u32,
-    id: UProbeLinkId,
+    id: Attached,
 }
 
 /// What a link is attached to.
@@ -102,35 +99,15 @@ fn attach_error(program: &'static str, count: usize, name: &str, e: impl std::fm
 }
 
 impl Tracer {
-    fn uprobe(&mut self, program: &'static str) -> &mut UProbe {
-        self.ebpf.program_mut(program).expect("loaded").try_into().expect("a uprobe")
-    }
-
-    fn link_up(&mut self, program: &'static str, target: &Target, points: &[(u64, Option<u64>)]) -> Result<UProbeLinkId, ProbeError> {
+    fn link_up(&mut self, program: &'static str, target: &Target, points: &[(u64, Option<u64>)]) -> Result<Attached, ProbeError> {
         let path = PathBuf::from(format!("/proc/self/fd/{}", target.file.as_raw_fd()));
-        let attach_points = points.iter().map(|&(offset, cookie)| UProbeAttachPoint {
-            location: UProbeAttachLocation::AbsoluteOffset(offset),
-            cookie,
-        });
-        let scope = target.scope;
-        self.uprobe(program)
-            .attach(attach_points, &path, scope)
-            .map_err(|e| attach_error(program, points.len(), &target.name, super::chain(&e)))
+        self.attach_points(program, &path, &target.name, target.scope, points)
     }
 
-    /// Closing a uprobe link takes its breakpoints out at once, then waits for a
-    /// grace period (60–100 ms measured here) before returning: the link is closed
-    /// on a thread of its own, which adds the CPU time it took to `cpu` (ns).
-    fn link_down(&mut self, program: &'static str, id: UProbeLinkId, cpu: &Arc<AtomicU64>) {
-        if let Ok(link) = self.uprobe(program).take_link(id) {
-            let cpu = cpu.clone();
-            // If no thread can be started, the closure (and the link) is dropped here.
-            let _ = std::thread::Builder::new().name("ghostrace-detach".into()).spawn(move || {
-                let start = thread_cpu_ns();
-                drop(link);
-                cpu.fetch_add(thread_cpu_ns().saturating_sub(start), Ordering::Relaxed);
-            });
-        }
+    /// Closes a link on a thread of its own ([`Tracer::detach_points`]): its
+    /// breakpoints go at once, the grace period that follows holds nothing up.
+    fn link_down(&mut self, program: &'static str, id: Attached, cpu: &Arc<AtomicU64>) {
+        self.detach_points(program, id, cpu);
     }
 
     /// Attaches `points` of `program` as one link, adding the CPU time it took to `cpu`.

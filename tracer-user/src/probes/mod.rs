@@ -1,7 +1,9 @@
 //! Loading the eBPF object and attaching its programs to a binary's probe plan: the
 //! only code that touches `aya::programs`.
 
+mod attach;
 mod config;
+pub mod kernel;
 mod lifecycle;
 mod links;
 mod table;
@@ -22,6 +24,7 @@ use thiserror::Error;
 use tracer_common::{COUNTER_COUNT, ProcConfig};
 
 pub use self::{
+    attach::{ATTACH_PATH_VAR, AttachMode},
     config::{check_traceable, proc_config},
     lifecycle::{Attachment, ProcEvents},
     table::{PlacedProbe, ProbeTable, program_name},
@@ -30,16 +33,18 @@ use crate::gobin::{ProbePlan, Role};
 
 include!(concat!(env!("OUT_DIR"), "/ebpf_object.rs"));
 
-/// Every program in the eBPF object, by name.
-pub const PROGRAMS: &[&str] = &[
-    "slice_grow_call",
-    "map_iter_start_call",
-    "map_iter_next_call",
-    "map_write_call",
-    "list_remove_enter",
-    "list_remove_exit",
-    "map_write_exit",
-    "gc_mark_termination",
+/// Every uprobe program in the eBPF object: its name (the multi path's program,
+/// and the name the rest of ghostrace knows it by) and its twin for the per-probe
+/// path.
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("slice_grow_call", "slice_grow_call_single"),
+    ("map_iter_start_call", "map_iter_start_call_single"),
+    ("map_iter_next_call", "map_iter_next_call_single"),
+    ("map_write_call", "map_write_call_single"),
+    ("list_remove_enter", "list_remove_enter_single"),
+    ("list_remove_exit", "list_remove_exit_single"),
+    ("map_write_exit", "map_write_exit_single"),
+    ("gc_mark_termination", "gc_mark_termination_single"),
 ];
 
 #[derive(Debug, Error)]
@@ -50,8 +55,15 @@ pub enum ProbeError {
     Permission(String),
     #[error("cannot load the eBPF programs: {0}")]
     Load(String),
+    #[error("{0}")]
+    KernelTooOld(String),
     #[error("cannot attach {count} {program} probes to {binary}: {reason}")]
     Attach { program: &'static str, count: usize, binary: String, reason: String },
+    #[error(
+        "cannot attach {count} {program} probes to {binary}: out of file descriptors (the per-probe attach path \
+         holds one per probe): raise the hard RLIMIT_NOFILE (LimitNOFILE=, ulimit -Hn)"
+    )]
+    OpenFiles { program: &'static str, count: usize, binary: String },
     #[error("cannot trace this binary: {0}")]
     Unsupported(String),
     #[error("the probe table has room for {room} more probes, {wanted} wanted")]
@@ -73,6 +85,7 @@ pub struct ProbeCounters {
 /// The loaded programs, their attachments and the maps user space reads.
 pub struct Tracer {
     ebpf: Ebpf,
+    mode: AttachMode,
     links: links::Links,
     pub table: ProbeTable,
     /// Keeps the kernel's run-time statistics of BPF programs on while held (a
@@ -86,11 +99,17 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
 }
 
 impl Tracer {
-    /// Loads the programs (not yet attached anywhere), with kernel tables for
-    /// `capacity` probes: 40 bytes a probe per possible CPU (counters) and 24 bytes
-    /// a probe (switch times, element sizes).
+    /// Loads the programs of the attach path the kernel allows (not yet attached
+    /// anywhere; a kernel too old gets one line naming what it lacks), with kernel
+    /// tables for `capacity` probes: 40 bytes a probe per possible CPU (counters)
+    /// and 24 bytes a probe (switch times, element sizes).
     pub fn load(ring_bytes: u32, capacity: u32) -> Result<Self, ProbeError> {
         let object = EBPF_OBJECT.ok_or(ProbeError::NoObject)?;
+        let mode = AttachMode::choose(kernel::KernelSupport::probe)?;
+        // A link holds a descriptor: one per probe on the per-probe path, one per
+        // chunk or switched probe on the multi path; a real service's thousands
+        // exceed the usual soft limit of 1,024. An attach beyond the limit says so.
+        let _ = crate::sys::raise_open_files_limit();
         let capacity = capacity.clamp(1, u32::MAX / COUNTER_COUNT);
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("RECORDS", ring_bytes)
@@ -101,7 +120,8 @@ impl Tracer {
             .map_err(|e| {
             if denied(&e) { ProbeError::Permission(chain(&e)) } else { ProbeError::Load(chain(&e)) }
         })?;
-        for name in PROGRAMS {
+        for &(multi, single) in PROGRAMS {
+            let name = if mode == AttachMode::Multi { multi } else { single };
             let program: &mut UProbe = ebpf
                 .program_mut(name)
                 .ok_or_else(|| ProbeError::Load(format!("program {name} missing from the object")))?
@@ -111,11 +131,17 @@ impl Tracer {
         }
         Ok(Self {
             ebpf,
+            mode,
             links: links::Links::default(),
             table: ProbeTable::with_capacity(capacity),
             run_stats: None,
             run_stats_wanted: false,
         })
+    }
+
+    /// The attach path chosen at load.
+    pub fn attach_mode(&self) -> AttachMode {
+        self.mode
     }
 
     /// Turns the kernel's run-time statistics of BPF programs on or off. They cost
@@ -229,7 +255,7 @@ impl Tracer {
     /// Total run time (ns) and runs of `program` while run-time statistics were on;
     /// `None` when the kernel does not keep them.
     pub fn program_runs(&self, program: &str) -> Option<(u64, u64)> {
-        let prog: &UProbe = self.ebpf.program(program)?.try_into().ok()?;
+        let prog: &UProbe = self.ebpf.program(self.mode.program_named(program)?)?.try_into().ok()?;
         let info = prog.info().ok()?;
         Some((info.run_time().as_nanos() as u64, info.run_count()))
     }
@@ -310,10 +336,15 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 /// Whether the kernel refused for lack of privilege somewhere in the error chain.
 fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    errno_in_chain(e, &[libc::EPERM, libc::EACCES])
+}
+
+/// Whether an I/O error with one of `errnos` is somewhere in the error chain.
+fn errno_in_chain(e: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool {
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+            && io.raw_os_error().is_some_and(|n| errnos.contains(&n))
         {
             return true;
         }

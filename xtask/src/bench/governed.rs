@@ -114,7 +114,7 @@ fn attach(bench: &Bench, pid: u32) -> Result<Traced> {
             bail!("ghostrace attach exited ({status}) before attaching: {}", said.trim());
         }
         said.push_str(&line);
-        // "ghostrace: N probes on pid P (goX); Ctrl-C to stop"
+        // "ghostrace: N probes on pid P (goX, PATH links); Ctrl-C to stop"
         if line.contains(" probes on pid ") {
             break Instant::now();
         }

@@ -300,7 +300,10 @@ fn report(samples: &[Vec<Vec<Sample>>], go_line: &str, rounds: usize) -> String 
 }
 
 /// Attach time of a large binary: the Go compiler of the newest toolchain under
-/// `ghostrace run --scope default` (thousands of call sites through uprobe_multi).
+/// `ghostrace run --scope default` (thousands of call sites), on the multi path and
+/// once on the per-probe one (one link and file descriptor per probe), with the
+/// descriptors held and the whole run's time: on Linux 6.12+ closing each
+/// per-probe link waits a grace period, minutes for thousands.
 fn attach_time(ghostrace: &Path, go: &Path) -> Result<()> {
     let goroot = go.parent().and_then(Path::parent).context("GOROOT of the go command")?;
     let compile = goroot.join("pkg/tool/linux_amd64/compile");
@@ -308,12 +311,14 @@ fn attach_time(ghostrace: &Path, go: &Path) -> Result<()> {
     let size = std::fs::metadata(&compile)?.len();
     let stats = root().join("target/bench/compile-stats.json");
     let mut rows = Vec::new();
-    for scope in ["default", "all"] {
+    for (scope, path, runs) in [("default", "multi", 3), ("all", "multi", 3), ("default", "per-probe", 1)] {
         let mut ms = Vec::new();
-        let mut sites = 0;
-        for _ in 0..3 {
+        let (mut sites, mut fds) = (0, 0);
+        let started = std::time::Instant::now();
+        for _ in 0..runs {
             let _ = std::fs::remove_file(&stats);
             let out = Command::new(ghostrace)
+                .env("GHOSTRACE_ATTACH_PATH", path)
                 .args(["run", "--scope", scope, "--stats-out"])
                 .arg(&stats)
                 .arg("--")
@@ -323,15 +328,21 @@ fn attach_time(ghostrace: &Path, go: &Path) -> Result<()> {
                 .output()
                 .context("cannot start ghostrace")?;
             if !out.status.success() {
-                rows.push(format!("scope {scope}: ghostrace run failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                rows.push(format!("scope {scope}, {path}: ghostrace run failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
                 break;
             }
             let report: Value = serde_json::from_str(&std::fs::read_to_string(&stats)?).context("compile --stats-out")?;
             sites = report["attached"].as_u64().unwrap_or(0);
+            fds = report["open_fds"].as_u64().unwrap_or(0);
             ms.push(report["attach_ms"].as_f64().context("attach_ms in --stats-out")?);
         }
         if !ms.is_empty() {
-            rows.push(format!("scope {scope}: {sites} probes attached in {:.0} ms (median of {}, runs {ms:.0?})", median(ms.clone()), ms.len()));
+            rows.push(format!(
+                "scope {scope}, {path} links: {sites} probes attached in {:.0} ms (median of {}, runs {ms:.0?}), {fds} open files; {:.1} s a run, detach included",
+                median(ms.clone()),
+                ms.len(),
+                started.elapsed().as_secs_f64() / ms.len() as f64
+            ));
         }
     }
     println!("attach time, {} ({:.1} MB):", compile.display(), size as f64 / 1e6);
