@@ -125,3 +125,13 @@ fn scope_matching_nothing_is_said() {
     let out = ghostrace().args(["inspect", "--scope", "main"]).arg(&bin).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("no call site matches"));
 }
+
+/// `--duration` belongs to `attach` (a `run` lasts as long as its program).
+#[test]
+fn duration_is_an_attach_option() {
+    let help = |cmd: &str| String::from_utf8_lossy(&ghostrace().args([cmd, "--help"]).output().unwrap().stdout).to_string();
+    assert!(help("attach").contains("--duration"));
+    assert!(!help("run").contains("--duration"), "{}", help("run"));
+    let out = ghostrace().args(["run", "--duration", "1s", "--", "/bin/true"]).output().unwrap();
+    assert!(!out.status.success());
+}

@@ -64,6 +64,9 @@ enum Command {
     Attach {
         #[arg(long)]
         pid: u32,
+        /// Stop tracing after this long (e.g. 30s, 5m) and leave the process running.
+        #[arg(long, value_parser = options::parse_duration, value_name = "DURATION")]
+        duration: Option<std::time::Duration>,
         #[command(flatten)]
         options: TraceOptions,
     },
@@ -86,7 +89,7 @@ pub fn main() -> i32 {
         }
         Command::Replay { file, json_out, fail_on, window } => replay(&file, json_out.as_deref(), fail_on, window),
         Command::Run { options, command } => run::run(&options, &command),
-        Command::Attach { pid, options } => run::attach(&options, pid),
+        Command::Attach { pid, duration, options } => run::attach(&options, pid, duration),
         Command::Daemon(args) => daemon::daemon(args),
     };
     match result {
