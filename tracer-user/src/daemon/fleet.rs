@@ -295,6 +295,12 @@ impl Fleet {
 
     /// A process exited: forget it, and detach its executable if it was the last.
     pub fn exit(&mut self, tracer: &mut Tracer, pid: u32) {
+        self.untrace(tracer, pid, true);
+    }
+
+    /// Stops tracing `pid` (`gone`: it exited; else the daemon is stopping and the
+    /// process runs on, so nothing is said of it).
+    fn untrace(&mut self, tracer: &mut Tracer, pid: u32, gone: bool) {
         if self.untraced.remove(&pid).is_some() {
             self.changed = true;
         }
@@ -305,7 +311,9 @@ impl Fleet {
         let _ = self.control.send(Control::Remove { pid });
         let Some(bin) = self.binaries.get_mut(&file) else { return };
         bin.pids.remove(&pid);
-        eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
+        if gone {
+            eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
+        }
         if bin.pids.is_empty() {
             let mut bin = self.binaries.remove(&file).expect("present");
             self.count(tracer, &mut bin);
@@ -425,7 +433,7 @@ impl Fleet {
     pub fn shutdown(&mut self, tracer: &mut Tracer) {
         let pids: Vec<u32> = self.traced.keys().copied().collect();
         for pid in pids {
-            self.exit(tracer, pid);
+            self.untrace(tracer, pid, false);
         }
         self.untraced.clear();
         self.update_gauges();
