@@ -218,6 +218,11 @@ fn unsupported_go_binary_is_logged_once_and_counted() {
             status["untraced_go"].as_array().unwrap().iter().map(|u| u["pid"].as_u64().unwrap()).collect();
         if pids.iter().all(|p| untraced.contains(p)) { Ok(()) } else { Err(status.to_string()) }
     });
+    // Each says which program and why, not just a device and inode.
+    for entry in daemon.status()["untraced_go"].as_array().unwrap() {
+        assert!(entry["path"].as_str().is_some_and(|p| p.ends_with("svc-386")), "{entry}");
+        assert!(entry["reason"].as_str().is_some_and(|r| r.contains("unsupported architecture")), "{entry}");
+    }
     assert_eq!(daemon.metric("ghostrace_attach_errors_total{reason=\"unsupported\"}"), Some(1.0));
     assert_eq!(daemon.metric("ghostrace_go_processes"), Some(2.0));
     let log = daemon.log();

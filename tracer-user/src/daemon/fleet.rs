@@ -76,10 +76,18 @@ struct Binary {
 }
 
 /// Why a file is not traced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Verdict {
     NotGo,
-    Failed,
+    /// A Go program ghostrace cannot trace, and the one-line reason.
+    Failed(Arc<str>),
+}
+
+/// A selected Go process that is not traced, for `/status`.
+struct Untraced {
+    file: FileStamp,
+    path: String,
+    reason: Arc<str>,
 }
 
 pub struct Fleet {
@@ -88,8 +96,8 @@ pub struct Fleet {
     verdicts: HashMap<FileStamp, Verdict>,
     /// Traced pid → its executable.
     traced: HashMap<u32, FileId>,
-    /// Selected Go processes that could not be traced → their executable.
-    untraced: HashMap<u32, FileStamp>,
+    /// Selected Go processes that could not be traced → their executable and why.
+    untraced: HashMap<u32, Untraced>,
     /// Traced pids in a container → its identity (for `/status`).
     containers: HashMap<u32, Container>,
     control: Sender<Control>,
@@ -160,21 +168,20 @@ impl Fleet {
             return;
         }
         let file = process.file;
+        let untraced = |fleet: &mut Self, reason: Arc<str>| {
+            fleet.untraced.insert(pid, Untraced { file, path: process.exe.clone(), reason });
+            fleet.changed = true;
+        };
         if !self.binaries.contains_key(&file.id) {
-            match self.verdicts.get(&file) {
+            match self.verdicts.get(&file).cloned() {
                 Some(Verdict::NotGo) => return,
-                Some(Verdict::Failed) => {
-                    self.untraced.insert(pid, file);
-                    self.changed = true;
-                    return;
-                }
+                Some(Verdict::Failed(reason)) => return untraced(self, reason),
                 None => match self.attach(tracer, &process) {
                     Ok(()) => {}
                     Err(Some(verdict)) => {
-                        self.remember(file, verdict);
-                        if verdict == Verdict::Failed {
-                            self.untraced.insert(pid, file);
-                            self.changed = true;
+                        self.remember(file, verdict.clone());
+                        if let Verdict::Failed(reason) = verdict {
+                            untraced(self, reason);
                         }
                         return;
                     }
@@ -186,9 +193,7 @@ impl Fleet {
         if let Err(e) = tracer.add_process(pid, bin.config) {
             eprintln!("ghostrace: cannot trace pid {pid} ({}): {e}", process.exe);
             self.metrics.attach_failed(AttachFailure::ProcessTableFull);
-            self.untraced.insert(pid, file);
-            self.changed = true;
-            return;
+            return untraced(self, e.to_string().into());
         }
         let shared = !bin.pids.is_empty();
         bin.pids.insert(pid);
@@ -239,13 +244,13 @@ impl Fleet {
             Err(e) => {
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.metrics.attach_failed(AttachFailure::Unsupported);
-                return Err(Some(Verdict::Failed));
+                return Err(Some(Verdict::Failed(e.to_string().into())));
             }
         };
         if let Err(e) = probes::check_traceable(&binary) {
             eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
             self.metrics.attach_failed(AttachFailure::Unsupported);
-            return Err(Some(Verdict::Failed));
+            return Err(Some(Verdict::Failed(e.to_string().into())));
         }
         let plan = binary.probe_plan(&self.options.scope);
         let attachment = match tracer.attach_binary(&link, &plan) {
@@ -257,7 +262,7 @@ impl Fleet {
                 };
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.metrics.attach_failed(failure);
-                return Err(Some(Verdict::Failed));
+                return Err(Some(Verdict::Failed(e.to_string().into())));
             }
         };
         let kinds = attachment
@@ -327,7 +332,7 @@ impl Fleet {
     /// another executable now, are handled as if the events had arrived.
     pub fn sweep(&mut self, tracer: &mut Tracer) {
         let traced: Vec<(u32, FileId)> = self.traced.iter().map(|(&p, &f)| (p, f)).collect();
-        let untraced: Vec<(u32, FileId)> = self.untraced.iter().map(|(&p, f)| (p, f.id)).collect();
+        let untraced: Vec<(u32, FileId)> = self.untraced.iter().map(|(&p, u)| (p, u.file.id)).collect();
         for (pid, file) in traced.into_iter().chain(untraced) {
             match procfs::file_of(pid) {
                 Ok(now) if now.id == file => {}
@@ -456,8 +461,11 @@ impl Fleet {
     pub fn status(&self, tracer: &Tracer, ready: bool) -> serde_json::Value {
         let mut binaries: Vec<_> = self.binaries.iter().collect();
         binaries.sort_by_key(|(file, _)| **file);
-        let mut untraced: Vec<_> =
-            self.untraced.iter().map(|(pid, f)| json!({"pid": pid, "file": f.id.to_string()})).collect();
+        let mut untraced: Vec<_> = self
+            .untraced
+            .iter()
+            .map(|(pid, u)| json!({"pid": pid, "file": u.file.id.to_string(), "path": u.path, "reason": &*u.reason}))
+            .collect();
         untraced.sort_by_key(|v| v["pid"].as_u64());
         let mut kernel = tracer.traced_tgids().unwrap_or_default();
         kernel.sort_unstable();
