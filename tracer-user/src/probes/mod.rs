@@ -153,8 +153,11 @@ impl Tracer {
             let points = points.into_iter().map(|(offset, cookie)| (offset, Some(cookie))).collect();
             self.add_link(program, binary, scope, points, owner)?;
         }
-        // GC cycle ends let slice records tell two lives of one address apart.
-        if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination) {
+        // GC cycle ends let slice records tell two lives of one address apart (of
+        // no use, and not counted as tracing, without a call site in scope).
+        if !plan.probes.is_empty()
+            && let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination)
+        {
             let site = gc.body.unwrap_or(gc.entry);
             self.add_link("gc_mark_termination", binary, scope, vec![(site.file_offset, None)], owner)?;
             attached += 1;
