@@ -135,3 +135,25 @@ fn duration_is_an_attach_option() {
     let out = ghostrace().args(["run", "--duration", "1s", "--", "/bin/true"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+/// `inspect BIN | head`: the reader goes away early; ghostrace must not panic.
+#[test]
+fn inspect_into_a_closed_pipe() {
+    let Some(tc) = toolchains().pop() else {
+        eprintln!("skipped inspect_into_a_closed_pipe: no Go toolchain installed");
+        return;
+    };
+    let bin = build(&tc, "fixtures/grow", false);
+    let mut child = ghostrace()
+        .args(["inspect", "--scope", "all"])
+        .arg(&bin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+}

@@ -105,12 +105,12 @@ fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Re
     let scope = crate::gobin::Scope::from_words(scope)?;
     let bin = crate::gobin::GoBinary::open(binary)?;
     let report = bin.report(&scope);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
+    let text = if json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_string() };
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.map(|()| 0).map_err(Into::into),
     }
-    Ok(0)
 }
 
 fn calibrate(json: bool) -> anyhow::Result<i32> {
