@@ -61,3 +61,23 @@ fn attach_names_the_statements_of_a_running_pie_process() {
         let _ = std::fs::remove_file(file);
     }
 }
+
+/// A scope that matches no call site: `run` says so in one line, attaches nothing,
+/// and the program runs to its own exit status.
+#[test]
+fn run_with_a_scope_matching_nothing_says_so() {
+    if !bpf_or_skip("run_with_a_scope_matching_nothing_says_so") {
+        return;
+    }
+    let tc = toolchains().pop().expect("a Go toolchain: run `cargo xtask bootstrap`");
+    let bin = support::build(&tc, "fixtures/grow", false);
+    let out = ghostrace().args(["run", "--scope", "example.com/nosuch/..."]).arg("--").arg(&bin).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", out.status);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("matches no call site")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].starts_with("ghostrace: warning: --scope example.com/nosuch/..."), "{stderr}");
+    assert!(stderr.contains("ghostrace: 0 probes on"), "{stderr}");
+    let out = ghostrace().args(["run", "--scope", "main"]).arg("--").arg(&bin).output().expect("run");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("matches no call site"));
+}

@@ -125,3 +125,35 @@ fn scope_matching_nothing_is_said() {
     let out = ghostrace().args(["inspect", "--scope", "main"]).arg(&bin).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("no call site matches"));
 }
+
+/// `--duration` belongs to `attach` (a `run` lasts as long as its program).
+#[test]
+fn duration_is_an_attach_option() {
+    let help = |cmd: &str| String::from_utf8_lossy(&ghostrace().args([cmd, "--help"]).output().unwrap().stdout).to_string();
+    assert!(help("attach").contains("--duration"));
+    assert!(!help("run").contains("--duration"), "{}", help("run"));
+    let out = ghostrace().args(["run", "--duration", "1s", "--", "/bin/true"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+/// `inspect BIN | head`: the reader goes away early; ghostrace must not panic.
+#[test]
+fn inspect_into_a_closed_pipe() {
+    let Some(tc) = toolchains().pop() else {
+        eprintln!("skipped inspect_into_a_closed_pipe: no Go toolchain installed");
+        return;
+    };
+    let bin = build(&tc, "fixtures/grow", false);
+    let mut child = ghostrace()
+        .args(["inspect", "--scope", "all"])
+        .arg(&bin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+}

@@ -102,6 +102,28 @@ fn processes_of_one_binary_share_one_attachment() {
     daemon.stop();
 }
 
+/// Stopping the daemon leaves its processes running: nothing calls them gone.
+#[test]
+fn shutdown_says_nothing_of_processes_still_running() {
+    let test = "shutdown_says_nothing_of_processes_still_running";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("shutdown");
+    let Some(bin) = service(test, &dir, "svc-shutdown") else { return };
+    let daemon = Daemon::start(&dir, &[]);
+    let program = start_program(&bin, &["idle"]);
+    let pid = u64::from(program.pid());
+    wait_for("the process to be traced", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        if listed.contains(&pid) && kernel.contains(&pid) { Ok(()) } else { Err(daemon.status().to_string()) }
+    });
+    let log = daemon.stop();
+    assert!(!log.contains("is gone"), "a running process was called gone:\n{log}");
+    assert!(log.contains("detached"), "{log}");
+    drop(program);
+}
+
 /// ASLR loads a PIE executable at another address in every process: the findings of
 /// two processes of one such file both name the statement the scenario marks.
 #[test]
@@ -197,6 +219,11 @@ fn unsupported_go_binary_is_logged_once_and_counted() {
             status["untraced_go"].as_array().unwrap().iter().map(|u| u["pid"].as_u64().unwrap()).collect();
         if pids.iter().all(|p| untraced.contains(p)) { Ok(()) } else { Err(status.to_string()) }
     });
+    // Each says which program and why, not just a device and inode.
+    for entry in daemon.status()["untraced_go"].as_array().unwrap() {
+        assert!(entry["path"].as_str().is_some_and(|p| p.ends_with("svc-386")), "{entry}");
+        assert!(entry["reason"].as_str().is_some_and(|r| r.contains("unsupported architecture")), "{entry}");
+    }
     assert_eq!(daemon.metric("ghostrace_attach_errors_total{reason=\"unsupported\"}"), Some(1.0));
     assert_eq!(daemon.metric("ghostrace_go_processes"), Some(2.0));
     let log = daemon.log();

@@ -73,6 +73,10 @@ fn without_buildinfo(bin: &Path) -> PathBuf {
     out
 }
 
+fn json(v: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("serializes")
+}
+
 fn plan_json(bin: &GoBinary) -> serde_json::Value {
     serde_json::to_value(bin.probe_plan(&Scope::Default)).expect("plan serializes")
 }
@@ -153,7 +157,9 @@ fn release_family_only() {
                 "{ctx}: family start {} after {real}",
                 bin.version()
             );
-            let family_start = if real.at_least(1, 26) {
+            let family_start = if real.at_least(1, 27) {
+                GoVersion::new(1, 27, 0)
+            } else if real.at_least(1, 26) {
                 GoVersion::new(1, 26, 0)
             } else if real.at_least(1, 20) {
                 GoVersion::new(1, 20, 0)
@@ -162,6 +168,12 @@ fn release_family_only() {
             };
             assert_eq!(bin.version(), family_start, "{ctx}");
             assert_eq!(bin.main_module(), Some("example.com/ghostfix"), "{ctx}");
+            // The family fixes the call conventions and moduledata's layout: the
+            // same call sites and inlined Remove bodies are found.
+            let plan = bin.probe_plan(&Scope::Default);
+            let want = GoBinary::open(&orig).expect("original opens").probe_plan(&Scope::Default);
+            assert_eq!(json(&plan.probes), json(&want.probes), "{ctx}");
+            assert_eq!(json(&plan.list_sites), json(&want.list_sites), "{ctx}");
             // DWARF still gives the offsets; without it the table row is a guess.
             assert_eq!(bin.layout().verified, !stripped, "{ctx}");
             let report = bin.report(&Scope::Default).to_string();

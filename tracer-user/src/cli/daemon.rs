@@ -26,7 +26,9 @@ pub struct DaemonArgs {
     #[arg(long = "select", env = "GHOSTRACE_SELECT", value_delimiter = ',', value_name = "RULE")]
     pub select: Vec<Rule>,
     /// Which call sites to probe: `default` (code outside the Go standard library),
-    /// `all`, `std`, or package glob patterns.
+    /// `all`, `std`, or comma-separated package patterns (`github.com/acme/...` for a
+    /// package and everything below it, `*` within one path element; `**` is
+    /// refused): docs/inspect.md.
     #[arg(long, env = "GHOSTRACE_SCOPE", value_delimiter = ',', default_value = "default")]
     pub scope: Vec<String>,
     /// Two growths of one array closer than this are concurrent (slice_lost_append).

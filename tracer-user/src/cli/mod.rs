@@ -64,6 +64,9 @@ enum Command {
     Attach {
         #[arg(long)]
         pid: u32,
+        /// Stop tracing after this long (e.g. 30s, 5m) and leave the process running.
+        #[arg(long, value_parser = options::parse_duration, value_name = "DURATION")]
+        duration: Option<std::time::Duration>,
         #[command(flatten)]
         options: TraceOptions,
     },
@@ -90,7 +93,7 @@ pub fn main() -> i32 {
         }
         Command::Replay { file, json_out, fail_on, window } => replay(&file, json_out.as_deref(), fail_on, window),
         Command::Run { options, command } => run::run(&options, &command),
-        Command::Attach { pid, options } => run::attach(&options, pid),
+        Command::Attach { pid, duration, options } => run::attach(&options, pid, duration),
         Command::Daemon(args) => daemon::daemon(args),
         Command::Check => check(),
     };
@@ -107,12 +110,12 @@ fn inspect(binary: &std::path::Path, json: bool, scope: &[String]) -> anyhow::Re
     let scope = crate::gobin::Scope::from_words(scope)?;
     let bin = crate::gobin::GoBinary::open(binary)?;
     let report = bin.report(&scope);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
+    let text = if json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_string() };
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.map(|()| 0).map_err(Into::into),
     }
-    Ok(0)
 }
 
 fn check() -> anyhow::Result<i32> {

@@ -52,9 +52,6 @@ pub struct TraceOptions {
     /// and again on SIGHUP: the budget changes while tracing.
     #[arg(long, value_name = "FILE")]
     pub overhead_budget_file: Option<PathBuf>,
-    /// Stop tracing after this long (e.g. 30s, 5m); `attach` only.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub duration: Option<std::time::Duration>,
 }
 
 impl TraceOptions {

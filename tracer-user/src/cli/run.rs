@@ -75,7 +75,8 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     Ok(outcome.exit_code(child::exit_code(status), options))
 }
 
-pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
+/// Traces `pid` until Ctrl-C, SIGTERM, its exit or `duration`.
+pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> Result<i32> {
     if !child::alive(pid) {
         bail!("no process with pid {pid}");
     }
@@ -94,7 +95,7 @@ pub fn attach(options: &TraceOptions, pid: u32) -> Result<i32> {
     child::stop_on_signals();
     options.listen_for_budget_changes();
     let started = Instant::now();
-    while !child::stop_requested() && child::alive(pid) && options.duration.is_none_or(|d| started.elapsed() < d) {
+    while !child::stop_requested() && child::alive(pid) && duration.is_none_or(|d| started.elapsed() < d) {
         session.reload_budget_if_asked(options);
         std::thread::sleep(session.govern().min(Duration::from_millis(100)));
     }

@@ -78,10 +78,18 @@ struct Binary {
 }
 
 /// Why a file is not traced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Verdict {
     NotGo,
-    Failed,
+    /// A Go program ghostrace cannot trace, and the one-line reason.
+    Failed(Arc<str>),
+}
+
+/// A selected Go process that is not traced, for `/status`.
+struct Untraced {
+    file: FileStamp,
+    path: String,
+    reason: Arc<str>,
 }
 
 pub struct Fleet {
@@ -90,8 +98,8 @@ pub struct Fleet {
     verdicts: HashMap<FileStamp, Verdict>,
     /// Traced pid → its executable.
     traced: HashMap<u32, FileId>,
-    /// Selected Go processes that could not be traced → their executable.
-    untraced: HashMap<u32, FileStamp>,
+    /// Selected Go processes that could not be traced → their executable and why.
+    untraced: HashMap<u32, Untraced>,
     /// Traced pids in a container → its identity (for `/status`).
     containers: HashMap<u32, Container>,
     control: Sender<Control>,
@@ -165,21 +173,20 @@ impl Fleet {
             return;
         }
         let file = process.file;
+        let untraced = |fleet: &mut Self, reason: Arc<str>| {
+            fleet.untraced.insert(pid, Untraced { file, path: process.exe.clone(), reason });
+            fleet.changed = true;
+        };
         if !self.binaries.contains_key(&file.id) {
-            match self.verdicts.get(&file) {
+            match self.verdicts.get(&file).cloned() {
                 Some(Verdict::NotGo) => return,
-                Some(Verdict::Failed) => {
-                    self.untraced.insert(pid, file);
-                    self.changed = true;
-                    return;
-                }
+                Some(Verdict::Failed(reason)) => return untraced(self, reason),
                 None => match self.attach(tracer, &process) {
                     Ok(()) => {}
                     Err(Some(verdict)) => {
-                        self.remember(file, verdict);
-                        if verdict == Verdict::Failed {
-                            self.untraced.insert(pid, file);
-                            self.changed = true;
+                        self.remember(file, verdict.clone());
+                        if let Verdict::Failed(reason) = verdict {
+                            untraced(self, reason);
                         }
                         return;
                     }
@@ -192,9 +199,7 @@ impl Fleet {
             eprintln!("ghostrace: cannot trace pid {pid} ({}): {e}", process.exe);
             self.metrics.attach_failed(AttachFailure::ProcessTableFull);
             self.last_failure = Some(e.to_string());
-            self.untraced.insert(pid, file);
-            self.changed = true;
-            return;
+            return untraced(self, e.to_string().into());
         }
         let shared = !bin.pids.is_empty();
         bin.pids.insert(pid);
@@ -246,14 +251,14 @@ impl Fleet {
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.metrics.attach_failed(AttachFailure::Unsupported);
                 self.last_failure = Some(e.to_string());
-                return Err(Some(Verdict::Failed));
+                return Err(Some(Verdict::Failed(e.to_string().into())));
             }
         };
         if let Err(e) = probes::check_traceable(&binary) {
             eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
             self.metrics.attach_failed(AttachFailure::Unsupported);
             self.last_failure = Some(e.to_string());
-            return Err(Some(Verdict::Failed));
+            return Err(Some(Verdict::Failed(e.to_string().into())));
         }
         let plan = binary.probe_plan(&self.options.scope);
         let (plan, left_out) = tracer.fit(&plan, Path::new(&process.exe));
@@ -273,7 +278,7 @@ impl Fleet {
                 eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.last_failure = Some(e.to_string());
                 self.metrics.attach_failed(failure);
-                return Err(Some(Verdict::Failed));
+                return Err(Some(Verdict::Failed(e.to_string().into())));
             }
         };
         let kinds = attachment
@@ -312,6 +317,12 @@ impl Fleet {
 
     /// A process exited: forget it, and detach its executable if it was the last.
     pub fn exit(&mut self, tracer: &mut Tracer, pid: u32) {
+        self.untrace(tracer, pid, true);
+    }
+
+    /// Stops tracing `pid` (`gone`: it exited; else the daemon is stopping and the
+    /// process runs on, so nothing is said of it).
+    fn untrace(&mut self, tracer: &mut Tracer, pid: u32, gone: bool) {
         if self.untraced.remove(&pid).is_some() {
             self.changed = true;
         }
@@ -322,7 +333,9 @@ impl Fleet {
         let _ = self.control.send(Control::Remove { pid });
         let Some(bin) = self.binaries.get_mut(&file) else { return };
         bin.pids.remove(&pid);
-        eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
+        if gone {
+            eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
+        }
         if bin.pids.is_empty() {
             let mut bin = self.binaries.remove(&file).expect("present");
             self.count(tracer, &mut bin);
@@ -336,7 +349,7 @@ impl Fleet {
     /// another executable now, are handled as if the events had arrived.
     pub fn sweep(&mut self, tracer: &mut Tracer) {
         let traced: Vec<(u32, FileId)> = self.traced.iter().map(|(&p, &f)| (p, f)).collect();
-        let untraced: Vec<(u32, FileId)> = self.untraced.iter().map(|(&p, f)| (p, f.id)).collect();
+        let untraced: Vec<(u32, FileId)> = self.untraced.iter().map(|(&p, u)| (p, u.file.id)).collect();
         for (pid, file) in traced.into_iter().chain(untraced) {
             match procfs::file_of(pid) {
                 Ok(now) if now.id == file => {}
@@ -442,7 +455,7 @@ impl Fleet {
     pub fn shutdown(&mut self, tracer: &mut Tracer) {
         let pids: Vec<u32> = self.traced.keys().copied().collect();
         for pid in pids {
-            self.exit(tracer, pid);
+            self.untrace(tracer, pid, false);
         }
         self.untraced.clear();
         self.update_gauges();
@@ -476,8 +489,11 @@ impl Fleet {
     pub fn status(&self, tracer: &Tracer, ready: bool) -> serde_json::Value {
         let mut binaries: Vec<_> = self.binaries.iter().collect();
         binaries.sort_by_key(|(file, _)| **file);
-        let mut untraced: Vec<_> =
-            self.untraced.iter().map(|(pid, f)| json!({"pid": pid, "file": f.id.to_string()})).collect();
+        let mut untraced: Vec<_> = self
+            .untraced
+            .iter()
+            .map(|(pid, u)| json!({"pid": pid, "file": u.file.id.to_string(), "path": u.path, "reason": &*u.reason}))
+            .collect();
         untraced.sort_by_key(|v| v["pid"].as_u64());
         let mut kernel = tracer.traced_tgids().unwrap_or_default();
         kernel.sort_unstable();

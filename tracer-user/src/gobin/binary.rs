@@ -302,9 +302,10 @@ fn text_base(pcln: &PclnHeader, module: Option<&ModuleData>, elf: &ElfInfo) -> u
 }
 
 /// Version and modules of a binary without `.go.buildinfo`, as far as its own
-/// contents go: the release family from the pclntab magic (raised to 1.26 by a
-/// `.go.module` section), then `runtime.buildVersion` within that family and the
-/// module info text of `runtime.modinfo`.
+/// contents go: the release family from the pclntab magic, raised to 1.26 by a
+/// `.go.module` section and to 1.27 by moduledata's layout, then
+/// `runtime.buildVersion` within that family and the module info text of
+/// `runtime.modinfo`.
 fn identify(
     file: &[u8],
     elf: &ElfInfo,
@@ -315,6 +316,18 @@ fn identify(
     let (mut first, last) = pcln.version.releases();
     if elf.section(".go.module").is_some() {
         first = first.max(GoVersion::new(1, 26, 0));
+    }
+    // moduledata's `gofunc` moved in 1.27 (inline.rs); where the older word holds a
+    // small number and the newer one an address of the file, the layout is 1.27's.
+    let newer = GoVersion::new(1, 27, 0);
+    if first < newer && newer <= last {
+        let gofunc_mapped = |v| {
+            ModuleData::locate(file, elf, v, pcln_addr, table.len())
+                .is_some_and(|md| elf.addr_to_offset(md.gofunc).is_some())
+        };
+        if gofunc_mapped(newer) && !gofunc_mapped(first) {
+            first = newer;
+        }
     }
     // moduledata's text word does not depend on the release.
     let module = ModuleData::locate(file, elf, first, pcln_addr, table.len());

@@ -38,8 +38,8 @@ pub enum VersionSource {
     Symbol,
     /// `runtime.buildVersion`, located by its string header in the data sections.
     StringHeader,
-    /// Only the pclntab magic (and the presence of `.go.module`): a lower bound of
-    /// the release family, not the release.
+    /// Only the pclntab magic, `.go.module` and moduledata's layout: the first
+    /// release of the family, not the release.
     Pclntab,
 }
 

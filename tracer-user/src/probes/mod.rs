@@ -215,8 +215,11 @@ impl Tracer {
         let probes = self.table.points(ids.clone());
         let mut attached = probes.len();
         self.add_probes(owner, binary, scope, probes)?;
-        // GC cycle ends let slice records tell two lives of one address apart.
-        if let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination) {
+        // GC cycle ends let slice records tell two lives of one address apart (of
+        // no use, and not counted as tracing, without a call site in scope).
+        if !plan.probes.is_empty()
+            && let Some(gc) = plan.functions.iter().find(|f| f.role == Role::GcMarkTermination)
+        {
             let site = gc.body.unwrap_or(gc.entry);
             self.add_plain("gc_mark_termination", binary, scope, site.file_offset, owner)?;
             attached += 1;

@@ -255,11 +255,13 @@ impl Daemon {
         });
     }
 
-    /// SIGTERM: the daemon must detach and exit 0.
-    pub fn stop(mut self) {
+    /// SIGTERM: the daemon must detach and exit 0. Returns its log.
+    pub fn stop(mut self) -> String {
         let status = self.guard.terminate(Duration::from_secs(20));
         assert!(status.is_some_and(|s| s.success()), "daemon exit: {status:?}\n{}", self.log());
-        assert!(self.log().contains("detaching every probe"), "{}", self.log());
+        let log = self.log();
+        assert!(log.contains("detaching every probe"), "{log}");
+        log
     }
 }
 
