@@ -38,7 +38,7 @@ const EXTRA: &[Program] = &[
 ];
 
 /// The daemon's endpoint.
-const LISTEN: u16 = 47399;
+const LISTEN: u16 = 24399;
 /// Each window's length: the load below fits in it.
 const WINDOW: Duration = Duration::from_secs(30);
 /// How often the daemon's RSS and CPU are read.
@@ -70,23 +70,23 @@ impl Drop for Member {
 fn extra_commands(name: &str, installed: &programs::Installed, scratch: &Path) -> Result<Vec<(Vec<OsString>, u16, &'static str)>> {
     let etc = |f: &str| installed.root.join("etc/prometheus").join(f).display().to_string();
     let commands: Vec<(Vec<String>, u16, &str)> = match name {
-        "node-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:47391".into()], 47391, "/metrics")],
-        "pushgateway" => vec![(vec!["--web.listen-address=127.0.0.1:47392".into()], 47392, "/-/ready")],
-        "blackbox-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:47393".into(), format!("--config.file={}", etc("blackbox.yml"))], 47393, "/metrics")],
+        "node-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:24391".into()], 24391, "/metrics")],
+        "pushgateway" => vec![(vec!["--web.listen-address=127.0.0.1:24392".into()], 24392, "/-/ready")],
+        "blackbox-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:24393".into(), format!("--config.file={}", etc("blackbox.yml"))], 24393, "/metrics")],
         "rclone" => {
             let dir = scratch.join("rclone-files");
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("hello.txt"), "hello\n")?;
             // Two processes of one executable: they share its probes.
             vec![
-                (vec!["serve".into(), "http".into(), "--addr".into(), "127.0.0.1:47395".into(), dir.display().to_string()], 47395, "/"),
-                (vec!["rcd".into(), "--rc-addr".into(), "127.0.0.1:47396".into(), "--rc-no-auth".into()], 47396, ""),
+                (vec!["serve".into(), "http".into(), "--addr".into(), "127.0.0.1:24395".into(), dir.display().to_string()], 24395, "/"),
+                (vec!["rcd".into(), "--rc-addr".into(), "127.0.0.1:24396".into(), "--rc-no-auth".into()], 24396, ""),
             ]
         }
-        "gopls" => vec![(vec!["serve".into(), "-listen=127.0.0.1:47398".into(), "-debug=127.0.0.1:47397".into()], 47397, "/")],
+        "gopls" => vec![(vec!["serve".into(), "-listen=127.0.0.1:24398".into(), "-debug=127.0.0.1:24397".into()], 24397, "/")],
         // A Debug Adapter Protocol server waiting for its client (on a port nothing scrapes:
         // it exits after one bad client).
-        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:47389".into()], 47389, "")],
+        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:24389".into()], 24389, "")],
         other => bail!("no fleet command for {other}"),
     };
     Ok(commands.into_iter().map(|(args, port, ready)| (args.into_iter().map(OsString::from).collect(), port, ready)).collect())

@@ -125,14 +125,13 @@ pub fn run(options: &Options) -> Result<()> {
         std::fs::write(out.join("report.md"), report::render(&all, options))?;
     }
     let mut text = if all.is_empty() { String::new() } else { report::render(&all, options) };
+    // The programs' table first: a failure of the daemon's part does not hide it.
+    println!("{text}");
     if options.daemon || options.only.is_empty() {
-        let fleet = daemon::measure(&ghostrace, &out).context("the daemon's measurement")?;
+        let fleet = daemon::measure(&ghostrace, &out).unwrap_or_else(|e| format!("\n## ghostrace daemon\n\nnot measured: {e:#}\n"));
+        println!("{fleet}");
         text.push_str(&fleet);
     }
-    if text.is_empty() {
-        bail!("nothing measured");
-    }
-    println!("{text}");
     std::fs::write(out.join("report.md"), &text)?;
     eprintln!("xtask: bench-real report in {} (ghostrace's stderr, stats and findings of every run beside it)", out.join("report.md").display());
     Ok(())
