@@ -19,7 +19,7 @@ mod workloads;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::root;
 
@@ -127,12 +127,20 @@ pub fn run(options: &Options) -> Result<()> {
     let mut text = if all.is_empty() { String::new() } else { report::render(&all, options) };
     // The programs' table first: a failure of the daemon's part does not hide it.
     println!("{text}");
+    let mut failed = None;
     if options.daemon || options.only.is_empty() {
-        let fleet = daemon::measure(&ghostrace, &out).unwrap_or_else(|e| format!("\n## ghostrace daemon\n\nnot measured: {e:#}\n"));
+        let fleet = daemon::measure(&ghostrace, &out).unwrap_or_else(|e| {
+            let line = format!("\n## ghostrace daemon\n\nnot measured: {e:#}\n");
+            failed = Some(e);
+            line
+        });
         println!("{fleet}");
         text.push_str(&fleet);
     }
     std::fs::write(out.join("report.md"), &text)?;
+    if let Some(e) = failed {
+        return Err(e.context("the daemon's measurement"));
+    }
     eprintln!("xtask: bench-real report in {} (ghostrace's stderr, stats and findings of every run beside it)", out.join("report.md").display());
     Ok(())
 }
