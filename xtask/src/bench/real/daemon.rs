@@ -1,10 +1,10 @@
 //! `ghostrace daemon` over a fleet of real Go programs running at once: the servers
-//! of the bench plus more Debian Go daemons (exporters, alertmanager, rclone, gopls),
-//! Prometheus scraping them all every second, and a restic backup started every few
-//! seconds (processes that come and go). The same load runs once untraced and once
-//! under the daemon (selecting only the fleet's executables, so nothing else on the
-//! host is traced); reported: the daemon's RSS and CPU, the fleet's CPU in both
-//! windows, what /status and the metrics say.
+//! of the bench plus more Debian Go daemons (exporters, rclone twice, gopls, dlv),
+//! Prometheus scraping them every second, and a restic backup started every few
+//! seconds (processes that come and go). The same load runs untraced, then under a
+//! fresh daemon with the default budget and one with the budget off, each selecting
+//! only the fleet's executables (nothing else on the host is traced); reported: the
+//! servers' throughput, the fleet's and the daemon's CPU, its RSS, /status, metrics.
 
 use std::{
     ffi::OsString,
@@ -123,7 +123,7 @@ fn fleet_cpu(fleet: &[Member]) -> Cpu {
 /// The same load in both windows: wrk on three servers in turn (2 connections, 5 s
 /// each, 127.0.0.1) while restic backs up every 8 s; returns each server's requests
 /// per second and the restic runs' CPU.
-fn load(servers: &[(&'static str, u16, PathBuf)], restic: &(PathBuf, Vec<OsString>, Vec<(&'static str, OsString)>, PathBuf)) -> Result<(Vec<f64>, Cpu)> {
+fn load(servers: &[(&'static str, u16, PathBuf)], restic: &Restic) -> Result<(Vec<f64>, Cpu)> {
     let stop = Arc::new(AtomicBool::new(false));
     let backups = {
         let stop = stop.clone();
@@ -219,15 +219,119 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let fleet_untraced = fleet_cpu(&fleet).minus(before);
     let load_untraced = procfs::contention(since);
 
-    eprintln!("xtask: bench-real daemon: traced window");
     // The kernel names executables by their real path (.cache may be a symbolic link).
     let select = format!("path:{}/**", std::fs::canonicalize(programs::dir())?.display());
-    let findings = std::fs::File::create(logs.join("daemon.findings.jsonl"))?;
+    let mut windows = Vec::new();
+    for budget in BUDGETS {
+        eprintln!("xtask: bench-real daemon: window under the daemon, --overhead-budget {budget}");
+        windows.push(traced_window(ghostrace, &select, budget, &fleet, &servers, &restic, &logs)?);
+    }
+    let fleet_size = fleet.len();
+    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.child.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
+    drop(fleet);
+
+    let mut text = String::new();
+    let _ = writeln!(text, "\n## ghostrace daemon over {fleet_size} Go processes at once (+ restic every 8 s)\n");
+    let _ = writeln!(
+        text,
+        "programs: {started_at}; --select {select}; windows of {} s, the same load in each (wrk 2 connections, 5 s each on etcd, \
+         influxd, caddy; prometheus scraping all every 1 s); the daemon is started afresh for each traced window\n",
+        WINDOW.as_secs()
+    );
+    let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        text,
+        "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | daemon RSS ready / peak MiB | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---:|---|"
+    );
+    let _ = writeln!(
+        text,
+        "| untraced | {} | {:.2} / {:.2} | {:.2} | – | – | {load_untraced} |",
+        rates(&rates_untraced),
+        fleet_untraced.user,
+        fleet_untraced.sys,
+        restic_untraced.total()
+    );
+    for (budget, w) in BUDGETS.iter().zip(&windows) {
+        let _ = writeln!(
+            text,
+            "| daemon, budget {budget} | {} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {} / {:.0} | {} |",
+            rates(&w.rates),
+            w.fleet.user,
+            w.fleet.sys,
+            w.restic.total(),
+            w.daemon.user,
+            w.daemon.sys,
+            w.ready_rss.map_or("?".into(), |r| format!("{r:.0}")),
+            w.peak_rss,
+            w.load
+        );
+    }
+    if !stopped.is_empty() {
+        let _ = writeln!(text, "\nfleet members that had exited by the end: {}", stopped.join(", "));
+    }
+    for (budget, w) in BUDGETS.iter().zip(&windows) {
+        let _ = writeln!(
+            text,
+            "\n### daemon, --overhead-budget {budget}\n\nready after {}; CPU over its whole life {:.2} user / {:.2} sys s; {}",
+            w.ready.as_ref().map_or_else(|e| format!("never ({e:#})"), |d| format!("{:.1} s", d.as_secs_f64())),
+            w.total.user,
+            w.total.sys,
+            w.exit
+        );
+        let _ = writeln!(text, "\n/status:");
+        let _ = write!(text, "{}", summarize_status(&w.status));
+        let _ = writeln!(text, "\nmetrics:");
+        // Findings series are listed only where they counted something.
+        for line in w.metrics.lines().filter(|l| !(l.starts_with("ghostrace_findings_total") && l.ends_with(" 0"))).filter(|l| {
+            !l.starts_with('#')
+                && ["ghostrace_attached_probes", "ghostrace_attached_binaries", "ghostrace_traced_processes", "ghostrace_go_processes", "ghostrace_attach_errors_total", "ghostrace_estimated_overhead_ratio", "ghostrace_findings_total"]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+        }) {
+            let _ = writeln!(text, "    {line}");
+        }
+        let serious = w.findings.lines().filter(|l| l.contains("\"severity\":\"warning\"") || l.contains("\"severity\":\"critical\"")).count();
+        let _ = writeln!(text, "\nfindings on stdout: {} lines, {serious} at warning or worse", w.findings.lines().count());
+        let _ = writeln!(text, "\ndaemon stderr ({} lines; first 30):", w.stderr.lines().count());
+        for line in w.stderr.lines().take(30) {
+            let _ = writeln!(text, "    {line}");
+        }
+    }
+    Ok(text)
+}
+
+/// The daemon's budgets, one traced window each.
+const BUDGETS: &[&str] = &["1%", "off"];
+
+/// One window under a fresh `ghostrace daemon`, and what it said.
+struct Window {
+    rates: Vec<f64>,
+    fleet: Cpu,
+    restic: Cpu,
+    /// The daemon's CPU within the window and over its whole life.
+    daemon: Cpu,
+    total: Cpu,
+    ready: Result<Duration>,
+    ready_rss: Option<f64>,
+    peak_rss: f64,
+    load: String,
+    exit: std::process::ExitStatus,
+    status: String,
+    metrics: String,
+    findings: String,
+    stderr: String,
+}
+
+type Restic = (PathBuf, Vec<OsString>, Vec<(&'static str, OsString)>, PathBuf);
+
+fn traced_window(ghostrace: &Path, select: &str, budget: &str, fleet: &[Member], servers: &[(&'static str, u16, PathBuf)], restic: &Restic, logs: &Path) -> Result<Window> {
+    let tag = format!("daemon-budget-{}", budget.trim_end_matches('%'));
+    let (findings_file, stderr_file) = (logs.join(format!("{tag}.findings.jsonl")), logs.join(format!("{tag}.stderr")));
     let mut daemon = Command::new(ghostrace)
-        .args(["daemon", "--listen", &format!("127.0.0.1:{LISTEN}"), "--select", &select])
+        .args(["daemon", "--listen", &format!("127.0.0.1:{LISTEN}"), "--select", select, "--overhead-budget", budget])
         .stdin(Stdio::null())
-        .stdout(findings)
-        .stderr(std::fs::File::create(logs.join("daemon.stderr"))?)
+        .stdout(std::fs::File::create(&findings_file)?)
+        .stderr(std::fs::File::create(&stderr_file)?)
         .spawn()
         .context("cannot start ghostrace daemon")?;
     let t0 = Instant::now();
@@ -235,7 +339,7 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let ready_rss = procfs::rss_mib(daemon.id());
     let since = procfs::host_cpu();
     let daemon_before = procfs::stat(daemon.id())?.own;
-    let before = fleet_cpu(&fleet);
+    let before = fleet_cpu(fleet);
     let sampler = {
         let pid = daemon.id();
         std::thread::spawn(move || {
@@ -248,76 +352,33 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
             peak
         })
     };
-    let (rates_traced, restic_traced) = load(&servers, &restic)?;
-    let fleet_traced = fleet_cpu(&fleet).minus(before);
-    let daemon_window = procfs::stat(daemon.id())?.own.minus(daemon_before);
-    let load_traced = procfs::contention(since);
+    let (rates, restic_cpu) = load(servers, restic)?;
+    let fleet_cpu = fleet_cpu(fleet).minus(before);
+    let daemon_cpu = procfs::stat(daemon.id())?.own.minus(daemon_before);
+    let load = procfs::contention(since);
     let peak_rss = sampler.join().unwrap_or(0.0);
     let status = get(LISTEN, "/status").unwrap_or_default();
     let metrics = get(LISTEN, "/metrics").unwrap_or_default();
-    std::fs::write(logs.join("status.json"), &status)?;
-    std::fs::write(logs.join("metrics.txt"), &metrics)?;
+    std::fs::write(logs.join(format!("{tag}.status.json")), &status)?;
+    std::fs::write(logs.join(format!("{tag}.metrics.txt")), &metrics)?;
     crate::step::run(Command::new("kill").args(["-TERM", &daemon.id().to_string()]))?;
-    let (daemon_total, exit) = procfs::final_stat(&mut daemon)?;
-    let fleet_size = fleet.len();
-    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.child.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
-    drop(fleet);
-
-    let mut text = String::new();
-    let _ = writeln!(text, "\n## ghostrace daemon over {} Go processes at once (+ restic every 8 s)\n", fleet_size);
-    let _ = writeln!(text, "programs: {started_at}; --select {select}; windows of {} s, same load in both (wrk 2 connections, 5 s each on etcd, influxd, caddy; prometheus scraping all every 1 s)\n", WINDOW.as_secs());
-    let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(text, "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---|");
-    let _ = writeln!(
-        text,
-        "| untraced | {} | {:.2} / {:.2} | {:.2} | – | {load_untraced} |",
-        rates(&rates_untraced),
-        fleet_untraced.user,
-        fleet_untraced.sys,
-        restic_untraced.total()
-    );
-    let _ = writeln!(
-        text,
-        "| daemon | {} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {load_traced} |",
-        rates(&rates_traced),
-        fleet_traced.user,
-        fleet_traced.sys,
-        restic_traced.total(),
-        daemon_window.user,
-        daemon_window.sys
-    );
-    let _ = writeln!(
-        text,
-        "\ndaemon: ready after {}; RSS {} MiB when ready, peak {peak_rss:.0} MiB; CPU over its whole life {:.2} user / {:.2} sys s; exit {exit}",
-        ready.as_ref().map_or_else(|e| format!("never ({e:#})"), |d| format!("{:.1} s", d.as_secs_f64())),
-        ready_rss.map_or("?".into(), |r| format!("{r:.0}")),
-        daemon_total.own.user,
-        daemon_total.own.sys,
-    );
-    if !stopped.is_empty() {
-        let _ = writeln!(text, "fleet members that had exited by the end: {}", stopped.join(", "));
-    }
-    let _ = writeln!(text, "\n/status:");
-    let _ = write!(text, "{}", summarize_status(&status));
-    let _ = writeln!(text, "\nmetrics:");
-    // Findings series are listed only where they counted something.
-    for line in metrics.lines().filter(|l| !(l.starts_with("ghostrace_findings_total") && l.ends_with(" 0"))).filter(|l| {
-        !l.starts_with('#')
-            && ["ghostrace_attached_probes", "ghostrace_attached_binaries", "ghostrace_traced_processes", "ghostrace_go_processes", "ghostrace_attach_errors_total", "ghostrace_estimated_overhead_ratio", "ghostrace_findings_total"]
-                .iter()
-                .any(|m| l.starts_with(m))
-    }) {
-        let _ = writeln!(text, "    {line}");
-    }
-    let findings = std::fs::read_to_string(logs.join("daemon.findings.jsonl")).unwrap_or_default();
-    let serious = findings.lines().filter(|l| l.contains("\"severity\":\"warning\"") || l.contains("\"severity\":\"critical\"")).count();
-    let _ = writeln!(text, "\nfindings on stdout: {} lines, {serious} at warning or worse (daemon/daemon.findings.jsonl)", findings.lines().count());
-    let stderr = std::fs::read_to_string(logs.join("daemon.stderr")).unwrap_or_default();
-    let _ = writeln!(text, "\ndaemon stderr ({} lines; first 30):", stderr.lines().count());
-    for line in stderr.lines().take(30) {
-        let _ = writeln!(text, "    {line}");
-    }
-    Ok(text)
+    let (total, exit) = procfs::final_stat(&mut daemon)?;
+    Ok(Window {
+        rates,
+        fleet: fleet_cpu,
+        restic: restic_cpu,
+        daemon: daemon_cpu,
+        total: total.own,
+        ready,
+        ready_rss,
+        peak_rss,
+        load,
+        exit,
+        status,
+        metrics,
+        findings: std::fs::read_to_string(&findings_file).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&stderr_file).unwrap_or_default(),
+    })
 }
 
 /// The attached executables (path, probes, pids) and the untraced Go processes.
