@@ -175,7 +175,7 @@ fn get(port: u16, path: &str) -> Result<String> {
 pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let logs = out.join("daemon");
     std::fs::create_dir_all(&logs)?;
-    let scratch = crate::cache().join("bench-real").join("daemon");
+    let scratch = super::scratch().join("daemon");
     std::fs::create_dir_all(&scratch)?;
     let mut fleet = Vec::new();
     let mut servers = Vec::new();
