@@ -10,7 +10,7 @@ use std::{
     ffi::OsString,
     fmt::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::{
     procfs::{self, Cpu},
     programs::{self, Program},
+    server::Running,
     workloads,
 };
 
@@ -44,24 +45,10 @@ const WINDOW: Duration = Duration::from_secs(30);
 /// How often the daemon's RSS and CPU are read.
 const SAMPLE: Duration = Duration::from_secs(1);
 
-/// A fleet member's process, stopped however the bench ends.
+/// A fleet member's process.
 struct Member {
     name: &'static str,
-    child: Child,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process: Running,
 }
 
 /// Arguments, port and ready path of each process of a fleet-only program (empty:
@@ -104,10 +91,10 @@ fn start(name: &'static str, binary: &Path, args: &[OsString], env: &[(&'static 
         .stderr(log)
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let member = Member { name, child };
+    let member = Member { name, process: Running(child) };
     let answered = if ready.is_empty() {
         std::thread::sleep(Duration::from_secs(1));
-        procfs::stat(member.child.id()).and_then(|s| if s.zombie { bail!("exited at once") } else { Ok(()) })
+        procfs::stat(member.process.0.id()).and_then(|s| if s.zombie { bail!("exited at once") } else { Ok(()) })
     } else {
         workloads::wait_ready(port, ready, Duration::from_secs(30))
     };
@@ -117,7 +104,7 @@ fn start(name: &'static str, binary: &Path, args: &[OsString], env: &[(&'static 
 
 /// The fleet's own CPU so far.
 fn fleet_cpu(fleet: &[Member]) -> Cpu {
-    fleet.iter().filter_map(|m| procfs::stat(m.child.id()).ok()).fold(Cpu::default(), |a, s| Cpu { user: a.user + s.own.user, sys: a.sys + s.own.sys })
+    fleet.iter().filter_map(|m| procfs::stat(m.process.0.id()).ok()).fold(Cpu::default(), |a, s| Cpu { user: a.user + s.own.user, sys: a.sys + s.own.sys })
 }
 
 /// The same load in both windows: wrk on three servers in turn (2 connections, 5 s
@@ -227,7 +214,7 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
         windows.push(traced_window(ghostrace, &select, budget, &fleet, &servers, &restic, &logs)?);
     }
     let fleet_size = fleet.len();
-    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.child.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
+    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.process.0.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
     drop(fleet);
 
     let mut text = String::new();
