@@ -7,6 +7,7 @@
 //! servers' throughput, the fleet's and the daemon's CPU, its RSS, /status, metrics.
 
 use std::{
+    collections::BTreeMap,
     ffi::OsString,
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -277,6 +278,14 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
         }) {
             let _ = writeln!(text, "    {line}");
         }
+        let _ = writeln!(text, "\nghostrace_estimated_overhead_ratio read every second of the window (n, zero readings, min / median / max):");
+        for (binary, values) in &w.estimates {
+            let mut sorted = values.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let zeros = sorted.iter().filter(|v| **v == 0.0).count();
+            let (min, mid, max) = (sorted.first().copied().unwrap_or(f64::NAN), sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN), sorted.last().copied().unwrap_or(f64::NAN));
+            let _ = writeln!(text, "    {binary}: n {}, zero {zeros}, {min:.4} / {mid:.4} / {max:.4}", sorted.len());
+        }
         let serious = w.findings.lines().filter(|l| l.contains("\"severity\":\"warning\"") || l.contains("\"severity\":\"critical\"")).count();
         let _ = writeln!(text, "\nfindings on stdout: {} lines, {serious} at warning or worse", w.findings.lines().count());
         let _ = writeln!(text, "\ndaemon stderr ({} lines; first 30):", w.stderr.lines().count());
@@ -301,6 +310,8 @@ struct Window {
     ready: Result<Duration>,
     ready_rss: Option<f64>,
     peak_rss: f64,
+    /// Each binary's `ghostrace_estimated_overhead_ratio`, read every second.
+    estimates: BTreeMap<String, Vec<f64>>,
     load: String,
     exit: std::process::ExitStatus,
     status: String,
@@ -331,19 +342,23 @@ fn traced_window(ghostrace: &Path, select: &str, budget: &str, fleet: &[Member],
         let pid = daemon.id();
         std::thread::spawn(move || {
             let mut peak: f64 = 0.0;
+            let mut estimates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             let until = Instant::now() + WINDOW;
             while Instant::now() < until {
                 peak = peak.max(procfs::rss_mib(pid).unwrap_or(0.0));
+                for (binary, ratio) in estimated_overhead(&get(LISTEN, "/metrics").unwrap_or_default()) {
+                    estimates.entry(binary).or_default().push(ratio);
+                }
                 std::thread::sleep(SAMPLE);
             }
-            peak
+            (peak, estimates)
         })
     };
     let (rates, restic_cpu) = load(servers, restic)?;
     let fleet_cpu = fleet_cpu(fleet).minus(before);
     let daemon_cpu = procfs::stat(daemon.id())?.own.minus(daemon_before);
     let load = procfs::contention(since);
-    let peak_rss = sampler.join().unwrap_or(0.0);
+    let (peak_rss, estimates) = sampler.join().unwrap_or_default();
     let status = get(LISTEN, "/status").unwrap_or_default();
     let metrics = get(LISTEN, "/metrics").unwrap_or_default();
     std::fs::write(logs.join(format!("{tag}.status.json")), &status)?;
@@ -359,6 +374,7 @@ fn traced_window(ghostrace: &Path, select: &str, budget: &str, fleet: &[Member],
         ready,
         ready_rss,
         peak_rss,
+        estimates,
         load,
         exit,
         status,
@@ -366,6 +382,18 @@ fn traced_window(ghostrace: &Path, select: &str, budget: &str, fleet: &[Member],
         findings: std::fs::read_to_string(&findings_file).unwrap_or_default(),
         stderr: std::fs::read_to_string(&stderr_file).unwrap_or_default(),
     })
+}
+
+/// `ghostrace_estimated_overhead_ratio{binary="NAME"} VALUE` lines of a metrics text.
+fn estimated_overhead(metrics: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("ghostrace_estimated_overhead_ratio{binary=\"")?;
+            let (binary, value) = rest.split_once("\"} ")?;
+            Some((binary.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The attached executables (path, probes, pids) and the untraced Go processes.
@@ -382,4 +410,15 @@ fn summarize_status(status: &str) -> String {
     }
     let _ = writeln!(text, "    kernel_traced_pids: {}", v["kernel_traced_pids"]);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_binarys_estimate_is_read_from_the_metrics() {
+        let text = "# HELP x\nghostrace_estimated_overhead_ratio{binary=\"etcd\"} 0.25\nghostrace_attached_probes 3\nghostrace_estimated_overhead_ratio{binary=\"influxd\"} 0\n";
+        assert_eq!(estimated_overhead(text), vec![("etcd".to_string(), 0.25), ("influxd".to_string(), 0.0)]);
+    }
 }
