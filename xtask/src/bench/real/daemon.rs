@@ -41,8 +41,9 @@ const EXTRA: &[Program] = &[
 
 /// The daemon's endpoint.
 const LISTEN: u16 = 24399;
-/// Each window's length: the load below fits in it.
+/// Each window's length, and how long of it the servers are loaded.
 const WINDOW: Duration = Duration::from_secs(30);
+const LOADED: Duration = Duration::from_secs(20);
 /// How often the daemon's RSS and CPU are read.
 const SAMPLE: Duration = Duration::from_secs(1);
 
@@ -108,9 +109,10 @@ fn fleet_cpu(fleet: &[Member]) -> Cpu {
     fleet.iter().filter_map(|m| procfs::stat(m.process.0.id()).ok()).fold(Cpu::default(), |a, s| Cpu { user: a.user + s.own.user, sys: a.sys + s.own.sys })
 }
 
-/// The same load in both windows: wrk on three servers in turn (2 connections, 5 s
-/// each, 127.0.0.1) while restic backs up every 8 s; returns each server's requests
-/// per second and the restic runs' CPU.
+/// The same load in every window: wrk on the three servers at once (2 connections
+/// each, [`LOADED`], 127.0.0.1), as on a node where several services are busy, while
+/// restic backs up every 8 s; returns each server's requests per second and the
+/// restic runs' CPU.
 fn load(servers: &[(&'static str, u16, PathBuf)], restic: &Restic) -> Result<(Vec<f64>, Cpu)> {
     let stop = Arc::new(AtomicBool::new(false));
     let backups = {
@@ -131,10 +133,18 @@ fn load(servers: &[(&'static str, u16, PathBuf)], restic: &Restic) -> Result<(Ve
         })
     };
     let started = Instant::now();
+    let loads: Vec<_> = servers
+        .iter()
+        .map(|(name, port, script)| {
+            let mut wrk = Command::new("wrk");
+            wrk.args(["-t1", "-c2", "-d"]).arg(format!("{}s", LOADED.as_secs())).arg("-s").arg(script).arg(format!("http://127.0.0.1:{port}"));
+            (*name, std::thread::spawn(move || crate::step::output(&mut wrk)))
+        })
+        .collect();
     let mut rates = Vec::new();
-    for (name, port, script) in servers {
-        let out = crate::step::output(Command::new("wrk").args(["-t1", "-c2", "-d5s", "-s"]).arg(script).arg(format!("http://127.0.0.1:{port}")));
-        let rate = out.and_then(|text| {
+    for (name, wrk) in loads {
+        let rate = wrk.join().map_err(|_| anyhow::anyhow!("wrk's thread panicked")).and_then(|out| {
+            let text = out?;
             let line = text.lines().find_map(|l| l.trim().strip_prefix("Requests/sec:")).context("no Requests/sec line")?;
             Ok(line.trim().parse::<f64>()?)
         });
@@ -222,14 +232,15 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let _ = writeln!(text, "\n## ghostrace daemon over {fleet_size} Go processes at once (+ restic every 8 s)\n");
     let _ = writeln!(
         text,
-        "programs: {started_at}; --select {select}; windows of {} s, the same load in each (wrk 2 connections, 5 s each on etcd, \
-         influxd, caddy; prometheus scraping all every 1 s); the daemon is started afresh for each traced window\n",
-        WINDOW.as_secs()
+        "programs: {started_at}; --select {select}; windows of {} s, the same load in each (wrk 2 connections for {} s on etcd, \
+         influxd and caddy at once; prometheus scraping all every 1 s); the daemon is started afresh for each traced window\n",
+        WINDOW.as_secs(),
+        LOADED.as_secs()
     );
     let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
     let _ = writeln!(
         text,
-        "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | daemon RSS ready / peak MiB | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---:|---|"
+        "| window | requests/s (wrk) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | daemon RSS ready / peak MiB | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---:|---|"
     );
     let _ = writeln!(
         text,
