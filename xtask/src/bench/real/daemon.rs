@@ -1,16 +1,17 @@
 //! `ghostrace daemon` over a fleet of real Go programs running at once: the servers
-//! of the bench plus more Debian Go daemons (exporters, alertmanager, rclone, gopls),
-//! Prometheus scraping them all every second, and a restic backup started every few
-//! seconds (processes that come and go). The same load runs once untraced and once
-//! under the daemon (selecting only the fleet's executables, so nothing else on the
-//! host is traced); reported: the daemon's RSS and CPU, the fleet's CPU in both
-//! windows, what /status and the metrics say.
+//! of the bench plus more Debian Go daemons (exporters, rclone twice, gopls, dlv),
+//! Prometheus scraping them every second, and a restic backup started every few
+//! seconds (processes that come and go). The same load runs untraced, then under a
+//! fresh daemon with the default budget and one with the budget off, each selecting
+//! only the fleet's executables (nothing else on the host is traced); reported: the
+//! servers' throughput, the fleet's and the daemon's CPU, its RSS, /status, metrics.
 
 use std::{
+    collections::BTreeMap,
     ffi::OsString,
     fmt::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -24,6 +25,7 @@ use serde_json::Value;
 use super::{
     procfs::{self, Cpu},
     programs::{self, Program},
+    server::Running,
     workloads,
 };
 
@@ -38,30 +40,17 @@ const EXTRA: &[Program] = &[
 ];
 
 /// The daemon's endpoint.
-const LISTEN: u16 = 47399;
-/// Each window's length: the load below fits in it.
+const LISTEN: u16 = 24399;
+/// Each window's length, and how long of it the servers are loaded.
 const WINDOW: Duration = Duration::from_secs(30);
+const LOADED: Duration = Duration::from_secs(20);
 /// How often the daemon's RSS and CPU are read.
 const SAMPLE: Duration = Duration::from_secs(1);
 
-/// A fleet member's process, stopped however the bench ends.
+/// A fleet member's process.
 struct Member {
     name: &'static str,
-    child: Child,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process: Running,
 }
 
 /// Arguments, port and ready path of each process of a fleet-only program (empty:
@@ -70,23 +59,23 @@ impl Drop for Member {
 fn extra_commands(name: &str, installed: &programs::Installed, scratch: &Path) -> Result<Vec<(Vec<OsString>, u16, &'static str)>> {
     let etc = |f: &str| installed.root.join("etc/prometheus").join(f).display().to_string();
     let commands: Vec<(Vec<String>, u16, &str)> = match name {
-        "node-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:47391".into()], 47391, "/metrics")],
-        "pushgateway" => vec![(vec!["--web.listen-address=127.0.0.1:47392".into()], 47392, "/-/ready")],
-        "blackbox-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:47393".into(), format!("--config.file={}", etc("blackbox.yml"))], 47393, "/metrics")],
+        "node-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:24391".into()], 24391, "/metrics")],
+        "pushgateway" => vec![(vec!["--web.listen-address=127.0.0.1:24392".into()], 24392, "/-/ready")],
+        "blackbox-exporter" => vec![(vec!["--web.listen-address=127.0.0.1:24393".into(), format!("--config.file={}", etc("blackbox.yml"))], 24393, "/metrics")],
         "rclone" => {
             let dir = scratch.join("rclone-files");
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("hello.txt"), "hello\n")?;
             // Two processes of one executable: they share its probes.
             vec![
-                (vec!["serve".into(), "http".into(), "--addr".into(), "127.0.0.1:47395".into(), dir.display().to_string()], 47395, "/"),
-                (vec!["rcd".into(), "--rc-addr".into(), "127.0.0.1:47396".into(), "--rc-no-auth".into()], 47396, ""),
+                (vec!["serve".into(), "http".into(), "--addr".into(), "127.0.0.1:24395".into(), dir.display().to_string()], 24395, "/"),
+                (vec!["rcd".into(), "--rc-addr".into(), "127.0.0.1:24396".into(), "--rc-no-auth".into()], 24396, ""),
             ]
         }
-        "gopls" => vec![(vec!["serve".into(), "-listen=127.0.0.1:47398".into(), "-debug=127.0.0.1:47397".into()], 47397, "/")],
+        "gopls" => vec![(vec!["serve".into(), "-listen=127.0.0.1:24398".into(), "-debug=127.0.0.1:24397".into()], 24397, "/")],
         // A Debug Adapter Protocol server waiting for its client (on a port nothing scrapes:
         // it exits after one bad client).
-        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:47389".into()], 47389, "")],
+        "dlv" => vec![(vec!["dap".into(), "--listen=127.0.0.1:24389".into()], 24389, "")],
         other => bail!("no fleet command for {other}"),
     };
     Ok(commands.into_iter().map(|(args, port, ready)| (args.into_iter().map(OsString::from).collect(), port, ready)).collect())
@@ -104,10 +93,10 @@ fn start(name: &'static str, binary: &Path, args: &[OsString], env: &[(&'static 
         .stderr(log)
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let member = Member { name, child };
+    let member = Member { name, process: Running(child) };
     let answered = if ready.is_empty() {
         std::thread::sleep(Duration::from_secs(1));
-        procfs::stat(member.child.id()).and_then(|s| if s.zombie { bail!("exited at once") } else { Ok(()) })
+        procfs::stat(member.process.0.id()).and_then(|s| if s.zombie { bail!("exited at once") } else { Ok(()) })
     } else {
         workloads::wait_ready(port, ready, Duration::from_secs(30))
     };
@@ -117,13 +106,14 @@ fn start(name: &'static str, binary: &Path, args: &[OsString], env: &[(&'static 
 
 /// The fleet's own CPU so far.
 fn fleet_cpu(fleet: &[Member]) -> Cpu {
-    fleet.iter().filter_map(|m| procfs::stat(m.child.id()).ok()).fold(Cpu::default(), |a, s| Cpu { user: a.user + s.own.user, sys: a.sys + s.own.sys })
+    fleet.iter().filter_map(|m| procfs::stat(m.process.0.id()).ok()).fold(Cpu::default(), |a, s| Cpu { user: a.user + s.own.user, sys: a.sys + s.own.sys })
 }
 
-/// The same load in both windows: wrk on three servers in turn (2 connections, 5 s
-/// each, 127.0.0.1) while restic backs up every 8 s; returns each server's requests
-/// per second and the restic runs' CPU.
-fn load(servers: &[(&'static str, u16, PathBuf)], restic: &(PathBuf, Vec<OsString>, Vec<(&'static str, OsString)>, PathBuf)) -> Result<(Vec<f64>, Cpu)> {
+/// The same load in every window: wrk on the three servers at once (2 connections
+/// each, [`LOADED`], 127.0.0.1), as on a node where several services are busy, while
+/// restic backs up every 8 s; returns each server's requests per second and the
+/// restic runs' CPU.
+fn load(servers: &[(&'static str, u16, PathBuf)], restic: &Restic) -> Result<(Vec<f64>, Cpu)> {
     let stop = Arc::new(AtomicBool::new(false));
     let backups = {
         let stop = stop.clone();
@@ -143,10 +133,18 @@ fn load(servers: &[(&'static str, u16, PathBuf)], restic: &(PathBuf, Vec<OsStrin
         })
     };
     let started = Instant::now();
+    let loads: Vec<_> = servers
+        .iter()
+        .map(|(name, port, script)| {
+            let mut wrk = Command::new("wrk");
+            wrk.args(["-t1", "-c2", "-d"]).arg(format!("{}s", LOADED.as_secs())).arg("-s").arg(script).arg(format!("http://127.0.0.1:{port}"));
+            (*name, std::thread::spawn(move || crate::step::output(&mut wrk)))
+        })
+        .collect();
     let mut rates = Vec::new();
-    for (name, port, script) in servers {
-        let out = crate::step::output(Command::new("wrk").args(["-t1", "-c2", "-d5s", "-s"]).arg(script).arg(format!("http://127.0.0.1:{port}")));
-        let rate = out.and_then(|text| {
+    for (name, wrk) in loads {
+        let rate = wrk.join().map_err(|_| anyhow::anyhow!("wrk's thread panicked")).and_then(|out| {
+            let text = out?;
             let line = text.lines().find_map(|l| l.trim().strip_prefix("Requests/sec:")).context("no Requests/sec line")?;
             Ok(line.trim().parse::<f64>()?)
         });
@@ -175,7 +173,7 @@ fn get(port: u16, path: &str) -> Result<String> {
 pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let logs = out.join("daemon");
     std::fs::create_dir_all(&logs)?;
-    let scratch = crate::cache().join("bench-real").join("daemon");
+    let scratch = super::scratch().join("daemon");
     std::fs::create_dir_all(&scratch)?;
     let mut fleet = Vec::new();
     let mut servers = Vec::new();
@@ -219,15 +217,130 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let fleet_untraced = fleet_cpu(&fleet).minus(before);
     let load_untraced = procfs::contention(since);
 
-    eprintln!("xtask: bench-real daemon: traced window");
     // The kernel names executables by their real path (.cache may be a symbolic link).
     let select = format!("path:{}/**", std::fs::canonicalize(programs::dir())?.display());
-    let findings = std::fs::File::create(logs.join("daemon.findings.jsonl"))?;
+    let mut windows = Vec::new();
+    for budget in BUDGETS {
+        eprintln!("xtask: bench-real daemon: window under the daemon, --overhead-budget {budget}");
+        windows.push(traced_window(ghostrace, &select, budget, &fleet, &servers, &restic, &logs)?);
+    }
+    let fleet_size = fleet.len();
+    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.process.0.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
+    drop(fleet);
+
+    let mut text = String::new();
+    let _ = writeln!(text, "\n## ghostrace daemon over {fleet_size} Go processes at once (+ restic every 8 s)\n");
+    let _ = writeln!(
+        text,
+        "programs: {started_at}; --select {select}; windows of {} s, the same load in each (wrk 2 connections for {} s on etcd, \
+         influxd and caddy at once; prometheus scraping all every 1 s); the daemon is started afresh for each traced window\n",
+        WINDOW.as_secs(),
+        LOADED.as_secs()
+    );
+    let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        text,
+        "| window | requests/s (wrk) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | daemon RSS ready / peak MiB | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---:|---|"
+    );
+    let _ = writeln!(
+        text,
+        "| untraced | {} | {:.2} / {:.2} | {:.2} | – | – | {load_untraced} |",
+        rates(&rates_untraced),
+        fleet_untraced.user,
+        fleet_untraced.sys,
+        restic_untraced.total()
+    );
+    for (budget, w) in BUDGETS.iter().zip(&windows) {
+        let _ = writeln!(
+            text,
+            "| daemon, budget {budget} | {} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {} / {:.0} | {} |",
+            rates(&w.rates),
+            w.fleet.user,
+            w.fleet.sys,
+            w.restic.total(),
+            w.daemon.user,
+            w.daemon.sys,
+            w.ready_rss.map_or("?".into(), |r| format!("{r:.0}")),
+            w.peak_rss,
+            w.load
+        );
+    }
+    if !stopped.is_empty() {
+        let _ = writeln!(text, "\nfleet members that had exited by the end: {}", stopped.join(", "));
+    }
+    for (budget, w) in BUDGETS.iter().zip(&windows) {
+        let _ = writeln!(
+            text,
+            "\n### daemon, --overhead-budget {budget}\n\nready after {}; CPU over its whole life {:.2} user / {:.2} sys s; {}",
+            w.ready.as_ref().map_or_else(|e| format!("never ({e:#})"), |d| format!("{:.1} s", d.as_secs_f64())),
+            w.total.user,
+            w.total.sys,
+            w.exit
+        );
+        let _ = writeln!(text, "\n/status:");
+        let _ = write!(text, "{}", summarize_status(&w.status));
+        let _ = writeln!(text, "\nmetrics:");
+        // Findings series are listed only where they counted something.
+        for line in w.metrics.lines().filter(|l| !(l.starts_with("ghostrace_findings_total") && l.ends_with(" 0"))).filter(|l| {
+            !l.starts_with('#')
+                && ["ghostrace_attached_probes", "ghostrace_attached_binaries", "ghostrace_traced_processes", "ghostrace_go_processes", "ghostrace_attach_errors_total", "ghostrace_estimated_overhead_ratio", "ghostrace_findings_total"]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+        }) {
+            let _ = writeln!(text, "    {line}");
+        }
+        let _ = writeln!(text, "\nghostrace_estimated_overhead_ratio read every second of the window (n, zero readings, min / median / max):");
+        for (binary, values) in &w.estimates {
+            let mut sorted = values.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let zeros = sorted.iter().filter(|v| **v == 0.0).count();
+            let (min, mid, max) = (sorted.first().copied().unwrap_or(f64::NAN), sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN), sorted.last().copied().unwrap_or(f64::NAN));
+            let _ = writeln!(text, "    {binary}: n {}, zero {zeros}, {min:.4} / {mid:.4} / {max:.4}", sorted.len());
+        }
+        let serious = w.findings.lines().filter(|l| l.contains("\"severity\":\"warning\"") || l.contains("\"severity\":\"critical\"")).count();
+        let _ = writeln!(text, "\nfindings on stdout: {} lines, {serious} at warning or worse", w.findings.lines().count());
+        let _ = writeln!(text, "\ndaemon stderr ({} lines; first 30):", w.stderr.lines().count());
+        for line in w.stderr.lines().take(30) {
+            let _ = writeln!(text, "    {line}");
+        }
+    }
+    Ok(text)
+}
+
+/// The daemon's budgets, one traced window each.
+const BUDGETS: &[&str] = &["1%", "off"];
+
+/// One window under a fresh `ghostrace daemon`, and what it said.
+struct Window {
+    rates: Vec<f64>,
+    fleet: Cpu,
+    restic: Cpu,
+    /// The daemon's CPU within the window and over its whole life.
+    daemon: Cpu,
+    total: Cpu,
+    ready: Result<Duration>,
+    ready_rss: Option<f64>,
+    peak_rss: f64,
+    /// Each binary's `ghostrace_estimated_overhead_ratio`, read every second.
+    estimates: BTreeMap<String, Vec<f64>>,
+    load: String,
+    exit: std::process::ExitStatus,
+    status: String,
+    metrics: String,
+    findings: String,
+    stderr: String,
+}
+
+type Restic = (PathBuf, Vec<OsString>, Vec<(&'static str, OsString)>, PathBuf);
+
+fn traced_window(ghostrace: &Path, select: &str, budget: &str, fleet: &[Member], servers: &[(&'static str, u16, PathBuf)], restic: &Restic, logs: &Path) -> Result<Window> {
+    let tag = format!("daemon-budget-{}", budget.trim_end_matches('%'));
+    let (findings_file, stderr_file) = (logs.join(format!("{tag}.findings.jsonl")), logs.join(format!("{tag}.stderr")));
     let mut daemon = Command::new(ghostrace)
-        .args(["daemon", "--listen", &format!("127.0.0.1:{LISTEN}"), "--select", &select])
+        .args(["daemon", "--listen", &format!("127.0.0.1:{LISTEN}"), "--select", select, "--overhead-budget", budget])
         .stdin(Stdio::null())
-        .stdout(findings)
-        .stderr(std::fs::File::create(logs.join("daemon.stderr"))?)
+        .stdout(std::fs::File::create(&findings_file)?)
+        .stderr(std::fs::File::create(&stderr_file)?)
         .spawn()
         .context("cannot start ghostrace daemon")?;
     let t0 = Instant::now();
@@ -235,89 +348,63 @@ pub fn measure(ghostrace: &Path, out: &Path) -> Result<String> {
     let ready_rss = procfs::rss_mib(daemon.id());
     let since = procfs::host_cpu();
     let daemon_before = procfs::stat(daemon.id())?.own;
-    let before = fleet_cpu(&fleet);
+    let before = fleet_cpu(fleet);
     let sampler = {
         let pid = daemon.id();
         std::thread::spawn(move || {
             let mut peak: f64 = 0.0;
+            let mut estimates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             let until = Instant::now() + WINDOW;
             while Instant::now() < until {
                 peak = peak.max(procfs::rss_mib(pid).unwrap_or(0.0));
+                for (binary, ratio) in estimated_overhead(&get(LISTEN, "/metrics").unwrap_or_default()) {
+                    estimates.entry(binary).or_default().push(ratio);
+                }
                 std::thread::sleep(SAMPLE);
             }
-            peak
+            (peak, estimates)
         })
     };
-    let (rates_traced, restic_traced) = load(&servers, &restic)?;
-    let fleet_traced = fleet_cpu(&fleet).minus(before);
-    let daemon_window = procfs::stat(daemon.id())?.own.minus(daemon_before);
-    let load_traced = procfs::contention(since);
-    let peak_rss = sampler.join().unwrap_or(0.0);
+    let (rates, restic_cpu) = load(servers, restic)?;
+    let fleet_cpu = fleet_cpu(fleet).minus(before);
+    let daemon_cpu = procfs::stat(daemon.id())?.own.minus(daemon_before);
+    let load = procfs::contention(since);
+    let (peak_rss, estimates) = sampler.join().unwrap_or_default();
     let status = get(LISTEN, "/status").unwrap_or_default();
     let metrics = get(LISTEN, "/metrics").unwrap_or_default();
-    std::fs::write(logs.join("status.json"), &status)?;
-    std::fs::write(logs.join("metrics.txt"), &metrics)?;
+    std::fs::write(logs.join(format!("{tag}.status.json")), &status)?;
+    std::fs::write(logs.join(format!("{tag}.metrics.txt")), &metrics)?;
     crate::step::run(Command::new("kill").args(["-TERM", &daemon.id().to_string()]))?;
-    let (daemon_total, exit) = procfs::final_stat(&mut daemon)?;
-    let fleet_size = fleet.len();
-    let stopped: Vec<&str> = fleet.iter().filter(|m| procfs::stat(m.child.id()).map_or(true, |s| s.zombie)).map(|m| m.name).collect();
-    drop(fleet);
+    let (total, exit) = procfs::final_stat(&mut daemon)?;
+    Ok(Window {
+        rates,
+        fleet: fleet_cpu,
+        restic: restic_cpu,
+        daemon: daemon_cpu,
+        total: total.own,
+        ready,
+        ready_rss,
+        peak_rss,
+        estimates,
+        load,
+        exit,
+        status,
+        metrics,
+        findings: std::fs::read_to_string(&findings_file).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&stderr_file).unwrap_or_default(),
+    })
+}
 
-    let mut text = String::new();
-    let _ = writeln!(text, "\n## ghostrace daemon over {} Go processes at once (+ restic every 8 s)\n", fleet_size);
-    let _ = writeln!(text, "programs: {started_at}; --select {select}; windows of {} s, same load in both (wrk 2 connections, 5 s each on etcd, influxd, caddy; prometheus scraping all every 1 s)\n", WINDOW.as_secs());
-    let rates = |r: &[f64]| servers.iter().zip(r).map(|((name, _, _), r)| format!("{name} {r:.0}")).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(text, "| window | requests/s (wrk, 5 s each) | fleet CPU user/sys s | restic CPU s | daemon CPU user/sys s | load avg (CPUs busy) |\n|---|---|---:|---:|---:|---|");
-    let _ = writeln!(
-        text,
-        "| untraced | {} | {:.2} / {:.2} | {:.2} | – | {load_untraced} |",
-        rates(&rates_untraced),
-        fleet_untraced.user,
-        fleet_untraced.sys,
-        restic_untraced.total()
-    );
-    let _ = writeln!(
-        text,
-        "| daemon | {} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {load_traced} |",
-        rates(&rates_traced),
-        fleet_traced.user,
-        fleet_traced.sys,
-        restic_traced.total(),
-        daemon_window.user,
-        daemon_window.sys
-    );
-    let _ = writeln!(
-        text,
-        "\ndaemon: ready after {}; RSS {} MiB when ready, peak {peak_rss:.0} MiB; CPU over its whole life {:.2} user / {:.2} sys s; exit {exit}",
-        ready.as_ref().map_or_else(|e| format!("never ({e:#})"), |d| format!("{:.1} s", d.as_secs_f64())),
-        ready_rss.map_or("?".into(), |r| format!("{r:.0}")),
-        daemon_total.own.user,
-        daemon_total.own.sys,
-    );
-    if !stopped.is_empty() {
-        let _ = writeln!(text, "fleet members that had exited by the end: {}", stopped.join(", "));
-    }
-    let _ = writeln!(text, "\n/status:");
-    let _ = write!(text, "{}", summarize_status(&status));
-    let _ = writeln!(text, "\nmetrics:");
-    // Findings series are listed only where they counted something.
-    for line in metrics.lines().filter(|l| !(l.starts_with("ghostrace_findings_total") && l.ends_with(" 0"))).filter(|l| {
-        !l.starts_with('#')
-            && ["ghostrace_attached_probes", "ghostrace_attached_binaries", "ghostrace_traced_processes", "ghostrace_go_processes", "ghostrace_attach_errors_total", "ghostrace_estimated_overhead_ratio", "ghostrace_findings_total"]
-                .iter()
-                .any(|m| l.starts_with(m))
-    }) {
-        let _ = writeln!(text, "    {line}");
-    }
-    let findings = std::fs::read_to_string(logs.join("daemon.findings.jsonl")).unwrap_or_default();
-    let serious = findings.lines().filter(|l| l.contains("\"severity\":\"warning\"") || l.contains("\"severity\":\"critical\"")).count();
-    let _ = writeln!(text, "\nfindings on stdout: {} lines, {serious} at warning or worse (daemon/daemon.findings.jsonl)", findings.lines().count());
-    let stderr = std::fs::read_to_string(logs.join("daemon.stderr")).unwrap_or_default();
-    let _ = writeln!(text, "\ndaemon stderr ({} lines; first 30):", stderr.lines().count());
-    for line in stderr.lines().take(30) {
-        let _ = writeln!(text, "    {line}");
-    }
-    Ok(text)
+/// `ghostrace_estimated_overhead_ratio{binary="NAME"} VALUE` lines of a metrics text.
+fn estimated_overhead(metrics: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("ghostrace_estimated_overhead_ratio{binary=\"")?;
+            let (binary, value) = rest.split_once("\"} ")?;
+            Some((binary.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The attached executables (path, probes, pids) and the untraced Go processes.
@@ -334,4 +421,15 @@ fn summarize_status(status: &str) -> String {
     }
     let _ = writeln!(text, "    kernel_traced_pids: {}", v["kernel_traced_pids"]);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_binarys_estimate_is_read_from_the_metrics() {
+        let text = "# HELP x\nghostrace_estimated_overhead_ratio{binary=\"etcd\"} 0.25\nghostrace_attached_probes 3\nghostrace_estimated_overhead_ratio{binary=\"influxd\"} 0\n";
+        assert_eq!(estimated_overhead(text), vec![("etcd".to_string(), 0.25), ("influxd".to_string(), 0.0)]);
+    }
 }

@@ -19,7 +19,7 @@ mod workloads;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::root;
 
@@ -85,6 +85,8 @@ pub fn run(options: &Options) -> Result<()> {
         ensure!(programs::PROGRAMS.iter().any(|p| p.name == name), "no program {name} (known: {})", names());
     }
     let ghostrace = crate::build::release().context("building ghostrace (release)")?;
+    // Fixed ports and the kernel's uprobe locks are host-wide: one run at a time.
+    let _alone = HostLock::take()?;
     crate::step::step("wrk (Debian package)", "run as root with apt reachable", programs::load_generator)?;
     let out = root().join("target/bench-real");
     std::fs::create_dir_all(&out)?;
@@ -92,7 +94,7 @@ pub fn run(options: &Options) -> Result<()> {
     let selected = programs::PROGRAMS.iter().filter(|p| !options.daemon && (options.only.is_empty() || options.only.iter().any(|o| o == p.name)));
     for program in selected {
         let installed = programs::install(program)?;
-        let scratch = crate::cache().join("bench-real").join(program.name);
+        let scratch = scratch().join(program.name);
         std::fs::create_dir_all(&scratch)?;
         let logs = out.join(program.name);
         std::fs::create_dir_all(&logs)?;
@@ -125,17 +127,70 @@ pub fn run(options: &Options) -> Result<()> {
         std::fs::write(out.join("report.md"), report::render(&all, options))?;
     }
     let mut text = if all.is_empty() { String::new() } else { report::render(&all, options) };
+    // The programs' table first: a failure of the daemon's part does not hide it.
+    println!("{text}");
+    let mut failed = None;
     if options.daemon || options.only.is_empty() {
-        let fleet = daemon::measure(&ghostrace, &out).context("the daemon's measurement")?;
+        let fleet = daemon::measure(&ghostrace, &out).unwrap_or_else(|e| {
+            let line = format!("\n## ghostrace daemon\n\nnot measured: {e:#}\n");
+            failed = Some(e);
+            line
+        });
+        println!("{fleet}");
         text.push_str(&fleet);
     }
-    if text.is_empty() {
-        bail!("nothing measured");
-    }
-    println!("{text}");
     std::fs::write(out.join("report.md"), &text)?;
+    if let Some(e) = failed {
+        return Err(e.context("the daemon's measurement"));
+    }
     eprintln!("xtask: bench-real report in {} (ghostrace's stderr, stats and findings of every run beside it)", out.join("report.md").display());
     Ok(())
+}
+
+/// Inputs and data of the programs (repositories, databases): this work tree's own,
+/// never a shared cache, which another tree's run would clean under it.
+fn scratch() -> PathBuf {
+    root().join("target/bench-real/scratch")
+}
+
+/// A host-wide marker that a bench-real runs (its pid in a file); a second run fails
+/// at once instead of sharing the ports, the CPUs and the uprobe locks.
+struct HostLock(PathBuf);
+
+impl HostLock {
+    const PATH: &str = "/run/ghostrace-bench-real.pid";
+
+    fn take() -> Result<Self> {
+        let path = PathBuf::from(Self::PATH);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    use std::io::Write as _;
+                    write!(file, "{}", std::process::id())?;
+                    return Ok(Self(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                    let pid = pid.trim();
+                    ensure!(
+                        pid.is_empty() || !Path::new("/proc").join(pid).exists(),
+                        "another bench-real runs (pid {pid}, {}): they would share ports and CPUs",
+                        Self::PATH
+                    );
+                    // Left by a run that was killed.
+                    std::fs::remove_file(&path)?;
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", Self::PATH)),
+            }
+        }
+        anyhow::bail!("cannot take {}", Self::PATH)
+    }
+}
+
+impl Drop for HostLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn names() -> String {

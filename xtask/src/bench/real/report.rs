@@ -85,18 +85,19 @@ pub fn render(all: &[Results], options: &Options) -> String {
         "\nspeed: requests/s (server) or wall s (batch); program CPU: µs per request or s; ghostrace CPU: user+sys s over the \
          session (server: within the load window in brackets); total CPU: (program + ghostrace) over untraced program CPU; \
          measured overhead: program CPU × − 1 (the probes run in the program's context), beside the exit table's estimate \
-         (session / last cycle); hits (records): probe hits and records received over the session\n"
+         (session / last cycle); hits (records): probe hits and records received over the session; added program CPU per hit: \
+         (program CPU − untraced) / hits, beside the calibrated cost per hit the exit table names\n"
     );
     let _ = writeln!(
         out,
-        "| program | configuration | speed | × | program CPU | × | ghostrace CPU user/sys | total CPU × | measured overhead | estimated (session / last) | probes attached / hit | hits (records) | warning+ findings | load avg (CPUs busy) |"
+        "| program | configuration | speed | × | program CPU | × | ghostrace CPU user/sys | total CPU × | measured overhead | estimated (session / last) | probes attached / hit | hits (records) | added program CPU per hit | warning+ findings | load avg (CPUs busy) |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut notes = Vec::new();
     let mut goals = Vec::new();
     for r in all {
         if let Some(e) = &r.error {
-            let _ = writeln!(out, "| {} | – | error: {} | | | | | | | | | | | |", r.name, e.replace('|', "/").replace('\n', " "));
+            let _ = writeln!(out, "| {} | – | error: {} | | | | | | | | | | | | |", r.name, e.replace('|', "/").replace('\n', " "));
             continue;
         }
         for (c, config) in CONFIGS.iter().enumerate() {
@@ -106,7 +107,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
                 Outcome::Refused(why) => Some(why),
                 Outcome::Measured(_) => None,
             }) {
-                let _ = writeln!(out, "| {} | {} | refused: {} | | | | | | | | | | | {load} |", r.name, config.name, why.replace('|', "/"));
+                let _ = writeln!(out, "| {} | {} | refused: {} | | | | | | | | | | | | {load} |", r.name, config.name, why.replace('|', "/"));
                 continue;
             }
             let runs = paired(r, c);
@@ -135,6 +136,16 @@ pub fn render(all: &[Results], options: &Options) -> String {
             let hit = median(runs.iter().filter_map(|(m, _)| m.hit.map(|a| a as f64)).collect());
             let hits = median(runs.iter().filter_map(|(m, _)| m.hits.map(|a| a as f64)).collect());
             let records = median(runs.iter().filter_map(|(m, _)| m.records.map(|a| a as f64)).collect());
+            // The program's added CPU per probe hit, to set beside the calibrated cost per hit.
+            let per_hit = median(
+                runs.iter()
+                    .filter_map(|(m, b)| {
+                        let hits = m.hits.filter(|&h| h > 0)? as f64;
+                        let work = if server { m.speed * options.seconds as f64 } else { 1.0 };
+                        Some((m.program_cpu - (*b)?.program_cpu) * work / hits)
+                    })
+                    .collect(),
+            );
             let serious: BTreeSet<&String> = runs.iter().flat_map(|(m, _)| m.serious.iter()).collect();
             for s in &serious {
                 notes.push(format!("{} ({}): {s}", r.name, config.name));
@@ -145,7 +156,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
             }
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {load} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {load} |",
                 r.name,
                 config.name,
                 show(speed, |s| if server { format!("{s:.0}/s") } else { format!("{s:.2} s") }),
@@ -167,6 +178,7 @@ pub fn render(all: &[Results], options: &Options) -> String {
                 if traced { format!("{} / {}", show(est_session, |e| format!("{:.2}%", e * 100.0)), show(est_last, |e| format!("{:.2}%", e * 100.0))) } else { "–".into() },
                 if traced { format!("{} / {}", show(attached, |a| format!("{a:.0}")), show(hit, |h| format!("{h:.0}"))) } else { "–".into() },
                 if traced { format!("{} ({})", show(hits, |h| format!("{h:.0}")), show(records, |r| format!("{r:.0}"))) } else { "–".into() },
+                if traced { show(per_hit, |p| format!("{:.2} µs", p * 1e6)) } else { "–".into() },
                 if traced { serious.len().to_string() } else { "–".into() },
             );
         }

@@ -26,8 +26,9 @@ const WARM_UP_SECONDS: u64 = 2;
 /// wrk's connections (one thread): 2 cores are shared by wrk, the server and ghostrace.
 const CONNECTIONS: &str = "8";
 
-/// Stops the server however the bench ends.
-struct Running(Child);
+/// A program the bench started, stopped (SIGTERM, then SIGKILL after 5 s) however
+/// the bench ends.
+pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -42,11 +42,12 @@ pub struct Server {
     pub url: String,
 }
 
-/// Ports of the servers (127.0.0.1 only); a busy port fails the bench up front.
-const ETCD: (u16, u16) = (47379, 47380);
-const INFLUXD: (u16, u16) = (47386, 47388);
-const CADDY: u16 = 47381;
-const PROMETHEUS: u16 = 47390;
+/// Ports of the servers (127.0.0.1 only), below the kernel's ephemeral range (32768 up)
+/// where any program's `bind(0)` could take them first; a busy port fails up front.
+const ETCD: (u16, u16) = (24379, 24380);
+const INFLUXD: (u16, u16) = (24386, 24388);
+const CADDY: u16 = 24381;
+const PROMETHEUS: u16 = 24390;
 
 pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<Workload> {
     let s = |p: &str| scratch.join(p).into_os_string();
@@ -112,9 +113,9 @@ pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<
                 &config,
                 format!(
                     "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fleet\n    static_configs:\n      - targets: ['127.0.0.1:{PROMETHEUS}', \
-                     '127.0.0.1:{}', '127.0.0.1:47391', '127.0.0.1:47392', '127.0.0.1:47393']\n  - job_name: probe\n    \
+                     '127.0.0.1:{}', '127.0.0.1:24391', '127.0.0.1:24392', '127.0.0.1:24393']\n  - job_name: probe\n    \
                      metrics_path: /probe\n    params:\n      module: [http_2xx]\n      target: ['http://127.0.0.1:{CADDY}/']\n    static_configs:\n      \
-                     - targets: ['127.0.0.1:47393']\n",
+                     - targets: ['127.0.0.1:24393']\n",
                     ETCD.0
                 ),
             )?;
