@@ -174,6 +174,16 @@ pub enum Counter {
 
 pub const COUNTER_COUNT: u32 = 5;
 
+/// Values of the `FOLLOWED` map: a process whose descendants `run` follows.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// The traced command itself: its forks are followed, its execs are not held.
+    Root = 1,
+    /// A descendant: held (stopped) at each exec until user space continues it.
+    Held = 2,
+}
+
 /// What a [`ProcEvent`] announces.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

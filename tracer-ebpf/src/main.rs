@@ -34,6 +34,7 @@ mod map_write_exit;
 mod maps;
 mod process_exec;
 mod process_exit;
+mod process_fork;
 mod regs;
 mod slice_grow_call;
 

@@ -163,6 +163,17 @@ pub fn take_writing_map(key: &GoroutineKey) -> u64 {
     map
 }
 
+/// Processes `run` follows ([`tracer_common::Followed`]): the traced command, and
+/// every process forked from one in here (threads too: an LRU keeps the table
+/// bounded).
+#[map]
+pub static FOLLOWED: LruHashMap<u32, u32> = LruHashMap::with_max_entries(8192, 0);
+
+/// Where `child_pid` sits in a `sched_process_fork` record (user space reads the
+/// tracepoint's format: it moved in Linux 6.x); 0 until set.
+#[map]
+pub static FORK_CHILD_PID_AT: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Process execs and exits for the daemon's discovery (small: one event per exec
 /// or exit on the host, drained every few milliseconds).
 #[map]

@@ -2,7 +2,8 @@
 //! (os/exec) or through a shell, and reports their findings with their own pid and
 //! executable (the `spawn` fixture: a parent running a copy of itself that removes
 //! list elements twice), PIE executables among them; children of one executable
-//! run in turn share one set of probe slots.
+//! run in turn share one set of probe slots; short-lived children are held at their
+//! exec until their probes are up, so none is missed on a busy host.
 
 mod support;
 
@@ -132,5 +133,38 @@ fn children_of_one_executable_run_in_turn_share_their_probes() {
     sites.dedup();
     assert!(placed > 0, "no probe of the children in the report");
     assert_eq!(placed, sites.len(), "each child took probe slots of its own");
+    let _ = std::fs::remove_file(&child);
+}
+
+#[test]
+fn short_children_are_held_at_exec_until_traced_on_a_busy_host() {
+    if !bpf_or_skip("short_children_are_held_at_exec_until_traced_on_a_busy_host") {
+        return;
+    }
+    const CHILDREN: usize = 20;
+    const REMOVES: u64 = 20;
+    let tc = toolchains().pop().expect("a Go toolchain: run `cargo xtask bootstrap`");
+    let parent = build(&tc, "fixtures/spawn", false);
+    let child: PathBuf = temp_file("spawn-short");
+    std::fs::copy(&parent, &child).expect("copy the fixture");
+    let script = format!("for i in $(seq {CHILDREN}); do {} remove {REMOVES}; done", child.display());
+    // Both CPUs kept busy: each child runs for ~20 ms, far less than planning and
+    // attaching can take on a loaded host, had it not been held at its exec.
+    let mut hogs: Vec<std::process::Child> = (0..2)
+        .map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("start a CPU hog"))
+        .collect();
+    let (stdout, stderr, findings) = run(&parent, &["run", "/bin/sh", "-c", &script], "short");
+    for hog in &mut hogs {
+        let _ = hog.kill();
+        let _ = hog.wait();
+    }
+    let pids: Vec<u64> = stdout.lines().filter(|l| l.starts_with("removed pid=")).map(|l| field(l, "removed ", "pid").into()).collect();
+    assert_eq!(pids.len(), CHILDREN, "{stdout}");
+    let mut reported = std::collections::BTreeMap::new();
+    for f in findings.iter().filter(|f| f["detector"] == "list_stale_remove") {
+        *reported.entry(f["pid"].as_u64().expect("pid")).or_insert(0) += f["count"].as_u64().expect("count");
+    }
+    let missed: Vec<&u64> = pids.iter().filter(|p| reported.get(p) != Some(&REMOVES)).collect();
+    assert!(missed.is_empty(), "children not reported with all {REMOVES} stale removes: {missed:?} of {reported:?}\n{stderr}");
     let _ = std::fs::remove_file(&child);
 }

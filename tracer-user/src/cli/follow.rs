@@ -42,6 +42,7 @@ impl Follower {
     /// Watches execs and exits from now on (before the root child is released).
     pub fn start(session: &mut Session, root: u32) -> Result<Self> {
         let events = session.tracer.watch_processes()?;
+        session.tracer.follow_descendants(root)?;
         Ok(Self { events, root, executables: HashMap::new(), followed: HashSet::new() })
     }
 
@@ -52,7 +53,12 @@ impl Follower {
         }
         while let Some((kind, pid)) = self.events.next_event() {
             match kind {
-                ProcEventKind::Exec => self.exec(session, options, pid),
+                ProcEventKind::Exec => {
+                    self.exec(session, options, pid);
+                    // Held at its exec by the kernel side: its probes are up (or it is
+                    // not traced), it runs on.
+                    session.tracer.continue_held(pid);
+                }
                 ProcEventKind::Exit => self.exit(session, pid),
             }
         }

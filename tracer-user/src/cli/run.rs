@@ -71,6 +71,9 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
             None => std::thread::sleep(wait),
         }
     })?;
+    if follower.is_some() {
+        session.tracer.release_held();
+    }
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(child::exit_code(status), options))
 }

@@ -116,6 +116,11 @@ pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(stat.get(stat.rfind(')')? + 1..)?.split_ascii_whitespace().map(str::to_owned).collect())
 }
 
+/// Whether `pid` is stopped by a signal (state `T` in /proc/PID/stat).
+pub fn is_stopped(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|state| state == "T"))
+}
+
 pub fn pids() -> io::Result<Vec<u32>> {
     Ok(fs::read_dir("/proc")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
 }
