@@ -11,7 +11,7 @@ use aya_ebpf::{
 use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
 
 use crate::{
-    maps::{GoroutineKey, Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS},
+    maps::{GoroutineKey, Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS, TOTAL_HITS},
     regs,
 };
 
@@ -63,6 +63,10 @@ pub fn begin(ctx: &ProbeContext) -> Option<Hit> {
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = cookie as u32;
     let hits = count(probe, Counter::Hits);
+    if let Some(total) = TOTAL_HITS.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot is only touched by this CPU, and programs do not nest here.
+        unsafe { *total += 1 };
+    }
     let goid = match read_u64(regs::g(ctx).wrapping_add(cfg.goid_offset as u64)) {
         Some(goid) => goid,
         None => {

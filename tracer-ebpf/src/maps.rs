@@ -18,6 +18,11 @@ pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
 
+/// Hits of every probe together, per CPU: one word user space can read often to
+/// learn whether any probe got hot, where reading every probe's counters is costly.
+#[map]
+pub static TOTAL_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// User stacks of the records sent (Go keeps frame pointers).
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);

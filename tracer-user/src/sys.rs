@@ -27,23 +27,30 @@ pub fn monotonic_ns() -> u64 {
 /// children started with [`fork_gated_exec`] get it back.
 static ORIGINAL_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
 
-/// Raises the soft limit of open files to the hard one (the per-probe attach path
-/// holds one descriptor per probe); returns the limit now in force.
+/// Raises the soft limit of open files to the hard one, and the hard one to the
+/// kernel's `fs.nr_open` where allowed (root): every uprobe link holds a descriptor,
+/// one per probe on the per-probe attach path. Returns the limit now in force.
 pub fn raise_open_files_limit() -> io::Result<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes one rlimit through a valid pointer.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse::<libc::rlim_t>().ok());
+    let hard = ceiling.filter(|&c| c > limit.rlim_max).map_or(limit.rlim_max, |c| {
+        let wider = libc::rlimit { rlim_cur: limit.rlim_cur, rlim_max: c };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer; refused without CAP_SYS_RESOURCE.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wider) } == 0 { c } else { limit.rlim_max }
+    });
+    if limit.rlim_cur < hard {
+        let raised = libc::rlimit { rlim_cur: hard, rlim_max: hard };
         // SAFETY: setrlimit reads one rlimit through a valid pointer.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
             return Err(io::Error::last_os_error());
         }
         let _ = ORIGINAL_NOFILE.set(limit);
     }
-    Ok(limit.rlim_max)
+    Ok(hard)
 }
 
 /// Forks; the child waits for one byte on `gate_read` (closing its copy of

@@ -98,11 +98,12 @@ fn the_daemon_is_not_ready_while_it_traces_none_of_its_go_processes() {
     let dir = test_dir("not-ready");
     let program = install(&build(&tc, "fixtures/hotloop", false), &dir, "hotloop");
     let _running = start_program(&program, &["60"]);
-    // Per-probe links under a low open-files limit: the program's hundreds of
-    // probes (scope all) cannot all be attached.
+    // Per-probe links under a low open-files limit, which ghostrace cannot raise
+    // without CAP_SYS_RESOURCE: the program's hundreds of probes (scope all)
+    // cannot all be attached.
     let port = free_port();
-    let mut cmd = Command::new("prlimit");
-    cmd.arg("--nofile=100:100")
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set=-sys_resource", "prlimit", "--nofile=100:100"])
         .arg(env!("CARGO_BIN_EXE_ghostrace"))
         .env("GHOSTRACE_ATTACH_PATH", "per-probe")
         .args(["daemon", "--listen", &format!("127.0.0.1:{port}"), "--scope", "all", "--select"])

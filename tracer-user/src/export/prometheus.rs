@@ -34,7 +34,7 @@ pub enum AttachFailure {
     ProbeTableFull,
     /// The kernel's table of traced processes is full.
     ProcessTableFull,
-    /// Out of file descriptors: the per-probe attach path holds one per probe.
+    /// Out of file descriptors: each uprobe link holds one.
     OpenFiles,
 }
 

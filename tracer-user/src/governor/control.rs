@@ -235,6 +235,13 @@ impl Controller {
         evicted
     }
 
+    /// Whether hits costing `cpu_s` over `interval_s` seconds, all probes
+    /// together, could make [`Controller::overrun`] take a unit out: if not, there
+    /// is no need to read every probe's counters.
+    pub fn may_overrun(&self, budget: Budget, interval_s: f64, cpu_s: f64) -> bool {
+        self.allowance(budget).is_some_and(|allowance| cpu_s > OVERRUN * allowance * interval_s)
+    }
+
     /// CPU seconds per second the probes may cost.
     fn allowance(&self, budget: Budget) -> Option<f64> {
         match budget {

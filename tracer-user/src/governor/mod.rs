@@ -293,9 +293,12 @@ pub struct Governor {
     pending: Option<(Instant, Vec<(usize, Duration)>)>,
     open: Vec<Window>,
     switch_cpu: SwitchCpu,
-    /// When the counters were last read, and each probe's hits then.
+    /// When the counters were last read, each probe's hits then, and all probes'
+    /// hits together.
     checked_at: Instant,
     checked_hits: Vec<u64>,
+    checked_total: u64,
+    next_check: Instant,
 }
 
 /// Where in the next cycle the windows start: anywhere in the first `room_s`
@@ -366,6 +369,8 @@ impl Governor {
             switch_cpu: SwitchCpu::default(),
             checked_at: now,
             checked_hits: vec![0; ids_len],
+            checked_total: 0,
+            next_check: now + CHECK,
         }
     }
 
@@ -404,12 +409,13 @@ impl Governor {
         }
         if now >= self.cycle_started + self.cycle_len {
             self.end_cycle(tracer, pids, now);
-        } else if now >= self.checked_at + CHECK {
+        } else if now >= self.next_check {
+            self.next_check = now + CHECK;
             self.check(tracer, pids, now);
         }
         let cycle_end = self.cycle_started + self.cycle_len;
         let pending = self.pending.as_ref().map(|(at, _)| *at);
-        let check = (self.budget != Budget::Off).then_some(self.checked_at + CHECK);
+        let check = (self.budget != Budget::Off).then_some(self.next_check);
         self.open.iter().map(|w| w.detach_at).chain(pending).chain(check).fold(cycle_end, Instant::min)
     }
 
@@ -429,9 +435,18 @@ impl Governor {
     }
 
     /// Takes the resident units that turned hot since the last look out at once.
+    /// Every probe's counters are read only when the hits of all probes together
+    /// (one word; in the daemon, of every executable's) could be an overrun.
     fn check(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
         let interval_s = now.saturating_duration_since(self.checked_at).as_secs_f64();
+        let total = tracer.total_hits().unwrap_or(u64::MAX);
+        let cheapest = self.probes.iter().map(|p| p.cost_s).fold(f64::INFINITY, f64::min);
+        let hits = total.saturating_sub(self.checked_total);
+        if !self.controller.may_overrun(self.budget, interval_s, hits as f64 * cheapest) {
+            return;
+        }
         self.checked_at = now;
+        self.checked_total = total;
         let Ok(counters) = tracer.counters_in(self.ids.clone()) else { return };
         let hits = self.hits_since_check(&counters);
         let evicted = self.controller.overrun(self.budget, interval_s, &hits);
@@ -545,7 +560,8 @@ impl Governor {
         self.cycles += 1;
         let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
         let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
-        self.checked_at = now;
+        (self.checked_at, self.next_check) = (now, now + CHECK);
+        self.checked_total = tracer.total_hits().unwrap_or(0);
         self.hits_since_check(&counters);
         self.read_runs(tracer);
         let mut hits = Vec::with_capacity(self.probes.len());

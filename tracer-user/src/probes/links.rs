@@ -28,7 +28,7 @@ use crate::sys::thread_cpu_ns;
 
 /// Probe ids per chunk link: the first switch of one of its probes re-registers at
 /// most this many.
-pub const CHUNK: u32 = 16;
+pub const CHUNK: u32 = 64;
 
 /// One uprobe link: a program on some offsets of one file.
 struct Link {

@@ -60,8 +60,9 @@ pub enum ProbeError {
     #[error("cannot attach {count} {program} probes to {binary}: {reason}")]
     Attach { program: &'static str, count: usize, binary: String, reason: String },
     #[error(
-        "cannot attach {count} {program} probes to {binary}: out of file descriptors (the per-probe attach path \
-         holds one per probe): raise the hard RLIMIT_NOFILE (LimitNOFILE=, ulimit -Hn)"
+        "cannot attach {count} {program} probes to {binary}: out of file descriptors (each link holds one: one \
+         per probe on the per-probe attach path, one per 64 probes or switched probe on the multi path): raise the \
+         hard RLIMIT_NOFILE (LimitNOFILE=, ulimit -Hn)"
     )]
     OpenFiles { program: &'static str, count: usize, binary: String },
     #[error("cannot trace this binary: {0}")]
@@ -306,6 +307,14 @@ impl Tracer {
                 }
             })
             .collect())
+    }
+
+    /// Hits of every probe together so far (one read, where [`Tracer::counters_in`]
+    /// reads five words a probe).
+    pub fn total_hits(&self) -> Result<u64, ProbeError> {
+        let map: aya::maps::PerCpuArray<&MapData, u64> =
+            aya::maps::PerCpuArray::try_from(self.ebpf.map("TOTAL_HITS").expect("TOTAL_HITS map")).map_err(map_err("TOTAL_HITS"))?;
+        Ok(map.get(&0, 0).map_err(map_err("TOTAL_HITS"))?.iter().sum())
     }
 
     /// Sets the counters of probes `ids` to zero, for ids taken again.
