@@ -141,9 +141,25 @@ const _: () = assert!(core::mem::size_of::<ProcConfig>() == 32);
 pub const MAX_PROBES: u32 = 16384;
 
 /// Attach cookie layout: probe id in the low 32 bits, then two auxiliary bytes
-/// (a [`MapOp`], or the list and element register numbers of an inlined Remove).
-pub const fn cookie(probe: u32, aux0: u8, aux1: u8) -> u64 {
-    probe as u64 | (aux0 as u64) << 32 | (aux1 as u64) << 40
+/// (a [`MapOp`], or the list and element register numbers of an inlined Remove),
+/// then the [`hit_slot`] of the probe's attachment.
+pub const fn cookie(probe: u32, aux0: u8, aux1: u8, slot: u32) -> u64 {
+    probe as u64 | (aux0 as u64) << 32 | (aux1 as u64) << 40 | ((slot & (HIT_SLOTS - 1)) as u64) << 48
+}
+
+/// Slots of the all-hits counters (`TOTAL_HITS`): one per attachment, so that a
+/// governor reads its own executable's hits in one word.
+pub const HIT_SLOTS: u32 = 4096;
+
+/// The slot of the attachment whose probe ids start at `first_id` (live attachments
+/// have disjoint ids; two sharing a slot only cost their governors extra reads).
+pub const fn hit_slot(first_id: u32) -> u32 {
+    (first_id.wrapping_mul(0x9e37_79b1) >> 20) & (HIT_SLOTS - 1)
+}
+
+/// The slot a cookie carries.
+pub const fn cookie_slot(cookie: u64) -> u32 {
+    (cookie >> 48) as u32 & (HIT_SLOTS - 1)
 }
 
 /// Where the GC cycle count sits in a [`RecordKind::SliceGrow`] record's last word.
@@ -225,4 +241,24 @@ mod pod {
     unsafe impl aya::Pod for super::ProcConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProcEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_carries_probe_aux_and_slot_apart() {
+        let c = cookie(0xdead_beef, 0x12, 0x34, hit_slot(40_000));
+        assert_eq!((c as u32, (c >> 32) as u8, (c >> 40) as u8), (0xdead_beef, 0x12, 0x34));
+        assert_eq!(cookie_slot(c), hit_slot(40_000));
+        // Attachments starting a chunk apart mostly get slots of their own.
+        let mut slots = [0u32; 64];
+        for (i, s) in slots.iter_mut().enumerate() {
+            *s = hit_slot(i as u32 * 64);
+        }
+        slots.sort_unstable();
+        let distinct = 1 + slots.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(distinct >= 60, "{slots:?}");
+    }
 }

@@ -63,7 +63,7 @@ pub fn begin(ctx: &ProbeContext) -> Option<Hit> {
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = cookie as u32;
     let hits = count(probe, Counter::Hits);
-    if let Some(total) = TOTAL_HITS.get_ptr_mut(0) {
+    if let Some(total) = TOTAL_HITS.get_ptr_mut(tracer_common::cookie_slot(cookie)) {
         // SAFETY: a per-CPU slot is only touched by this CPU, and programs do not nest here.
         unsafe { *total += 1 };
     }

@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::{COUNTER_COUNT, MAX_PROBES, ProcConfig, Record, hit_cache};
+use tracer_common::{COUNTER_COUNT, HIT_SLOTS, MAX_PROBES, ProcConfig, Record, hit_cache};
 
 /// Records for user space. Sized again by the loader.
 #[map]
@@ -18,10 +18,11 @@ pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
 
-/// Hits of every probe together, per CPU: one word user space can read often to
-/// learn whether any probe got hot, where reading every probe's counters is costly.
+/// Hits of all probes of an attachment together, per CPU, by the cookie's slot: one
+/// word a governor can read often to learn whether any of its probes got hot, where
+/// reading every probe's counters is costly.
 #[map]
-pub static TOTAL_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static TOTAL_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(HIT_SLOTS, 0);
 
 /// User stacks of the records sent (Go keeps frame pointers).
 #[map]

@@ -435,11 +435,11 @@ impl Governor {
     }
 
     /// Takes the resident units that turned hot since the last look out at once.
-    /// Every probe's counters are read only when the hits of all probes together
-    /// (one word; in the daemon, of every executable's) could be an overrun.
+    /// Every probe's counters are read only when the hits of all its probes together
+    /// (one word, counted by the kernel side per attachment) could be an overrun.
     fn check(&mut self, tracer: &mut Tracer, pids: &[u32], now: Instant) {
         let interval_s = now.saturating_duration_since(self.checked_at).as_secs_f64();
-        let total = tracer.total_hits().unwrap_or(u64::MAX);
+        let total = tracer.total_hits(self.ids.start).unwrap_or(u64::MAX);
         let cheapest = self.probes.iter().map(|p| p.cost_s).fold(f64::INFINITY, f64::min);
         let hits = total.saturating_sub(self.checked_total);
         if !self.controller.may_overrun(self.budget, interval_s, hits as f64 * cheapest) {
@@ -561,7 +561,7 @@ impl Governor {
         let cycle_s = now.saturating_duration_since(self.cycle_started).as_secs_f64();
         let counters = tracer.counters_in(self.ids.clone()).unwrap_or_default();
         (self.checked_at, self.next_check) = (now, now + CHECK);
-        self.checked_total = tracer.total_hits().unwrap_or(0);
+        self.checked_total = tracer.total_hits(self.ids.start).unwrap_or(0);
         self.hits_since_check(&counters);
         self.read_runs(tracer);
         let mut hits = Vec::with_capacity(self.probes.len());

@@ -309,12 +309,12 @@ impl Tracer {
             .collect())
     }
 
-    /// Hits of every probe together so far (one read, where [`Tracer::counters_in`]
-    /// reads five words a probe).
-    pub fn total_hits(&self) -> Result<u64, ProbeError> {
+    /// Hits so far of all probes of the attachment whose ids start at `first_id`
+    /// (one read, where [`Tracer::counters_in`] reads five words a probe).
+    pub fn total_hits(&self, first_id: u32) -> Result<u64, ProbeError> {
         let map: aya::maps::PerCpuArray<&MapData, u64> =
             aya::maps::PerCpuArray::try_from(self.ebpf.map("TOTAL_HITS").expect("TOTAL_HITS map")).map_err(map_err("TOTAL_HITS"))?;
-        Ok(map.get(&0, 0).map_err(map_err("TOTAL_HITS"))?.iter().sum())
+        Ok(map.get(&tracer_common::hit_slot(first_id), 0).map_err(map_err("TOTAL_HITS"))?.iter().sum())
     }
 
     /// Sets the counters of probes `ids` to zero, for ids taken again.

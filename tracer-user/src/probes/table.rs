@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use tracer_common::{MapOp, cookie};
+use tracer_common::{MapOp, cookie, hit_slot};
 
 use super::ProbeError;
 use crate::{
@@ -107,10 +107,11 @@ impl ProbeTable {
 
     /// Probes `ids` to attach: (id, program, file offset, cookie).
     pub fn points(&self, ids: Range<u32>) -> Vec<(u32, &'static str, u64, u64)> {
+        let slot = hit_slot(ids.start);
         ids.filter_map(|id| {
             let probe = &self.probes.get(id as usize)?.probe;
             let (program, aux0, aux1) = program_of(&probe.kind);
-            Some((id, program, probe.file_offset, cookie(id, aux0, aux1)))
+            Some((id, program, probe.file_offset, cookie(id, aux0, aux1, slot)))
         })
         .collect()
     }
