@@ -284,13 +284,9 @@ impl Tracer {
 
     /// Current counters of the probes with ids in `ids`, read in one batch.
     pub fn counters_in(&self, ids: std::ops::Range<u32>) -> Result<Vec<ProbeCounters>, ProbeError> {
-        let map = self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map");
-        let aya::maps::Map::PerCpuArray(data) = map else { unreachable!("PROBE_COUNTERS is a per-CPU array") };
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })?.get() as usize;
-        let per_key = 8 * cpus;
+        let (data, per_key) = self.counter_map()?;
         let (first, count) = (ids.start * COUNTER_COUNT, ids.len() as u32 * COUNTER_COUNT);
-        let bytes = crate::sys::array_lookup_batch(data.fd().as_fd(), first, count, per_key)
-            .map_err(|e| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })?;
+        let bytes = crate::sys::array_lookup_batch(data.fd().as_fd(), first, count, per_key).map_err(counter_err)?;
         let sum = |key: usize| -> u64 {
             let Some(values) = bytes.get(key * per_key..(key + 1) * per_key) else { return 0 };
             values.chunks_exact(8).map(|v| u64::from_ne_bytes(v.try_into().expect("8 bytes"))).sum()
@@ -319,12 +315,19 @@ impl Tracer {
 
     /// Sets the counters of probes `ids` to zero, for ids taken again.
     fn reset_counters(&mut self, ids: std::ops::Range<u32>) -> Result<(), ProbeError> {
-        let map = self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map");
-        let aya::maps::Map::PerCpuArray(data) = map else { unreachable!("PROBE_COUNTERS is a per-CPU array") };
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })?.get() as usize;
-        let zeros = vec![0u8; ids.len() * COUNTER_COUNT as usize * 8 * cpus];
-        crate::sys::array_update_batch(data.fd().as_fd(), ids.start * COUNTER_COUNT, &zeros, 8 * cpus)
-            .map_err(|e| ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() })
+        let (data, per_key) = self.counter_map()?;
+        let zeros = vec![0u8; ids.len() * COUNTER_COUNT as usize * per_key];
+        crate::sys::array_update_batch(data.fd().as_fd(), ids.start * COUNTER_COUNT, &zeros, per_key).map_err(counter_err)
+    }
+
+    /// The per-probe counter map and the bytes one key takes in a batch (a word per
+    /// possible CPU).
+    fn counter_map(&self) -> Result<(&MapData, usize), ProbeError> {
+        let aya::maps::Map::PerCpuArray(data) = self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map") else {
+            unreachable!("PROBE_COUNTERS is a per-CPU array")
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| counter_err(e))?.get() as usize;
+        Ok((data, 8 * cpus))
     }
 }
 
@@ -332,6 +335,10 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         self.detach_all();
     }
+}
+
+fn counter_err(e: std::io::Error) -> ProbeError {
+    ProbeError::Map { map: "PROBE_COUNTERS", reason: e.to_string() }
 }
 
 /// The error and its sources, one line.
