@@ -2,7 +2,8 @@
 //! alone (no API server): the runtime and container id and the pod UID from the
 //! process's cgroup path; namespace, pod and container names from the runtime's
 //! OCI bundle annotations, else from the process's environment and its service
-//! account's namespace file. docs/deployment.md lists what each source can tell.
+//! account's namespace file; a Podman container's name from containers/storage's
+//! record. docs/deployment.md lists what each source can tell.
 #![forbid(unsafe_code)]
 
 use std::{fs, io::Read, path::Path};
@@ -13,6 +14,11 @@ use serde::{Deserialize, Serialize};
 const MAX_BUNDLE_CONFIG: u64 = 1 << 20;
 /// Longest `/proc/PID/environ` read.
 const MAX_ENVIRON: u64 = 1 << 20;
+/// Longest containers/storage `containers.json` read (~1 KiB a container).
+const MAX_STORAGE_RECORD: u64 = 16 << 20;
+/// containers/storage's record of the containers Podman made (its default root),
+/// relative to the host's root: each entry's `names` holds the name Podman gave.
+const PODMAN_CONTAINERS: &str = "var/lib/containers/storage/overlay-containers/containers.json";
 /// Where the host's files are reached from a daemon that runs with the host's pid
 /// namespace but its own mount namespace (a DaemonSet with `hostPID`).
 pub const HOST_ROOT: &str = "/proc/1/root";
@@ -81,6 +87,11 @@ pub fn labels(container: Option<&Container>) -> [&str; 3] {
 pub fn identify(pid: u32, cgroup: &str, host_root: &Path) -> Option<Container> {
     let mut c = from_cgroup(cgroup)?;
     if c.pod_uid.is_none() {
+        if c.runtime == Some(Runtime::Podman) {
+            let record = read_bounded(&host_root.join(PODMAN_CONTAINERS), MAX_STORAGE_RECORD).unwrap_or_default();
+            c.name = name_from_storage(&record, &c.id);
+            c.names_from = c.name.as_ref().map(|_| NameSource::Runtime);
+        }
         return Some(c);
     }
     for (runtime, bundle) in bundle_configs(&c.id) {
@@ -144,6 +155,8 @@ pub fn from_cgroup(text: &str) -> Option<Container> {
 /// - `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<UID_>.slice/cri-containerd-<ID>.scope`
 ///   (`crio-<ID>.scope` for CRI-O, `docker-<ID>.scope` for dockershim / cri-dockerd)
 /// - `/docker/<ID>`, `/system.slice/docker-<ID>.scope`, `…/libpod-<ID>.scope`
+/// - with the runtime's cgroupfs manager, no `.scope`: `/libpod_parent/libpod-<ID>`
+///   (Podman), `/kubepods/burstable/pod<UID>/crio-<ID>` (CRI-O)
 pub fn from_cgroup_path(path: &str) -> Option<Container> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != "..").collect();
     // The innermost element naming a container: a process may sit in a child
@@ -162,7 +175,7 @@ fn container_element<'a>(part: &'a str, parent: Option<&str>) -> Option<(Option<
         // The cgroupfs layout names only the id; Docker's own parent says who.
         return Some((parent.filter(|p| *p == "docker").map(|_| Runtime::Docker), part));
     }
-    let scope = part.strip_suffix(".scope")?;
+    let scope = part.strip_suffix(".scope").unwrap_or(part);
     let prefixes = [
         ("cri-containerd-", Runtime::Containerd),
         ("crio-", Runtime::Crio),
@@ -225,6 +238,27 @@ pub fn names_from_bundle(config_json: &[u8]) -> Option<Names> {
         container: get(["io.kubernetes.cri.container-name", "io.kubernetes.container.name"]),
     };
     (names != Names::default()).then_some(names)
+}
+
+/// The name a container of `id` was given, in a containers/storage `containers.json`
+/// (`[{"id": ..., "names": [...]}, ...]`), if it is a usable label value.
+pub fn name_from_storage(containers_json: &[u8], id: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        id: String,
+        #[serde(default)]
+        names: Vec<String>,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(containers_json).ok()?;
+    let entry = entries.into_iter().find(|e| e.id == id)?;
+    entry.names.into_iter().find(|n| runtime_name(n))
+}
+
+/// A name as Podman and Docker accept it: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, kept short.
+fn runtime_name(text: &str) -> bool {
+    text.len() <= 253
+        && text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// The pod's names in a NUL-separated environment: downward API variables by their
@@ -323,6 +357,33 @@ mod tests {
         assert_eq!(parsed(&format!("/system.slice/docker-{ID}.scope")), (Some(Runtime::Docker), ID.into(), None));
         let path = format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container");
         assert_eq!(parsed(&path), (Some(Runtime::Podman), ID.into(), None));
+        // Podman's and CRI-O's cgroupfs managers: no `.scope`.
+        assert_eq!(parsed(&format!("/libpod_parent/libpod-{ID}")), (Some(Runtime::Podman), ID.into(), None));
+        let path = format!("/kubepods/burstable/pod{UID}/crio-{ID}");
+        assert_eq!(parsed(&path), (Some(Runtime::Crio), ID.into(), Some(UID.into())));
+    }
+
+    #[test]
+    fn podman_names_from_containers_storage() {
+        let other = "f".repeat(64);
+        let record = format!(
+            r#"[{{"id":"{other}","names":["web"]}},{{"id":"{ID}","names":["hazard_1"],"image":"x","metadata":"{{}}"}}]"#
+        );
+        assert_eq!(name_from_storage(record.as_bytes(), ID).as_deref(), Some("hazard_1"));
+        assert_eq!(name_from_storage(record.as_bytes(), &"e".repeat(64)), None);
+        let odd = format!(r#"[{{"id":"{ID}","names":["-x","a b"]}}]"#);
+        assert_eq!(name_from_storage(odd.as_bytes(), ID), None);
+        assert_eq!(name_from_storage(b"[{", ID), None);
+
+        let root = std::env::temp_dir().join(format!("ghostrace-podman-{}", std::process::id()));
+        let file = root.join(PODMAN_CONTAINERS);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, &record).unwrap();
+        let c = identify(std::process::id(), &format!("4:memory:/libpod_parent/libpod-{ID}\n"), &root).unwrap();
+        let _ = fs::remove_dir_all(&root);
+        assert_eq!(c.runtime, Some(Runtime::Podman));
+        assert_eq!((c.name.as_deref(), c.names_from), (Some("hazard_1"), Some(NameSource::Runtime)));
+        assert_eq!(c.labels(), ["", "", "hazard_1"]);
     }
 
     #[test]

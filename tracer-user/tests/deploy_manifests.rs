@@ -4,6 +4,7 @@
 //! PrometheusRule holds the very rules of deploy/prometheus, and the systemd unit
 //! passes `systemd-analyze verify` with the same capabilities.
 
+mod deploy_support;
 mod support;
 
 use std::{
@@ -11,57 +12,16 @@ use std::{
     process::Command,
 };
 
+use deploy_support::{daemonset, documents, kubernetes_validate, manifest_dir, python, required};
 use serde_json::Value;
 use support::repo;
 use tracer_user::daemon::caps::NEEDED;
-
-fn required() -> bool {
-    std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_some_and(|v| v == "1")
-}
-
-/// The bootstrap's kubernetes-validate directory (a `pip --target`), or `None` with
-/// a message (a failure in CI).
-fn kubernetes_validate(test: &str) -> Option<PathBuf> {
-    let found = std::fs::read_dir(repo().join(".cache")).ok().and_then(|entries| {
-        entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("kubernetes-validate-")))
-            .filter(|p| p.join("kubernetes_validate").is_dir())
-    });
-    if found.is_none() {
-        let reason = "kubernetes-validate is not installed (`cargo xtask bootstrap` puts it in .cache/)";
-        assert!(!required(), "{test}: {reason}");
-        eprintln!("skipped {test}: {reason}");
-    }
-    found
-}
-
-fn python(site: &Path) -> Command {
-    let mut cmd = Command::new("python3");
-    cmd.env("PYTHONPATH", site).env("PYTHONDONTWRITEBYTECODE", "1");
-    cmd
-}
-
-fn manifest_dir() -> PathBuf {
-    repo().join("deploy/kubernetes")
-}
 
 /// The `resources:` of kustomization.yaml.
 fn resources() -> Vec<String> {
     let text = std::fs::read_to_string(manifest_dir().join("kustomization.yaml")).unwrap();
     let block = text.split("\nresources:\n").nth(1).expect("a resources list");
     block.lines().map_while(|l| l.trim().strip_prefix("- ")).map(str::to_string).collect()
-}
-
-/// Every document of a YAML file, as JSON (parsed by PyYAML).
-fn documents(site: &Path, file: &Path) -> Vec<Value> {
-    let out = python(site)
-        .args(["-c", "import json,sys,yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))"])
-        .arg(file)
-        .output()
-        .expect("run python3");
-    assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON from python")
 }
 
 #[test]
@@ -107,13 +67,6 @@ fn manifests_validate_against_the_kubernetes_schemas() {
             "unexpected output: {line}\n{said}"
         );
     }
-}
-
-/// The daemon container of the DaemonSet.
-fn daemonset(site: &Path) -> Value {
-    let docs = documents(site, &manifest_dir().join("daemonset.yaml"));
-    assert_eq!(docs.len(), 1);
-    docs.into_iter().next().unwrap()
 }
 
 #[test]
@@ -227,11 +180,10 @@ fn systemd_unit_verifies_with_the_daemon_capabilities() {
 }
 
 #[test]
-fn image_recipe_is_multi_stage_and_non_root_by_default() {
-    let recipe = std::fs::read_to_string(repo().join("deploy/container/Dockerfile")).unwrap();
-    let stages = recipe.lines().filter(|l| l.starts_with("FROM ")).count();
-    assert_eq!(stages, 2, "a build stage and a runtime stage");
-    assert!(recipe.contains("./dev release"), "the image is built by the project's own build");
+fn image_recipe_needs_no_registry_and_is_non_root_by_default() {
+    let recipe = std::fs::read_to_string(repo().join("deploy/container/Containerfile")).unwrap();
+    let bases: Vec<&str> = recipe.lines().filter_map(|l| l.strip_prefix("FROM ")).collect();
+    assert_eq!(bases, ["scratch"], "nothing to pull: the staged root file system is the whole image");
     let user = recipe.lines().filter_map(|l| l.strip_prefix("USER ")).next_back().expect("a USER line");
     assert_ne!(user.split(':').next(), Some("0"), "the image's default user must not be root");
 }

@@ -49,7 +49,7 @@ impl AttachMode {
         let kernel = kernel();
         kernel.attach_mode().map_err(|lack| match lack {
             // Unprivileged probes fail before they can tell anything.
-            (_, Found::Unknown(why)) => ProbeError::Permission(why.clone()),
+            (_, Found::Unknown(why)) => ProbeError::refused(why.clone()),
             (missing, _) => ProbeError::KernelTooOld(super::kernel::too_old(&kernel.release, missing)),
         })
     }

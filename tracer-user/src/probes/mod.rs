@@ -53,6 +53,11 @@ pub enum ProbeError {
     NoObject,
     #[error("tracing needs root (or CAP_BPF and CAP_PERFMON): loading eBPF programs was refused ({0})")]
     Permission(String),
+    #[error(
+        "loading eBPF programs was refused ({0}) under a seccomp filter: a container runtime's default profile may \
+         allow bpf() and perf_event_open() only with CAP_SYS_ADMIN, not CAP_BPF and CAP_PERFMON (docs/deployment.md)"
+    )]
+    Seccomp(String),
     #[error("cannot load the eBPF programs: {0}")]
     Load(String),
     #[error("{0}")]
@@ -71,6 +76,16 @@ pub enum ProbeError {
     TooManyProbes { wanted: usize, room: usize },
     #[error("eBPF map {map}: {reason}")]
     Map { map: &'static str, reason: String },
+}
+
+impl ProbeError {
+    /// A refusal to load: under a seccomp filter, the filter is the likelier cause
+    /// (the daemon checks its capabilities before it loads anything).
+    pub fn refused(why: String) -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let filtered = status.lines().any(|l| l.strip_prefix("Seccomp:").is_some_and(|m| m.trim() == "2"));
+        if filtered { ProbeError::Seccomp(why) } else { ProbeError::Permission(why) }
+    }
 }
 
 /// Probe hit counters of one probe, summed over CPUs.
@@ -119,7 +134,7 @@ impl Tracer {
             .map_max_entries("ELEM_SIZES", capacity)
             .load(object)
             .map_err(|e| {
-            if denied(&e) { ProbeError::Permission(chain(&e)) } else { ProbeError::Load(chain(&e)) }
+            if denied(&e) { ProbeError::refused(chain(&e)) } else { ProbeError::Load(chain(&e)) }
         })?;
         for &(multi, single) in PROGRAMS {
             let name = if mode == AttachMode::Multi { multi } else { single };
