@@ -19,9 +19,11 @@ const MAX_STORAGE_RECORD: u64 = 16 << 20;
 /// containers/storage's record of the containers Podman made (its default root),
 /// relative to the host's root: each entry's `names` holds the name Podman gave.
 const PODMAN_CONTAINERS: &str = "var/lib/containers/storage/overlay-containers/containers.json";
-/// Where the host's files are reached from a daemon that runs with the host's pid
-/// namespace but its own mount namespace (a DaemonSet with `hostPID`).
-pub const HOST_ROOT: &str = "/proc/1/root";
+/// Where the host's files are looked for, in order: through the host's init process,
+/// from a daemon that runs with the host's pid namespace but its own mount namespace
+/// (a DaemonSet with `hostPID`); then the daemon's own root, where a container that
+/// may not read init's root finds the runtime's state mounted at its host path.
+pub const HOST_ROOTS: [&str; 2] = ["/proc/1/root", "/"];
 
 /// A container runtime, as its cgroup naming tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -82,13 +84,14 @@ pub fn labels(container: Option<&Container>) -> [&str; 3] {
 }
 
 /// A process's container: its cgroup path, then the runtime's bundle annotations
-/// under `host_root`, then the process itself (`/proc/PID/environ`,
+/// under the first of `host_roots` that has them, then the process itself (`/proc/PID/environ`,
 /// `/proc/PID/root`). `None` for a process in no recognisable container.
-pub fn identify(pid: u32, cgroup: &str, host_root: &Path) -> Option<Container> {
+pub fn identify(pid: u32, cgroup: &str, host_roots: &[&Path]) -> Option<Container> {
+    let read_host = |path: &str, limit| host_roots.iter().find_map(|root| read_bounded(&root.join(path), limit).ok());
     let mut c = from_cgroup(cgroup)?;
     if c.pod_uid.is_none() {
         if c.runtime == Some(Runtime::Podman) {
-            let record = read_bounded(&host_root.join(PODMAN_CONTAINERS), MAX_STORAGE_RECORD).unwrap_or_default();
+            let record = read_host(PODMAN_CONTAINERS, MAX_STORAGE_RECORD).unwrap_or_default();
             c.name = name_from_storage(&record, &c.id);
             c.names_from = c.name.as_ref().map(|_| NameSource::Runtime);
         }
@@ -98,7 +101,7 @@ pub fn identify(pid: u32, cgroup: &str, host_root: &Path) -> Option<Container> {
         if c.runtime.is_some_and(|r| r != runtime) {
             continue;
         }
-        let Ok(bytes) = read_bounded(&host_root.join(bundle), MAX_BUNDLE_CONFIG) else { continue };
+        let Some(bytes) = read_host(&bundle, MAX_BUNDLE_CONFIG) else { continue };
         if let Some(names) = names_from_bundle(&bytes) {
             c.runtime = Some(runtime);
             c.set_names(names, NameSource::Runtime);
@@ -379,7 +382,8 @@ mod tests {
         let file = root.join(PODMAN_CONTAINERS);
         fs::create_dir_all(file.parent().unwrap()).unwrap();
         fs::write(&file, &record).unwrap();
-        let c = identify(std::process::id(), &format!("4:memory:/libpod_parent/libpod-{ID}\n"), &root).unwrap();
+        let cgroup = format!("4:memory:/libpod_parent/libpod-{ID}\n");
+        let c = identify(std::process::id(), &cgroup, &[Path::new("/nonexistent"), &root]).unwrap();
         let _ = fs::remove_dir_all(&root);
         assert_eq!(c.runtime, Some(Runtime::Podman));
         assert_eq!((c.name.as_deref(), c.names_from), (Some("hazard_1"), Some(NameSource::Runtime)));
@@ -460,7 +464,7 @@ mod tests {
         )
         .unwrap();
         let cgroup = format!("0::/kubepods/besteffort/pod{UID}/{ID}\n");
-        let c = identify(std::process::id(), &cgroup, &root).unwrap();
+        let c = identify(std::process::id(), &cgroup, &[&root]).unwrap();
         let _ = fs::remove_dir_all(&root);
         assert_eq!(c.runtime, Some(Runtime::Containerd));
         assert_eq!(c.labels(), ["shop", "api-0", "api"]);

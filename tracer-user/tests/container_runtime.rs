@@ -262,7 +262,10 @@ fn daemon_container(image: &str, ds: &Value, name: &str, seccomp: &Path, without
     let kept = flags
         .iter()
         .filter(|f| without.is_none_or(|w| f.strip_prefix("--cap-add=").is_none_or(|c| format!("CAP_{c}") != w)));
-    cmd.args(kept).args(["--name", name, image]);
+    // This host runs podman, not a kubelet: podman's record of its containers (their
+    // names) is mounted at its host path too, as the DaemonSet mounts containerd's.
+    let record = "/var/lib/containers/storage/overlay-containers";
+    cmd.args(kept).arg(format!("--volume={record}:{record}:ro")).args(["--name", name, image]);
     cmd
 }
 

@@ -103,11 +103,14 @@ fn daemonset_is_least_privilege() {
     assert_eq!(c["ports"][0]["containerPort"], 9560);
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    // Host paths: tracefs only, read-only.
+    // Host paths: tracefs and containerd's bundles only, read-only, each at its host path.
     let volumes = pod["volumes"].as_array().unwrap();
-    let host_paths: Vec<&Value> = volumes.iter().filter_map(|v| v.get("hostPath")).collect();
-    assert_eq!(host_paths.len(), 1, "{volumes:?}");
-    assert_eq!(host_paths[0]["path"], "/sys/kernel/tracing");
+    let host_paths: Vec<&Value> = volumes.iter().filter_map(|v| v.get("hostPath")?.get("path")).collect();
+    assert_eq!(host_paths, ["/sys/kernel/tracing", "/run/containerd/io.containerd.runtime.v2.task"], "{volumes:?}");
+    for mount in c["volumeMounts"].as_array().unwrap() {
+        let volume = volumes.iter().find(|v| v["name"] == mount["name"]).expect("the mount's volume");
+        assert_eq!(mount["mountPath"], volume["hostPath"]["path"], "{mount}");
+    }
     assert!(c["volumeMounts"].as_array().unwrap().iter().all(|m| m["readOnly"] == true), "{}", c["volumeMounts"]);
 }
 

@@ -208,7 +208,7 @@ impl Fleet {
         let load_bias = procfs::load_bias(pid, &bin.binary).unwrap_or(0);
         let info = ProcessInfo { pid, binary: bin.path.clone(), go_version: bin.binary.go_version().into(), load_bias };
         let cgroup = if process.cgroup.is_empty() { procfs::cgroup(pid).unwrap_or_default() } else { process.cgroup };
-        let container = container::identify(pid, &cgroup, Path::new(container::HOST_ROOT));
+        let container = container::identify(pid, &cgroup, &container::HOST_ROOTS.map(Path::new));
         self.metrics.add_binary(&bin.label, container::labels(container.as_ref()));
         let in_container = container.as_ref().map(|c| format!(" in {}", describe(c))).unwrap_or_default();
         if let Some(c) = &container {
