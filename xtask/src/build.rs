@@ -36,6 +36,19 @@ pub fn release() -> Result<PathBuf> {
     Ok(root().join("target/release/ghostrace"))
 }
 
+/// The image's name in deploy/kubernetes (kustomization.yaml, daemonset.yaml).
+const IMAGE_TAG: &str = "ghostrace:0.1.0";
+
+/// Builds the container image: the release binary and the libraries it loads staged
+/// by deploy/container/rootfs.sh, then deploy/container/Containerfile with podman.
+pub fn image() -> Result<()> {
+    let binary = release()?;
+    let rootfs = root().join("target/image/rootfs");
+    run(Command::new(root().join("deploy/container/rootfs.sh")).arg(&binary).arg(&rootfs))?;
+    let containerfile = root().join("deploy/container/Containerfile");
+    run(Command::new("podman").args(["build", "--file"]).arg(&containerfile).args(["--tag", IMAGE_TAG]).arg(&rootfs))
+}
+
 /// Every test tier. BPF tests skip themselves without root unless
 /// GHOSTRACE_REQUIRE_BPF=1, which turns the skip into a failure.
 pub fn test(args: &[String]) -> Result<()> {

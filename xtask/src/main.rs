@@ -27,9 +27,11 @@ enum Task {
     Bootstrap,
     /// Bootstrap, then build the eBPF object and the `ghostrace` binary (release).
     Build,
-    /// Only bpf-linker and the release build, without the test tools (the container
-    /// image's build stage: deploy/container/Dockerfile).
+    /// Only bpf-linker and the release build, without the test tools.
     Release,
+    /// The release build, then the container image `ghostrace:0.1.0` with podman from
+    /// deploy/container/Containerfile (no registry: the binary and its libraries).
+    Image,
     /// Bootstrap, build, and run every test tier.
     Test {
         /// Extra arguments for `cargo test`.
@@ -86,6 +88,7 @@ fn main() {
         Task::Bootstrap => bootstrap::all(),
         Task::Build => bootstrap::all().and_then(|()| build::release()).map(|_| ()),
         Task::Release => bootstrap::build_tools().and_then(|()| build::release()).map(|_| ()),
+        Task::Image => bootstrap::build_tools().and_then(|()| build::image()),
         Task::Test { args } => bootstrap::all().and_then(|()| build::test(&args)),
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
         Task::Compare => compare::run(),
