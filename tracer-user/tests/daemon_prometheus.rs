@@ -1,8 +1,9 @@
 //! BPF tier, end to end: a real Prometheus server (Debian package) scrapes the daemon
 //! every second with the shipped alert rules loaded; a scenario with a known hazard
 //! runs; Prometheus must see the finding and the alert go pending or firing, and the
-//! daemon must forget the scenario's process once it is gone. Also checks the real
-//! exposition with `promtool check metrics`.
+//! daemon must forget the scenario's process once it is gone. Every panel query of
+//! the Grafana dashboard (deploy/grafana) must return series meanwhile. Also checks
+//! the real exposition with `promtool check metrics`.
 
 mod daemon_support;
 mod support;
@@ -73,6 +74,25 @@ fn check_exposition(exposition: &str) {
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n---\n{exposition}");
 }
 
+/// Every (panel title, query) of the Grafana dashboard; each panel has at least one.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let path = repo().join("deploy/grafana/ghostrace-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read the dashboard")).unwrap();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty());
+    let mut queries = Vec::new();
+    for panel in panels {
+        let title = panel["title"].as_str().expect("a title").to_string();
+        let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+        assert!(!targets.is_empty(), "panel {title:?} has no query");
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap_or_else(|| panic!("panel {title:?}: a target without expr"));
+            queries.push((title.clone(), expr.to_string()));
+        }
+    }
+    queries
+}
+
 #[test]
 fn prometheus_sees_the_finding_and_the_alert_fires() {
     let test = "prometheus_sees_the_finding_and_the_alert_fires";
@@ -90,7 +110,10 @@ fn prometheus_sees_the_finding_and_the_alert_fires() {
     let Some(tc) = newest_go(test) else { return };
     let dir = test_dir("prometheus");
     let scenario = install(&build(&tc, "scenarios/batch_subslice_overlap", false), &dir, "billing");
+    let service = install(&build(&tc, "fixtures/service", false), &dir, "service");
     let daemon = Daemon::start(&dir, &[]);
+    // Traced throughout: the per-executable series (coverage, overhead) stay.
+    let mut running = daemon_support::start_program(&service, &["idle"]);
     let (mut prometheus, prom_port) = start_prometheus(&dir, daemon.port);
     let prom_log = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
     wait_for("Prometheus to scrape the daemon", WAIT, || {
@@ -151,6 +174,16 @@ fn prometheus_sees_the_finding_and_the_alert_fires() {
     assert!(line["goroutines"][0]["function"].as_str().is_some_and(|f| f.starts_with("main.")), "{line}");
 
     check_exposition(&daemon.metrics());
+
+    let queries = dashboard_queries();
+    for (panel, promql) in &queries {
+        let series = wait_for(&format!("panel {panel:?} to show series"), WAIT, || match query(prom_port, promql) {
+            Ok(r) if !r.is_empty() => Ok(r.len()),
+            other => Err(format!("{promql}: {other:?}")),
+        });
+        eprintln!("dashboard panel {panel:?}: {series} series");
+    }
+    running.kill();
 
     // The scenario is gone: so is everything the daemon knew of it.
     daemon.assert_forgot_everything();
