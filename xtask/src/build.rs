@@ -37,7 +37,7 @@ pub fn release() -> Result<PathBuf> {
 }
 
 /// The image's name in deploy/kubernetes (kustomization.yaml, daemonset.yaml).
-const IMAGE_TAG: &str = "ghostrace:0.1.0";
+const IMAGE_TAG: &str = "localhost/ghostrace:0.1.0";
 
 /// Builds the container image: the release binary and the libraries it loads staged
 /// by deploy/container/rootfs.sh, then deploy/container/Containerfile with podman.

@@ -29,7 +29,7 @@ enum Task {
     Build,
     /// Only bpf-linker and the release build, without the test tools.
     Release,
-    /// The release build, then the container image `ghostrace:0.1.0` with podman from
+    /// The release build, then the container image `localhost/ghostrace:0.1.0` with podman from
     /// deploy/container/Containerfile (no registry: the binary and its libraries).
     Image,
     /// Bootstrap, build, and run every test tier.
