@@ -324,15 +324,17 @@ fn finding(daemon: &Daemon, which: impl Fn(&Value) -> bool) -> Option<Value> {
     daemon.findings().into_iter().find(|l| l["detector"] == DETECTOR && which(&l["container"]))
 }
 
-/// The value of the `ghostrace_findings_total` series of `DETECTOR` whose labels
-/// include every one of `labels` (`name="value"`).
+/// The sum of the `ghostrace_findings_total` series of `DETECTOR` whose labels
+/// include every one of `labels` (`name="value"`); `None` when there is none.
 fn findings_total(daemon: &Daemon, labels: &[String]) -> Option<f64> {
     let metrics = daemon.metrics();
-    metrics
+    let values: Vec<f64> = metrics
         .lines()
         .filter(|l| l.starts_with("ghostrace_findings_total{") && l.contains(&format!("detector=\"{DETECTOR}\"")))
-        .find(|l| labels.iter().all(|label| l.contains(label.as_str())))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .filter(|l| labels.iter().all(|label| l.contains(label.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 #[test]
@@ -599,7 +601,12 @@ fn daemon_in_podman_labels_a_containerd_pod() {
         "{line}"
     );
     assert_eq!(c["names_from"], "runtime", "{line}");
-    let series = [format!("namespace=\"{namespace}\""), format!("pod=\"{pod}\""), format!("container=\"{name}\"")];
+    let series = [
+        format!("namespace=\"{namespace}\""),
+        format!("pod=\"{pod}\""),
+        format!("container=\"{name}\""),
+        "binary=\"ctrd-hazard\"".to_string(),
+    ];
     assert!(findings_total(&daemon, &series).is_some_and(|v| v >= 1.0), "no {series:?}:\n{}", daemon.metrics());
 
     daemon.assert_forgot_everything();
