@@ -18,7 +18,8 @@ pub struct TraceOptions {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Exit with status 66 when a finding of this severity or worse was seen
-    /// (info, warning, critical).
+    /// (info, warning, critical). `run --fail-on` runs with the overhead budget off
+    /// unless one is given: the same verdict every run (see --overhead-budget).
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
     /// Two growths of one array closer than this are concurrent (slice_lost_append).
