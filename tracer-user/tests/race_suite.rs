@@ -133,6 +133,8 @@ fn run_test(suite: &Suite, test: &str) -> Outcome {
         .arg(&suite.binary)
         .arg(format!("-test.run=^{test}$"))
         .arg(format!("-test.count={COUNT}"))
+        // A test that hangs without the race runtime panics instead of holding the tier.
+        .arg("-test.timeout=120s")
         .output()
         .expect("run ghostrace");
     let stderr = String::from_utf8_lossy(&out.stderr);
