@@ -1,6 +1,6 @@
 //! The default scope on test binaries of a module named without a dot (`module
 //! app`, testdata/fixtures/dotless), built with `go test -c` by every installed
-//! toolchain, stripped or trimmed and not: before Go 1.24 such binaries record no
+//! toolchain, stripped or trimmed: before Go 1.24 such binaries record no
 //! module, and `app/store` looks like a standard-library path; the external test
 //! packages (`app/store_test`, `app_test` of a directory holding only test files)
 //! sit under no module path at all, and name the package under test. The plan must probe their call sites and none
@@ -17,7 +17,6 @@ use tracer_user::gobin::{GoBinary, Scope};
 
 #[derive(Clone, Copy, Debug)]
 enum Flags {
-    Plain,
     Stripped,
     Trimmed,
 }
@@ -30,15 +29,10 @@ fn build_test_binary(tc: &Toolchain, dir: &str, flags: Flags) -> PathBuf {
     let out = scratch.join(format!("{name}-{flags:?}.test"));
     let mut cmd = tc.command();
     cmd.current_dir(workspace_root().join("testdata/fixtures/dotless").join(dir)).args(["test", "-c", "-o"]).arg(&out);
-    match flags {
-        Flags::Plain => {}
-        Flags::Stripped => {
-            cmd.arg("-ldflags=-s -w");
-        }
-        Flags::Trimmed => {
-            cmd.arg("-trimpath");
-        }
-    }
+    cmd.arg(match flags {
+        Flags::Stripped => "-ldflags=-s -w",
+        Flags::Trimmed => "-trimpath",
+    });
     let res = cmd.arg(".").output().expect("run go test -c");
     assert!(res.status.success(), "go {} test -c: {}", tc.version, String::from_utf8_lossy(&res.stderr));
     out
@@ -49,8 +43,9 @@ fn default_scope_of_a_dotless_module_test_binary() {
     for tc in toolchains_or_skip("default_scope_of_a_dotless_module_test_binary") {
         let std: BTreeSet<String> = tc.run(&["list", "std"]).lines().map(str::to_string).collect();
         assert!(std.contains("runtime") && std.len() > 100, "go list std: {std:?}");
-        // The module root's `app_test` only trimmed, where nothing but its name tells.
-        let builds = [(Flags::Plain, "store"), (Flags::Stripped, "store"), (Flags::Trimmed, "store"), (Flags::Trimmed, "")];
+        // Stripped keeps the file table (plain adds nothing); the module root's
+        // `app_test` only trimmed, where nothing but its name tells.
+        let builds = [(Flags::Stripped, "store"), (Flags::Trimmed, "store"), (Flags::Trimmed, "")];
         for (flags, dir) in builds {
             let callers: &[&str] = if dir.is_empty() { &["app_test.collect"] } else { &["app/store_test.tally"] };
             let path = build_test_binary(&tc, dir, flags);
