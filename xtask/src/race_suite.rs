@@ -87,7 +87,7 @@ fn render(rows: &[Row], runs: usize, minutes: f64) -> String {
          from a real run; do not edit by hand. The tests of `map_test.go`, `slice_test.go` and those of `mop_test.go` \
          about maps, slices and appends (plus its every `TestNoRace*`), from each toolchain's \
          `src/runtime/race/testdata`, copied into `module app`, built with `go test -c` without `-race`, each test \
-         run alone under `ghostrace run` (default options) with `-test.count=20`, {runs} times per Go version \
+         run alone under `ghostrace run --fail-on info` (as in CI: the overhead budget off, every probe attached all the time) with `-test.count=20`, {runs} run(s) per Go version \
          ({n} versions, {minutes:.0} minutes in all). Files that do not build without cgo, internal packages or \
          `-race` are left out (the run prints which).\n",
         n = versions.len(),
