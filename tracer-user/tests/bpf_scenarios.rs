@@ -365,3 +365,47 @@ fn the_default_budget_finds_every_hazard_found_without_one() {
     let _ = writeln!(std::io::stderr(), "hazards found, Go {}:\n{}", tc.version, table.join("\n"));
     assert!(worse.is_empty(), "never found under the default budget, found without: {worse:?}");
 }
+
+/// Runs of each hazard scenario under `run --fail-on` (GHOSTRACE_FAIL_ON_RUNS
+/// changes it while working on a detector).
+const FAIL_ON_RUNS: usize = 10;
+
+/// Issue 18: `ghostrace run --fail-on` in CI gives the same verdict every run. With
+/// no budget given it runs with the budget off, so every hazard scenario must be
+/// found, and the exit status be 66, in every run; the table of runs found / runs
+/// is printed.
+#[test]
+fn run_fail_on_finds_every_hazard_in_every_run() {
+    if !bpf_or_skip("run_fail_on_finds_every_hazard_in_every_run") {
+        return;
+    }
+    let tc = toolchains().pop().expect("no Go toolchain installed: run `cargo xtask bootstrap`");
+    let runs = std::env::var("GHOSTRACE_FAIL_ON_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(FAIL_ON_RUNS);
+    let (mut table, mut short) = (Vec::new(), Vec::new());
+    for s in scenarios().into_iter().filter(|s| !names(&s.expect["detectors"]).is_empty()) {
+        let bin = build(&tc, &format!("scenarios/{}", s.name), false);
+        let wanted = names(&s.expect["detectors"]);
+        let mut found = 0;
+        for run in 0..runs {
+            let out_file = temp_file(&format!("fail-on-{}-{run}.jsonl", s.name));
+            let _ = std::fs::remove_file(&out_file);
+            let out = ghostrace()
+                .args(["run", "--fail-on", "info", "--json-out"])
+                .arg(&out_file)
+                .arg("--")
+                .arg(&bin)
+                .output()
+                .expect("run ghostrace");
+            let fired: BTreeSet<String> = findings(&out_file).into_iter().map(|f| f.detector).collect();
+            if wanted.is_subset(&fired) && out.status.code() == Some(66) {
+                found += 1;
+            }
+        }
+        table.push(format!("  {:<32} {found}/{runs}", s.name));
+        if found < runs {
+            short.push(format!("{} {found}/{runs}", s.name));
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "run --fail-on info, hazards found, Go {}:\n{}", tc.version, table.join("\n"));
+    assert!(short.is_empty(), "hazards not found in every run under --fail-on: {short:?}");
+}

@@ -52,8 +52,15 @@ pub fn image() -> Result<()> {
 /// Every test tier. BPF tests skip themselves without root unless
 /// GHOSTRACE_REQUIRE_BPF=1, which turns the skip into a failure.
 pub fn test(args: &[String]) -> Result<()> {
+    test_with_env(args, &[])
+}
+
+/// The test run, with extra environment variables for the tests.
+pub fn test_with_env(args: &[String], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let object = ebpf()?;
-    run(cargo().args(["test", "--release", "--no-fail-fast"]).args(args).env(EBPF_OBJECT_VAR, &object))
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "--no-fail-fast"]).args(args).env(EBPF_OBJECT_VAR, &object);
+    run(cmd.envs(env.iter().copied()))
 }
 
 /// Builds the bundled demo service with the newest Go toolchain and traces it.

@@ -6,6 +6,7 @@ mod build;
 mod compare;
 mod golang;
 mod kernels;
+mod race_suite;
 mod step;
 
 use std::path::PathBuf;
@@ -42,6 +43,16 @@ enum Task {
     Demo,
     /// Build the ghostrace binary, run every scenario untraced, with -race and under ghostrace; write docs/comparison.md.
     Compare,
+    /// The race detector's own test cases (GOROOT/src/runtime/race/testdata) under ghostrace,
+    /// one test at a time on the chosen Go versions (root); writes docs/race-suite.md.
+    RaceSuite {
+        /// Go versions (repeatable; none: every installed one).
+        #[arg(long = "go")]
+        versions: Vec<String>,
+        /// Traced runs of every test per version.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Build ghostrace and the testdata/bench workloads (newest Go), run them untraced
     /// and under every tracing configuration in alternating rounds, print the probe
     /// cost per hit against bpftrace and the trace-event floor, and the attach time of
@@ -92,6 +103,7 @@ fn main() {
         Task::Test { args } => bootstrap::all().and_then(|()| build::test(&args)),
         Task::Demo => bootstrap::all().and_then(|()| build::demo()),
         Task::Compare => compare::run(),
+        Task::RaceSuite { versions, runs } => bootstrap::all().and_then(|()| race_suite::run(&versions, runs)),
         Task::Bench { rounds } => bench::run(rounds),
         Task::BenchReal { rounds, seconds, only, daemon } => bench::real::run(&bench::real::Options { rounds, only, seconds, daemon }),
     };

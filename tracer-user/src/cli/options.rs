@@ -18,7 +18,8 @@ pub struct TraceOptions {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Exit with status 66 when a finding of this severity or worse was seen
-    /// (info, warning, critical).
+    /// (info, warning, critical). `run --fail-on` runs with the overhead budget off
+    /// unless one is given: the same verdict every run (see --overhead-budget).
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
     /// Two growths of one array closer than this are concurrent (slice_lost_append).
@@ -45,9 +46,11 @@ pub struct TraceOptions {
     pub ring_bytes: u32,
     /// Keep the estimated cost of the probes under this (docs/governor.md): a share
     /// of the traced process's own CPU time (`1%`), CPU time per second (`5ms/s`),
-    /// or `off`. The hottest probes are attached only part of the time.
-    #[arg(long, default_value = "1%", value_name = "BUDGET")]
-    pub overhead_budget: crate::governor::Budget,
+    /// or `off`. The hottest probes are attached only part of the time. Default: 1%;
+    /// `run --fail-on` without this option runs with `off`, so that a CI verdict
+    /// does not depend on which probes were attached when the race happened.
+    #[arg(long, value_name = "BUDGET")]
+    pub overhead_budget: Option<crate::governor::Budget>,
     /// Read the budget from FILE instead (one line, as --overhead-budget), at start
     /// and again on SIGHUP: the budget changes while tracing.
     #[arg(long, value_name = "FILE")]
@@ -55,6 +58,24 @@ pub struct TraceOptions {
 }
 
 impl TraceOptions {
+    /// The budget the options ask for: the one given, else the production default.
+    pub fn budget(&self) -> crate::governor::Budget {
+        self.overhead_budget.unwrap_or_default()
+    }
+
+    /// The options of `run`: with `--fail-on` and no budget given (neither option
+    /// nor file), the budget is off. A short CI program under the default budget
+    /// loses findings (the governor parks the hottest probes for part of each
+    /// cycle), so the verdict would change from run to run; `attach` and the
+    /// daemon, on long-running production processes, keep the default.
+    pub fn for_run(&self) -> TraceOptions {
+        let mut run = self.clone();
+        if run.fail_on.is_some() && run.overhead_budget.is_none() && run.overhead_budget_file.is_none() {
+            run.overhead_budget = Some(crate::governor::Budget::Off);
+        }
+        run
+    }
+
     /// Where SIGHUP reads a new budget from: SIGHUP then reloads instead of
     /// stopping ghostrace (it still stops a run without a budget file).
     pub fn listen_for_budget_changes(&self) {
@@ -101,6 +122,29 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governor::Budget;
+
+    fn options(args: &[&str]) -> TraceOptions {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            options: TraceOptions,
+        }
+        <Wrap as clap::Parser>::try_parse_from(std::iter::once("ghostrace").chain(args.iter().copied())).expect("parses").options
+    }
+
+    /// `run --fail-on` turns the budget off unless one is given; without --fail-on,
+    /// and for attach (the options as parsed), the production default stays.
+    #[test]
+    fn fail_on_runs_without_a_budget_unless_one_is_given() {
+        assert_eq!(options(&["--fail-on", "warning"]).for_run().budget(), Budget::Off);
+        assert_eq!(options(&["--fail-on", "warning"]).budget(), Budget::default());
+        assert_eq!(options(&[]).for_run().budget(), Budget::default());
+        let explicit = options(&["--fail-on", "info", "--overhead-budget", "2%"]).for_run();
+        assert_eq!(explicit.budget(), Budget::Share(0.02));
+        let file = options(&["--fail-on", "info", "--overhead-budget-file", "/etc/budget"]).for_run();
+        assert_eq!(file.overhead_budget, None);
+    }
 
     #[test]
     fn durations() {

@@ -29,6 +29,7 @@ fn resolve(program: &OsString) -> Result<PathBuf> {
 }
 
 pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
+    let options = &options.for_run();
     let path = resolve(&command[0])?;
     let mut session = session::prepare(&path, options)?;
     let mut child = child::spawn_gated(&path, &command[0], &command[1..])?;

@@ -160,7 +160,7 @@ pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
     let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
     probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
-    let budget = governor::starting_budget(options.overhead_budget, options.overhead_budget_file.as_deref())
+    let budget = governor::starting_budget(options.budget(), options.overhead_budget_file.as_deref())
         .map_err(anyhow::Error::msg)?;
     let plan = binary.probe_plan(&scope);
     let capacity = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX).saturating_add(FOLLOW_ROOM);

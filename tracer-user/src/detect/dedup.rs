@@ -51,11 +51,14 @@ pub(crate) enum Detail {
     Gap {
         ns: u64,
     },
-    /// The write that made the finding; `flag` when the map's own writing flag
-    /// (rather than the order of records) showed it.
+    /// The write that made the finding (side `a`'s for `map_concurrent_write`, `b`'s
+    /// for the iterator detectors); `flag` when the map's own writing flag (rather
+    /// than the order of records) showed it; `prior` the op of the write `b` had
+    /// started, when known (`map_concurrent_write`).
     Write {
         op: MapWriteOp,
         flag: bool,
+        prior: Option<MapWriteOp>,
     },
     /// An iteration step saw the map's writing flag set.
     WritingFlag,
@@ -114,14 +117,21 @@ impl Dedup {
 
     /// Records `count` occurrences of `s`.
     pub fn add(&mut self, mut s: Sighting, count: u64) {
+        let (mut pc_a, mut pc_b) = (s.a.pc, s.b.map_or(0, |b| b.pc));
         if s.detector.symmetric()
             && let Some(b) = s.b
             && b.pc < s.a.pc
         {
-            s.b = Some(s.a);
-            s.a = b;
+            (pc_a, pc_b) = (pc_b, pc_a);
+            // Sides in call-site order, for a stable listing; but a write's detail
+            // says which side started while the other's write was in progress: those
+            // stay as seen, so that the message names each goroutine's own op.
+            if !matches!(s.detail, Detail::Write { .. }) {
+                s.b = Some(s.a);
+                s.a = b;
+            }
         }
-        let key = DedupKey { detector: s.detector, tgid: s.tgid, pc_a: s.a.pc, pc_b: s.b.map_or(0, |b| b.pc) };
+        let key = DedupKey { detector: s.detector, tgid: s.tgid, pc_a, pc_b };
         let (lo, hi) = s.b.map_or((s.a.ts, s.a.ts), |b| (s.a.ts.min(b.ts), s.a.ts.max(b.ts)));
         match self.index.get(&key) {
             Some(&i) => {
@@ -190,6 +200,7 @@ fn materialize(agg: &Aggregate, processes: &BTreeMap<u32, ProcessInfo>, sym: &dy
 mod tests {
     use super::*;
     use crate::detect::symbols::NoSymbols;
+    use crate::events::MapWriteOp;
 
     fn touch(goid: u64, pc: u64, ts: u64) -> Touch {
         Touch { ts, goid, pc, tid: goid as u32, stack: NO_STACK }
@@ -212,6 +223,28 @@ mod tests {
         assert_eq!((list.count, list.first_seen_ns, list.last_seen_ns), (3, 5, 9));
         assert_eq!(list.goroutines[0].pc, 0x10);
         assert_eq!(list.process.pid, 1);
+    }
+
+    /// A delete that started inside another goroutine's assign: folded with the
+    /// reverse pair, yet each goroutine keeps its own call site and op in the
+    /// message, whichever call site is lower.
+    #[test]
+    fn overlapping_writes_keep_who_started_during_whose_write() {
+        let detail = |op, prior| Detail::Write { op, flag: false, prior: Some(prior) };
+        let mut d = Dedup::new(10);
+        let mut first = sighting(Detector::MapConcurrentWrite, touch(7, 0x20, 5), touch(49, 0x10, 4));
+        first.detail = detail(MapWriteOp::Delete, MapWriteOp::Assign);
+        d.add(first, 1);
+        let mut again = sighting(Detector::MapConcurrentWrite, touch(49, 0x10, 9), touch(7, 0x20, 8));
+        again.detail = detail(MapWriteOp::Assign, MapWriteOp::Delete);
+        d.add(again, 1);
+        let f = d.findings(&BTreeMap::new(), &NoSymbols);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].count, 2);
+        let sides: Vec<_> = f[0].goroutines.iter().map(|g| (g.goid, g.pc)).collect();
+        assert_eq!(sides, [(7, 0x20), (49, 0x10)]);
+        assert!(f[0].message.contains("goroutine 7 started a map write (delete)"), "{}", f[0].message);
+        assert!(f[0].message.contains("a write (assign) by goroutine 49"), "{}", f[0].message);
     }
 
     #[test]

@@ -173,7 +173,7 @@ impl Maps {
             out.add(sighting(Detector::MapIterWrite, mkey, t, w.map(|w| w.at), Detail::WritingFlag), 1);
         } else if let Some(bound) = ms.latest_of(t.goid).map(|b| b.max(unseen_until)) {
             for w in ms.writes.iter().flatten().filter(|w| w.at.goid != t.goid && bound < w.at.ts && w.at.ts < t.ts) {
-                let detail = Detail::Write { op: w.op, flag: false };
+                let detail = Detail::Write { op: w.op, flag: false, prior: None };
                 out.add(sighting(Detector::MapIterWrite, mkey, t, Some(w.at), detail), 1);
             }
         }
@@ -183,7 +183,7 @@ impl Maps {
             && i == iter
             && w.at.ts >= unseen_until
         {
-            let detail = Detail::Write { op: w.op, flag: false };
+            let detail = Detail::Write { op: w.op, flag: false, prior: None };
             out.add(sighting(Detector::MapWriteDuringRange, mkey, t, Some(w.at), detail), 1);
         }
         let bound = ms.latest_of(t.goid).unwrap_or(t.ts).max(unseen_until).min(t.ts);
@@ -209,7 +209,7 @@ impl Maps {
         let w = WriteMark { at: t, op };
         if writing {
             let other = ms.recent_foreign(&t, *window);
-            let detail = Detail::Write { op, flag: true };
+            let detail = Detail::Write { op, flag: true, prior: other.map(|o| o.op) };
             out.add(sighting(Detector::MapConcurrentWrite, mkey, t, other.map(|o| o.at), detail), 1);
         }
         // The step after this write may have been processed first (records of
@@ -221,7 +221,7 @@ impl Maps {
                 && st.bound < t.ts
                 && t.ts < st.last.ts
             {
-                let detail = Detail::Write { op, flag: false };
+                let detail = Detail::Write { op, flag: false, prior: None };
                 out.add(sighting(Detector::MapIterWrite, mkey, st.last, Some(t), detail), 1);
             }
         }
@@ -259,7 +259,7 @@ impl Maps {
         if ev.goid == 0 || other == ev.goid {
             return;
         }
-        let detail = Detail::Write { op, flag: false };
+        let detail = Detail::Write { op, flag: false, prior: started.map(|w| w.op) };
         out.add(sighting(Detector::MapConcurrentWrite, mkey, Touch::of(ev), started.map(|w| w.at), detail), 1);
     }
 

@@ -67,9 +67,13 @@ fn a_write_starting_inside_another_goroutines_write_is_map_concurrent_write() {
     let f = s.run();
     assert_eq!(detectors(&f), [Detector::MapConcurrentWrite]);
     assert_eq!((f[0].severity, f[0].evidence), (Severity::Critical, Evidence::Definite));
+    // B, the later writer, first (though its call site is the higher one), with
+    // its own op; A's assign second: each side's pc is its own op's call site.
     let who: Vec<_> = f[0].goroutines.iter().map(|g| (g.goid, g.pc)).collect();
-    assert_eq!(who, [(1, WRITE), (2, WRITE + 8)]);
-    assert!(f[0].message.contains("had started and not yet returned"), "{}", f[0].message);
+    assert_eq!(who, [(2, WRITE + 8), (1, WRITE)]);
+    let m = &f[0].message;
+    assert!(m.contains("goroutine 2 started a map write (delete) while a write (assign) by goroutine 1"), "{m}");
+    assert!(m.contains("had started and not yet returned"), "{m}");
     // A's start long gone from the map's state: the finding still names B.
     let mut s = Stream::new();
     s.write(0.0, 1, WRITE, M, Assign, false);
@@ -86,8 +90,11 @@ fn writing_flag_at_a_write_start_is_map_concurrent_write() {
     s.write(0.0, 1, WRITE, M, Assign, false).write(0.2, 2, WRITE + 8, M, Delete, true);
     for f in [s.run(), s.run_filtered()] {
         assert_eq!(detectors(&f), [Detector::MapConcurrentWrite]);
+        // The goroutine that saw the flag first, with its delete; the writer second.
         let goids: Vec<_> = f[0].goroutines.iter().map(|g| g.goid).collect();
-        assert_eq!(goids, [1, 2]);
+        assert_eq!(goids, [2, 1]);
+        assert!(f[0].message.contains("goroutine 2 started a map write (delete)"), "{}", f[0].message);
+        assert!(f[0].message.contains("a write (assign) by goroutine 1"), "{}", f[0].message);
     }
     // The other writer's record may be missing (lost, or long before): still definite.
     let mut s = Stream::new();

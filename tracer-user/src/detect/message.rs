@@ -30,6 +30,11 @@ fn op_name(op: MapWriteOp) -> &'static str {
     }
 }
 
+/// ` (assign)` when the other side's op is known.
+fn prior_op(op: Option<MapWriteOp>) -> String {
+    op.map_or_else(String::new, |op| format!(" ({})", op_name(op)))
+}
+
 fn duration(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns}ns"),
@@ -62,7 +67,7 @@ pub(crate) fn sentence(s: &Sighting) -> String {
              been used after its slice moved (or the buffer is reused on purpose, e.g. through a pool).",
             gap = duration(ns),
         ),
-        (Detector::MapIterWrite, Detail::Write { op, flag: false }) => format!(
+        (Detector::MapIterWrite, Detail::Write { op, flag: false, .. }) => format!(
             "definite: {gb} started a map write ({op}) while goroutine {ga} was between two steps of ranging over \
              the same map.",
             op = op_name(op),
@@ -71,16 +76,18 @@ pub(crate) fn sentence(s: &Sighting) -> String {
             "definite: goroutine {ga} stepped its range over a map while the map's own writing flag was set by {w}.",
             w = other("goroutine's write"),
         ),
-        (Detector::MapConcurrentWrite, Detail::Write { op, flag: false }) => format!(
-            "definite: goroutine {ga} started a map write ({op}) while a write by {w} to the same map had started and \
-             not yet returned.",
+        (Detector::MapConcurrentWrite, Detail::Write { op, flag: false, prior }) => format!(
+            "definite: goroutine {ga} started a map write ({op}) while a write{prior} by {w} to the same map had \
+             started and not yet returned.",
             op = op_name(op),
+            prior = prior_op(prior),
             w = other("goroutine"),
         ),
-        (Detector::MapConcurrentWrite, Detail::Write { op, .. }) => format!(
-            "definite: goroutine {ga} started a map write ({op}) while the map's own writing flag showed a write by \
-             {w} still in progress.",
+        (Detector::MapConcurrentWrite, Detail::Write { op, prior, .. }) => format!(
+            "definite: goroutine {ga} started a map write ({op}) while the map's own writing flag showed a \
+             write{prior} by {w} still in progress.",
             op = op_name(op),
+            prior = prior_op(prior),
             w = other("goroutine"),
         ),
         (Detector::MapWriteDuringRange, Detail::Write { op, .. }) => format!(
@@ -130,9 +137,9 @@ mod tests {
             Detail::Overlap { bytes: 16, elem: 8 },
             Detail::Length { len: 4 },
             Detail::Gap { ns: 2_500_000_000 },
-            Detail::Write { op: MapWriteOp::Assign, flag: false },
-            Detail::Write { op: MapWriteOp::Delete, flag: true },
-            Detail::Write { op: MapWriteOp::Clear, flag: true },
+            Detail::Write { op: MapWriteOp::Assign, flag: false, prior: None },
+            Detail::Write { op: MapWriteOp::Delete, flag: true, prior: Some(MapWriteOp::Assign) },
+            Detail::Write { op: MapWriteOp::Clear, flag: true, prior: None },
             Detail::ElemList { list: 0x10 },
             Detail::None,
             Detail::None,

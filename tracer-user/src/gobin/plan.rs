@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::events::MapWriteOp;
 
 use super::disasm::{self, CallSite};
-use super::scope::{ScopeFilter, goroot_src, package_of, unescape_package};
+use super::scope::{ScopeFilter, goroot_src, package_of, tested_packages, unescape_package};
 use super::{GoBinary, GoVersion, Scope};
 
 /// What a probe observes.
@@ -323,7 +323,15 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
     // One pass over the function table: find the entry points, pick functions in scope.
     let mut targets: Vec<Target> = Vec::new();
     let mut in_scope: Vec<(u64, u64, &str, String)> = Vec::new();
-    let filter = ScopeFilter::new(scope, bin.build_info(), goroot_src(tab.file_names()));
+    // A test binary that records no module names its package under test only
+    // through the external test package: one more pass over the names then.
+    let tested = match bin.build_info().main {
+        None if matches!(scope, Scope::Default | Scope::Std) => tested_packages(
+            (0..tab.nfunc()).filter_map(|i| tab.row(i).ok().and_then(|row| tab.func(&row).ok()).and_then(|f| f.name().ok())),
+        ),
+        _ => Vec::new(),
+    };
+    let filter = ScopeFilter::new(scope, bin.build_info(), goroot_src(tab.file_names()), &tested);
     let mut pkg_cache: HashMap<&str, Option<String>> = HashMap::new();
     for i in 0..tab.nfunc() {
         let Ok(row) = tab.row(i) else { continue };

@@ -77,6 +77,19 @@ pub fn package_of(symbol: &str) -> Option<&str> {
     (!pkg.is_empty() && pkg != "go" && pkg != "type").then_some(pkg)
 }
 
+/// Packages under test, named by their external test packages (`app/foo` for
+/// `app/foo_test`) among the binary's function symbols.
+pub(crate) fn tested_packages<'a>(symbols: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut tested: Vec<String> = symbols
+        .filter_map(package_of)
+        .filter_map(|p| p.strip_suffix("_test"))
+        .map(|p| unescape_package(p).into_owned())
+        .collect();
+    tested.sort();
+    tested.dedup();
+    tested
+}
+
 /// `%2e` → `.` and other `%xx` escapes of `PathToPrefix`.
 pub fn unescape_package(pkg: &str) -> std::borrow::Cow<'_, str> {
     if !pkg.contains('%') {
@@ -129,12 +142,18 @@ pub(crate) struct Verdict {
 }
 
 impl<'a> ScopeFilter<'a> {
-    pub(crate) fn new(scope: &'a Scope, info: &'a BuildInfo, goroot_src: Option<&'a str>) -> Self {
-        let mut modules: Vec<&str> = Vec::new();
+    /// `tested`: packages whose external test package (`P_test`) the binary holds.
+    pub(crate) fn new(scope: &'a Scope, info: &'a BuildInfo, goroot_src: Option<&'a str>, tested: &'a [String]) -> Self {
+        let mut modules: Vec<&str> = tested.iter().map(String::as_str).collect();
         if let Some(m) = &info.main {
             modules.push(&m.path);
-        } else if let Some(p) = &info.path {
-            modules.push(p);
+        }
+        // `go test -c` records `path app/foo.test`: the package under test is `app/foo`.
+        if let Some(p) = &info.path {
+            let tested = p.strip_suffix(".test");
+            if info.main.is_none() || tested.is_some() {
+                modules.push(tested.unwrap_or(p));
+            }
         }
         modules.extend(info.deps.iter().map(|d| d.path.as_str()));
         modules.retain(|m| !m.is_empty());
@@ -146,13 +165,16 @@ impl<'a> ScopeFilter<'a> {
         self.goroot_src.is_some() && matches!(self.scope, Scope::Default | Scope::Std)
     }
 
-    /// Standard library: not `main` and not under a module of the build (a module
-    /// named without a dot, `module app`, included); then, where the binary kept
-    /// the toolchain's source directory, a package whose function `file` lies in
-    /// it; else one whose first path element has no dot. Test binaries before Go
-    /// 1.24 record no modules at all: the file decides there.
+    /// Standard library: not `main`, not an external test package (`app_test`,
+    /// `app/foo_test`: only the binary of the package under test links one) and
+    /// not under a module of the build or its `_test` package (a module named
+    /// without a dot, `module app`, included); then, where the binary kept the
+    /// toolchain's source directory, a package whose function `file` lies in it;
+    /// else one whose first path element has no dot. Test binaries before Go 1.24
+    /// record no modules at all: the file decides there.
     pub(crate) fn is_std(&self, pkg: &str, file: Option<&str>) -> Verdict {
-        if pkg == "main" || self.modules.iter().any(|m| under(pkg, m)) {
+        let own = |m: &&str| under(pkg, m) || pkg.strip_prefix(*m) == Some("_test");
+        if pkg == "main" || pkg.ends_with("_test") || self.modules.iter().any(own) {
             return Verdict { holds: false, settled: true };
         }
         if let (Some(root), Some(file)) = (self.goroot_src, file)
@@ -246,7 +268,7 @@ mod tests {
             deps: vec![Module { path: "golang.org/x/sys".into(), version: "v0.1.0".into(), replaced_by: None }],
             ..BuildInfo::default()
         };
-        let f = ScopeFilter::new(&Scope::Default, &info, None);
+        let f = ScopeFilter::new(&Scope::Default, &info, None, &[]);
         let includes = |f: &ScopeFilter<'_>, pkg| f.includes(pkg, None).holds;
         for (pkg, inside) in [
             ("main", true),
@@ -260,10 +282,10 @@ mod tests {
             assert_eq!(includes(&f, pkg), inside, "{pkg}");
         }
         let cmd = BuildInfo { path: Some("cmd/compile".into()), ..BuildInfo::default() };
-        let f = ScopeFilter::new(&Scope::Default, &cmd, None);
+        let f = ScopeFilter::new(&Scope::Default, &cmd, None, &[]);
         assert!(includes(&f, "cmd/compile/internal/ssa"));
         assert!(!includes(&f, "cmd/internal/obj"));
-        assert!(includes(&ScopeFilter::new(&Scope::Std, &cmd, None), "runtime"));
+        assert!(includes(&ScopeFilter::new(&Scope::Std, &cmd, None, &[]), "runtime"));
     }
 
     /// A module without a dot (`module app`) is not the standard library: under
@@ -272,7 +294,7 @@ mod tests {
     fn dotless_module_is_not_std() {
         let main = Module { path: "app".into(), version: "(devel)".into(), replaced_by: None };
         let info = BuildInfo { main: Some(main), ..BuildInfo::default() };
-        let f = ScopeFilter::new(&Scope::Default, &info, None);
+        let f = ScopeFilter::new(&Scope::Default, &info, None, &[]);
         assert!(f.includes("app/internal/store", None).holds);
         assert!(!f.includes("encoding/json", None).holds);
 
@@ -281,7 +303,7 @@ mod tests {
         let root = goroot_src(files.into_iter());
         assert_eq!(root, Some("/usr/lib/go/src/"));
         let none = BuildInfo::default();
-        let f = ScopeFilter::new(&Scope::Default, &none, root);
+        let f = ScopeFilter::new(&Scope::Default, &none, root, &[]);
         assert!(f.wants_file());
         let app = f.includes("app/internal/store", Some("/src/app/internal/store/store.go"));
         assert_eq!(app, Verdict { holds: true, settled: true });
@@ -293,6 +315,38 @@ mod tests {
         assert_eq!(f.includes("app/x", Some("<autogenerated>")), Verdict { holds: false, settled: false });
         // Trimmed paths (-trimpath) give no source directory.
         assert_eq!(goroot_src(["runtime/proc.go", "app/x.go"].into_iter()), None);
+    }
+
+    /// External test packages of a dotless module (`app_test` at the module root,
+    /// `app/foo_test` below it) and the package under test named by a test
+    /// binary's `path app/foo.test` are the user's code, files or not.
+    #[test]
+    fn dotless_test_packages_are_not_std() {
+        let main = Module { path: "app".into(), version: "(devel)".into(), replaced_by: None };
+        let go124 = BuildInfo { path: Some("app.test".into()), main: Some(main), ..BuildInfo::default() };
+        let f = ScopeFilter::new(&Scope::Default, &go124, None, &[]);
+        for pkg in ["main", "app", "app_test", "app/foo_test", "app/foo"] {
+            assert_eq!(f.includes(pkg, None), Verdict { holds: true, settled: true }, "{pkg}");
+        }
+        assert!(!f.includes("application", None).holds);
+        assert!(!f.includes("sync", None).holds);
+        // A path without a module (older test binaries, `-trimpath`): the package
+        // under test is in, the rest of the dotless names are not.
+        let path_only = BuildInfo { path: Some("app/foo.test".into()), ..BuildInfo::default() };
+        let f = ScopeFilter::new(&Scope::Default, &path_only, None, &[]);
+        assert!(f.includes("app/foo", None).holds && f.includes("app/foo/internal/x", None).holds);
+        assert!(f.includes("app/bar_test", None).holds);
+        assert!(!f.includes("app/bar", None).holds && !f.includes("os", None).holds);
+        let std = ScopeFilter::new(&Scope::Std, &path_only, None, &[]);
+        assert!(!std.includes("app/foo_test", None).holds && std.includes("os", None).holds);
+        // Nothing recorded at all (before Go 1.24, `-trimpath`): a package whose
+        // external test package the binary holds is the one under test.
+        let tested = ["app/bar".to_string()];
+        let none = BuildInfo::default();
+        let f = ScopeFilter::new(&Scope::Std, &none, None, &tested);
+        assert!(!f.includes("app/bar", None).holds && f.includes("os", None).holds);
+        let symbols = ["app/bar_test.TestX", "app/bar_test.TestX.func1", "app_test.TestY", "app/bar.F", "os.Open"];
+        assert_eq!(tested_packages(symbols.into_iter()), ["app", "app/bar"]);
     }
 
     #[test]
