@@ -79,6 +79,13 @@ impl SiteStats<'_> {
         // innermost frames are container/list code).
         // Probes of followed children live in their own binaries (opened on demand).
         let symbols = BinarySymbols::with_binary(self.path, self.binary.clone());
+        // Indexed once: tens of thousands of probes each looking through every
+        // coverage entry took seconds at exit.
+        let coverage: HashMap<u32, &Coverage> = coverage.iter().map(|c| (c.probe, c)).collect();
+        let mut by_probe: HashMap<u32, Vec<GoroutineRecords>> = HashMap::new();
+        for (&(probe, goid), &records) in by_goroutine {
+            by_probe.entry(probe).or_default().push(GoroutineRecords { goid, records });
+        }
         let mut sites: Vec<SiteReport> = self
             .table
             .iter()
@@ -86,12 +93,8 @@ impl SiteStats<'_> {
                 let probe = &placed.probe;
                 let process = ProcessInfo { binary: placed.binary.display().to_string(), ..ProcessInfo::default() };
                 let frame = call_site(&symbols, &process, probe.address);
-                let governed = coverage.iter().find(|c| c.probe == id);
-                let mut goroutines: Vec<GoroutineRecords> = by_goroutine
-                    .iter()
-                    .filter(|((p, _), _)| *p == id)
-                    .map(|(&(_, goid), &records)| GoroutineRecords { goid, records })
-                    .collect();
+                let governed = coverage.get(&id);
+                let mut goroutines = by_probe.remove(&id).unwrap_or_default();
                 goroutines.sort_by_key(|g| g.goid);
                 SiteReport {
                     probe: id,
