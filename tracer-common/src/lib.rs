@@ -172,7 +172,7 @@ pub const LIST_REG_ELEMENT_LIST: u8 = 0xff;
 /// Offset of `list` in `container/list.Element` (all Go versions, amd64 and arm64).
 pub const LIST_ELEMENT_LIST_OFFSET: u64 = 16;
 
-/// Per-probe per-CPU counters live in `PROBE_COUNTERS` at `probe * COUNTER_COUNT + counter`.
+/// Per-probe counters of one CPU, laid out in `PROBE_COUNTERS` (see [`counter_index`]).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -189,6 +189,14 @@ pub enum Counter {
 }
 
 pub const COUNTER_COUNT: u32 = 5;
+
+/// Where a CPU's `counter` of `probe` sits in `PROBE_COUNTERS`, a plain array that
+/// user space maps into its memory: one block of `stride` words (probes × counters)
+/// per CPU, so that CPUs never write one cache line and reading a range of probes is
+/// reading memory, not one system call or one kernel allocation per word.
+pub const fn counter_index(stride: u32, cpu: u32, probe: u32, counter: u32) -> u32 {
+    cpu.wrapping_mul(stride).wrapping_add(probe.wrapping_mul(COUNTER_COUNT)).wrapping_add(counter)
+}
 
 /// Values of the `FOLLOWED` map: a process whose descendants `run` follows.
 #[repr(u32)]

@@ -4,14 +4,14 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::BPF_F_USER_STACK,
-    helpers::{bpf_get_attach_cookie, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{bpf_get_attach_cookie, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user},
     maps::LruHashMap,
     programs::{ProbeContext, tracing::StackIdContext},
 };
-use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
+use tracer_common::{Counter, counter_index, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
 
 use crate::{
-    maps::{GoroutineKey, Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS, TOTAL_HITS},
+    maps::{COUNTER_STRIDE, GoroutineKey, Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS, TOTAL_HITS},
     regs,
 };
 
@@ -29,9 +29,12 @@ pub struct Hit {
 
 #[inline(always)]
 pub fn count(probe: u32, counter: Counter) -> u64 {
-    let idx = probe.wrapping_mul(COUNTER_COUNT).wrapping_add(counter as u32);
-    match PROBE_COUNTERS.get_ptr_mut(idx) {
-        // SAFETY: a per-CPU slot is only touched by this CPU, and programs do not nest here.
+    // SAFETY: a constant of the loaded object, set before load.
+    let stride = unsafe { core::ptr::read_volatile(&raw const COUNTER_STRIDE) };
+    // SAFETY: the helper has no preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    match PROBE_COUNTERS.get_ptr_mut(counter_index(stride, cpu, probe, counter as u32)) {
+        // SAFETY: a CPU's block is only touched by that CPU, and programs do not nest here.
         Some(p) => unsafe {
             *p += 1;
             *p

@@ -1,6 +1,7 @@
 //! The maps shared by all probes.
 
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
@@ -14,9 +15,14 @@ pub static RECORDS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 pub static PROCS: HashMap<u32, ProcConfig> = HashMap::with_max_entries(4096, 0);
 
-/// `probe * COUNTER_COUNT + Counter` → count, per CPU.
+/// Hit counters, [`tracer_common::counter_index`] → count; user space reads them
+/// through a memory mapping.
 #[map]
-pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES * COUNTER_COUNT, 0);
+pub static PROBE_COUNTERS: Array<u64> = Array::with_max_entries(MAX_PROBES * COUNTER_COUNT, BPF_F_MMAPABLE);
+
+/// Words of one CPU's block of `PROBE_COUNTERS`, set by user space at load.
+#[unsafe(no_mangle)]
+pub static COUNTER_STRIDE: u32 = MAX_PROBES * COUNTER_COUNT;
 
 /// Hits of all probes of an attachment together, per CPU, by the cookie's slot: one
 /// word a governor can read often to learn whether any of its probes got hot, where

@@ -74,34 +74,41 @@ pub struct GoroutineRecords {
 }
 
 impl SiteStats<'_> {
-    pub fn report(&self, counters: &[ProbeCounters], coverage: &[Coverage], by_goroutine: &HashMap<(u32, u64), u64>, read: ReadStats) -> StatsReport {
-        // Name each site by the user's statement, as findings do (an inlined Remove's
-        // innermost frames are container/list code).
-        // Probes of followed children live in their own binaries (opened on demand).
-        let symbols = BinarySymbols::with_binary(self.path, self.binary.clone());
+    /// Every probed site's figures; `every_site_named`: each site named by its source
+    /// line (for `--stats-out`), else only the rows the table shows (naming tens of
+    /// thousands of sites costs a large program's run a second at exit).
+    pub fn report(
+        &self,
+        counters: &[ProbeCounters],
+        coverage: &[Coverage],
+        by_goroutine: &HashMap<(u32, u64), u64>,
+        read: ReadStats,
+        every_site_named: bool,
+    ) -> StatsReport {
+        // Indexed once: tens of thousands of probes each looking through every
+        // coverage entry took seconds at exit.
+        let coverage: HashMap<u32, &Coverage> = coverage.iter().map(|c| (c.probe, c)).collect();
+        let mut by_probe: HashMap<u32, Vec<GoroutineRecords>> = HashMap::new();
+        for (&(probe, goid), &records) in by_goroutine {
+            by_probe.entry(probe).or_default().push(GoroutineRecords { goid, records });
+        }
         let mut sites: Vec<SiteReport> = self
             .table
             .iter()
             .map(|(id, placed)| {
                 let probe = &placed.probe;
-                let process = ProcessInfo { binary: placed.binary.display().to_string(), ..ProcessInfo::default() };
-                let frame = call_site(&symbols, &process, probe.address);
-                let governed = coverage.iter().find(|c| c.probe == id);
-                let mut goroutines: Vec<GoroutineRecords> = by_goroutine
-                    .iter()
-                    .filter(|((p, _), _)| *p == id)
-                    .map(|(&(_, goid), &records)| GoroutineRecords { goid, records })
-                    .collect();
+                let governed = coverage.get(&id);
+                let mut goroutines = by_probe.remove(&id).unwrap_or_default();
                 goroutines.sort_by_key(|g| g.goid);
                 SiteReport {
                     probe: id,
-                    binary: process.binary,
+                    binary: placed.binary.display().to_string(),
                     kind: format!("{:?}", probe.kind),
                     exit: probe.kind.is_exit(),
                     target: probe.target.clone(),
-                    function: if frame.file.is_empty() { probe.caller.clone() } else { frame.function },
-                    file: frame.file,
-                    line: frame.line,
+                    function: probe.caller.clone(),
+                    file: String::new(),
+                    line: 0,
                     address: probe.address,
                     counters: counters.get(id as usize).copied().unwrap_or_default(),
                     coverage: governed.map_or(1.0, |c| c.ratio),
@@ -111,6 +118,18 @@ impl SiteStats<'_> {
             })
             .collect();
         sites.sort_by(|a, b| b.counters.hits.cmp(&a.counters.hits).then(a.probe.cmp(&b.probe)));
+        // Named by the user's statement, as findings are (an inlined Remove's
+        // innermost frames are container/list code). Probes of followed children
+        // live in their own binaries (opened on demand).
+        let symbols = BinarySymbols::with_binary(self.path, self.binary.clone());
+        let named = if every_site_named { sites.len() } else { TABLE_ROWS };
+        for site in sites.iter_mut().take(named) {
+            let process = ProcessInfo { binary: site.binary.clone(), ..ProcessInfo::default() };
+            let frame = call_site(&symbols, &process, site.address);
+            if !frame.file.is_empty() {
+                (site.function, site.file, site.line) = (frame.function, frame.file, frame.line);
+            }
+        }
         StatsReport {
             binary: self.path.display().to_string(),
             go_version: self.binary.go_version().to_string(),

@@ -229,17 +229,62 @@ pub fn array_lookup_batch(map: std::os::fd::BorrowedFd<'_>, first: u32, count: u
 /// Writes `values` (`value_size` bytes a key, as [`array_lookup_batch`] reads them)
 /// to keys `first..` of the array map `map` in one system call.
 pub fn array_update_batch(map: std::os::fd::BorrowedFd<'_>, first: u32, values: &[u8], value_size: usize) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let count = (values.len() / value_size) as u32;
     let keys: Vec<u32> = (first..first + count).collect();
+    array_update_keys(map, &keys, values)
+}
+
+/// Writes `values` (an equal share of bytes a key) to `keys` of the array map `map`
+/// in one system call: one call a key cost 100 k calls to attach a large program.
+pub fn array_update_keys(map: std::os::fd::BorrowedFd<'_>, keys: &[u32], values: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    assert_eq!(values.len() % keys.len(), 0, "one value a key");
     let mut attr = BatchAttr {
         keys: keys.as_ptr() as u64,
         values: values.as_ptr() as u64,
-        count,
+        count: keys.len() as u32,
         map_fd: map.as_raw_fd() as u32,
         ..BatchAttr::default()
     };
     // SAFETY: the attribute points at `count` keys and values the kernel only reads.
     let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_UPDATE_BATCH, &raw mut attr, size_of::<BatchAttr>()) };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The 8-byte words of a BPF array map created with `BPF_F_MMAPABLE`, mapped into
+/// this process and written by the kernel side while user space reads them.
+pub struct SharedWords {
+    map: memmap2::MmapMut,
+}
+
+impl SharedWords {
+    /// Maps the first `words` words of the array map `map`.
+    pub fn map(map: std::os::fd::BorrowedFd<'_>, words: usize) -> io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let len = words.checked_mul(8).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "map too large"))?;
+        // SAFETY: the kernel backs the mapping with the map's own pages for as long
+        // as the mapping lives; every access below is an aligned atomic word.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(map.as_raw_fd())? };
+        Ok(SharedWords { map })
+    }
+
+    fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(i < self.map.len() / 8, "word {i} past the mapping");
+        // SAFETY: in bounds (above), 8-byte aligned (page-aligned base), and only
+        // ever accessed atomically, here and by the kernel's plain aligned stores.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.map.as_ptr().cast::<u64>().cast_mut().add(i)) }
+    }
+
+    pub fn load(&self, i: usize) -> u64 {
+        self.word(i).load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn clear(&self, words: std::ops::Range<usize>) {
+        for i in words {
+            self.word(i).store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }

@@ -75,7 +75,7 @@ fn processes_of_one_binary_share_one_attachment() {
     }
     let dir = test_dir("shared");
     let Some(bin) = service(test, &dir, "svc-shared") else { return };
-    let daemon = Daemon::start(&dir, &[]);
+    let daemon = Daemon::start(&dir, &["--keep-idle", "5m"]);
     let first = start_program(&bin, &["idle"]);
     let second = start_program(&bin, &["idle"]);
     let pids = [u64::from(first.pid()), u64::from(second.pid())];
@@ -97,7 +97,48 @@ fn processes_of_one_binary_share_one_attachment() {
         if listed == [pids[1]] && kernel == [pids[1]] { Ok(()) } else { Err(daemon.status().to_string()) }
     });
     assert_eq!(daemon.metric("ghostrace_attached_probes"), Some(probes as f64));
+    // The last one goes: its processes are forgotten, its probes kept for the next run.
     drop(second);
+    let status = wait_for("the executable to be kept without processes", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        let status = daemon.status();
+        let kept = status["binaries"].as_array().is_some_and(|b| b.len() == 1 && b[0]["idle_s"].is_u64());
+        if listed.is_empty() && kernel.is_empty() && kept { Ok(status) } else { Err(status.to_string()) }
+    });
+    assert_eq!(status["binaries"][0]["probes"].as_u64(), Some(probes), "{status}");
+    assert_eq!(daemon.metric("ghostrace_traced_processes"), Some(0.0));
+    // Run again, it is traced on the probes kept: nothing planned or attached anew.
+    let third = start_program(&bin, &["idle"]);
+    let pid = u64::from(third.pid());
+    wait_for("the next process to be traced", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        if listed == [pid] && kernel == [pid] { Ok(()) } else { Err(daemon.status().to_string()) }
+    });
+    assert!(daemon.log().contains(&format!("tracing pid {pid} (svc-shared)")) && daemon.log().contains("kept attachment"), "{}", daemon.log());
+    assert_eq!(daemon.metric("ghostrace_attached_probes"), Some(probes as f64));
+    assert_eq!(daemon.status()["binaries"][0]["idle_s"], serde_json::Value::Null);
+    drop(third);
+    let log = daemon.stop();
+    assert!(log.contains("detached"), "kept probes are detached at shutdown:\n{log}");
+}
+
+/// With `--keep-idle 0s` an executable's probes go with its last process.
+#[test]
+fn an_executable_is_detached_with_its_last_process_when_nothing_is_kept() {
+    let test = "an_executable_is_detached_with_its_last_process_when_nothing_is_kept";
+    if !bpf_or_skip(test) {
+        return;
+    }
+    let dir = test_dir("unkept");
+    let Some(bin) = service(test, &dir, "svc-unkept") else { return };
+    let daemon = Daemon::start(&dir, &["--keep-idle", "0s"]);
+    let program = start_program(&bin, &["idle"]);
+    let pid = u64::from(program.pid());
+    wait_for("the process to be traced", Duration::from_secs(10), || {
+        let (listed, kernel) = daemon.traced_pids();
+        if listed == [pid] && kernel == [pid] { Ok(()) } else { Err(daemon.status().to_string()) }
+    });
+    drop(program);
     daemon.assert_forgot_everything();
     daemon.stop();
 }

@@ -62,6 +62,13 @@ pub struct DaemonArgs {
     /// traced with what fits, slice growth sites left out first.
     #[arg(long, env = "GHOSTRACE_MAX_PROBES", default_value_t = 131_072, value_name = "N")]
     pub max_probes: u32,
+    /// Keep an executable's probes attached this long after its last process exits,
+    /// so that a program run again and again (a periodic job, a plugin run per
+    /// event) is planned and attached once; `0s` detaches at once. Kept probes cost
+    /// nothing while no process runs the file and give way to new executables when
+    /// the probe table is full.
+    #[arg(long, env = "GHOSTRACE_KEEP_IDLE", value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub keep_idle: Duration,
     /// Stop after this long (default: run until SIGINT or SIGTERM).
     #[arg(long, env = "GHOSTRACE_DURATION", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
@@ -76,6 +83,7 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         scope: Scope::from_words(&args.scope)?,
         sample_every: args.sample_every,
         stacks: !args.no_stacks,
+        keep_idle: args.keep_idle,
     };
     let detect = Config { window: args.window, complete_stream: args.sample_every == 1, ..Config::default() };
     crate::daemon::run(DaemonConfig {

@@ -374,6 +374,7 @@ impl Session {
             &coverage,
             collector.as_ref().map(|c| &c.by_goroutine).unwrap_or(&HashMap::new()),
             read,
+            options.stats_out.is_some(),
         );
         (stats.attached, stats.attach_ms, stats.left_out) = (self.attached, self.attach_time.as_secs_f64() * 1e3, self.left_out);
         (stats.attach_path, stats.open_fds) = (self.tracer.attach_mode().name(), self.open_fds);

@@ -8,7 +8,7 @@ use std::{
     os::fd::AsRawFd,
     path::Path,
     sync::{Arc, Mutex, mpsc::Sender},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use serde_json::json;
@@ -57,6 +57,12 @@ pub struct Options {
     pub sample_every: u32,
     pub stacks: bool,
     pub budget: Budget,
+    /// How long an executable's probes stay attached once its last process is gone:
+    /// a program run every few seconds or minutes (a backup job, a CNI plugin at each
+    /// pod start, a cron task) is then planned and attached once, not at every run.
+    /// Kept probes cost nothing while no process runs the file, and give their room
+    /// in the probe table to a new executable that needs it.
+    pub keep_idle: Duration,
 }
 
 /// A Go executable with probes attached.
@@ -75,6 +81,8 @@ struct Binary {
     last: Vec<ProbeCounters>,
     /// Keeps the probes' cost under the budget, for all the binary's processes.
     governor: Governor,
+    /// Since when no process runs it (its probes kept for `keep_idle`).
+    idle_since: Option<Instant>,
 }
 
 /// Why a file is not traced.
@@ -201,7 +209,13 @@ impl Fleet {
             self.last_failure = Some(e.to_string());
             return untraced(self, e.to_string().into());
         }
-        let shared = !bin.pids.is_empty();
+        let reuse = if bin.idle_since.take().is_some() {
+            "kept"
+        } else if bin.pids.is_empty() {
+            "new"
+        } else {
+            "shared"
+        };
         bin.pids.insert(pid);
         self.traced.insert(pid, file.id);
         // Per process: ASLR loads each run of a PIE elsewhere. Gone already, it has nothing to symbolize.
@@ -227,7 +241,7 @@ impl Fleet {
             process.exe,
             bin.binary.go_version(),
             bin.attachment.probes(),
-            if shared { "shared" } else { "new" },
+            reuse,
             file.id,
         );
         self.changed = true;
@@ -261,6 +275,7 @@ impl Fleet {
             return Err(Some(Verdict::Failed(e.to_string().into())));
         }
         let plan = binary.probe_plan(&self.options.scope);
+        self.make_room(tracer, plan.probes.len());
         let (plan, left_out) = tracer.fit(&plan, Path::new(&process.exe));
         let attached = if plan.probes.is_empty() && left_out > 0 {
             Err(ProbeError::TooManyProbes { wanted: left_out, room: 0 })
@@ -303,6 +318,7 @@ impl Fleet {
                 pids: BTreeSet::new(),
                 left_out,
                 governor,
+                idle_since: None,
             },
         );
         Ok(())
@@ -337,11 +353,46 @@ impl Fleet {
             eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
         }
         if bin.pids.is_empty() {
-            let mut bin = self.binaries.remove(&file).expect("present");
-            self.count(tracer, &mut bin);
-            eprintln!("ghostrace: detached {} probes from {} ({file})", bin.attachment.probes(), bin.path);
-            self.forget_governed(&bin);
-            tracer.detach(bin.attachment);
+            if gone && !self.options.keep_idle.is_zero() {
+                bin.idle_since = Some(Instant::now());
+                eprintln!(
+                    "ghostrace: {} probes kept on {} ({file}) for {} s in case it runs again",
+                    bin.attachment.probes(),
+                    bin.path,
+                    self.options.keep_idle.as_secs_f64()
+                );
+            } else {
+                self.detach(tracer, file);
+            }
+        }
+    }
+
+    fn detach(&mut self, tracer: &mut Tracer, file: FileId) {
+        let Some(mut bin) = self.binaries.remove(&file) else { return };
+        self.count(tracer, &mut bin);
+        eprintln!("ghostrace: detached {} probes from {} ({file})", bin.attachment.probes(), bin.path);
+        self.forget_governed(&bin);
+        tracer.detach(bin.attachment);
+        self.changed = true;
+    }
+
+    /// Executables no process has run for `keep_idle` (all idle ones with `now` at
+    /// the end of time), oldest first.
+    fn idle_before(&self, until: Instant) -> Vec<FileId> {
+        let mut idle: Vec<(Instant, FileId)> =
+            self.binaries.iter().filter_map(|(&file, b)| b.idle_since.filter(|&t| t + self.options.keep_idle <= until).map(|t| (t, file))).collect();
+        idle.sort();
+        idle.into_iter().map(|(_, file)| file).collect()
+    }
+
+    /// Detaches kept executables, oldest first, until `probes` fit in the table.
+    fn make_room(&mut self, tracer: &mut Tracer, probes: usize) {
+        let everything = Instant::now() + self.options.keep_idle;
+        for file in self.idle_before(everything) {
+            if tracer.table.room() >= probes {
+                break;
+            }
+            self.detach(tracer, file);
         }
     }
 
@@ -394,8 +445,12 @@ impl Fleet {
     /// Lets every binary's governor switch what is due; returns when to call again.
     pub fn govern(&mut self, tracer: &mut Tracer) -> Instant {
         let now = Instant::now();
+        for file in self.idle_before(now) {
+            self.detach(tracer, file);
+        }
         let mut next = now + crate::governor::CYCLE;
-        for bin in self.binaries.values_mut() {
+        // Kept executables have no process to measure or to cost anything.
+        for bin in self.binaries.values_mut().filter(|b| b.idle_since.is_none()) {
             let pids: Vec<u32> = bin.pids.iter().copied().collect();
             next = next.min(bin.governor.step(tracer, &pids, now));
         }
@@ -457,6 +512,9 @@ impl Fleet {
         for pid in pids {
             self.untrace(tracer, pid, false);
         }
+        for file in self.idle_before(Instant::now() + self.options.keep_idle) {
+            self.detach(tracer, file);
+        }
         self.untraced.clear();
         self.update_gauges();
     }
@@ -509,6 +567,7 @@ impl Fleet {
                 "probes": b.attachment.probes(),
                 "left_out_probes": b.left_out,
                 "pids": b.pids,
+                "idle_s": b.idle_since.map(|t| t.elapsed().as_secs()),
                 "containers": b.pids.iter().filter_map(|pid| {
                     let c = serde_json::to_value(self.containers.get(pid)?).ok()?;
                     Some(json!({"pid": pid, "container": c}))

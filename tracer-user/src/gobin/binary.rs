@@ -10,6 +10,7 @@ use super::dwarf::{self, DwarfData};
 use super::elf::{Arch, ElfInfo};
 use super::inline::{self, Frame, InlineTree, ModuleData};
 use super::layout::{self, RuntimeLayout};
+use super::pccache::PcCache;
 use super::pclntab::{FuncData, PclnHeader, Pclntab};
 use super::disasm;
 use super::plan::{self, ProbePlan};
@@ -57,6 +58,7 @@ pub struct GoBinary {
     pcln_addr: u64,
     text_base: u64,
     module: Option<ModuleData>,
+    pc_cache: PcCache,
 }
 
 impl std::fmt::Debug for GoBinary {
@@ -131,6 +133,7 @@ impl GoBinary {
             pcln_addr,
             text_base,
             module,
+            pc_cache: PcCache::default(),
         })
     }
 
@@ -220,7 +223,7 @@ impl GoBinary {
     pub(crate) fn pclntab(&self) -> Pclntab<'_> {
         let all = Bytes::new(self.data.bytes(), 0, "file");
         let table = all.sub(self.pcln_offset, self.pcln_size, ".gopclntab").expect("checked at open");
-        Pclntab::new(&self.pcln, table, self.text_base)
+        Pclntab::new(&self.pcln, table, self.text_base).with_cache(&self.pc_cache)
     }
 
     /// Number of functions in the function table.

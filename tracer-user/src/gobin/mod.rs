@@ -18,6 +18,7 @@ mod error;
 mod inline;
 mod layout;
 mod listsites;
+mod pccache;
 mod pclntab;
 mod plan;
 mod read;

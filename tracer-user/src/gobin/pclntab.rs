@@ -15,6 +15,7 @@
 //! (zigzag value delta, pc delta / quantum) uvarint pairs starting from value -1 at
 //! the function entry, ended by a zero value delta after the first pair.
 
+use super::pccache::{self, PcCache};
 use super::{GobinError, GoVersion};
 use super::read::{Bytes, Result};
 
@@ -131,6 +132,7 @@ pub(crate) struct Pclntab<'a> {
     data: Bytes<'a>,
     /// Address the functab's entry offsets are relative to (1.18+).
     text_base: u64,
+    cache: Option<&'a PcCache>,
 }
 
 /// A function's row in the function table.
@@ -143,7 +145,12 @@ pub(crate) struct FuncRow {
 
 impl<'a> Pclntab<'a> {
     pub(crate) fn new(hdr: &'a PclnHeader, data: Bytes<'a>, text_base: u64) -> Self {
-        Pclntab { hdr, data, text_base }
+        Pclntab { hdr, data, text_base, cache: None }
+    }
+
+    /// Keeps decoded pc-value tables in `cache` (the binary's, for its lifetime).
+    pub(crate) fn with_cache(self, cache: &'a PcCache) -> Self {
+        Pclntab { cache: Some(cache), ..self }
     }
 
     pub(crate) fn nfunc(&self) -> u64 {
@@ -225,6 +232,19 @@ impl<'a> Pclntab<'a> {
     /// Runs the pc-value table at `off` (relative to pctab) for a function starting
     /// at `entry` and returns the value in effect at `pc`, or -1.
     pub(crate) fn pcvalue(&self, off: u32, entry: u64, pc: u64) -> Result<i32> {
+        if let Some(cache) = self.cache
+            && pc >= entry
+        {
+            let runs = match cache.get(off) {
+                Some(runs) => runs,
+                None => {
+                    let runs = self.runs(off, entry)?;
+                    cache.insert(off, &runs);
+                    runs
+                }
+            };
+            return Ok(pccache::value_at(&runs, pc - entry));
+        }
         let mut found = -1;
         self.walk(off, entry, |start, end, val| {
             if pc >= start && pc < end {
@@ -234,6 +254,18 @@ impl<'a> Pclntab<'a> {
             pc >= end
         })?;
         Ok(found)
+    }
+
+    /// Every run of the table at `off`, pcs relative to `entry` (a function is far
+    /// smaller than 4 GiB; a malformed table's runs stop at that bound).
+    fn runs(&self, off: u32, entry: u64) -> Result<pccache::Runs> {
+        let mut runs = Vec::new();
+        self.walk(off, entry, |_, end, value| {
+            let rel = u32::try_from(end - entry).unwrap_or(u32::MAX);
+            runs.push((rel, value));
+            rel < u32::MAX
+        })?;
+        Ok(runs.into())
     }
 
     /// Calls `f(start, end, value)` for each run of the table until it returns false.

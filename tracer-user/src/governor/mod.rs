@@ -3,24 +3,28 @@
 //! time each probe was attached (its coverage). docs/governor.md explains it.
 //!
 //! `control` decides (pure); `calibrate` measures what a hit costs on this host;
+//! `budget` parses and reloads the budget; `probe_info` says how each probe is
+//! governed; `cpu` measures the traced processes' and the switching CPU time;
 //! this module applies the decisions to a tracer on time.
 
+mod budget;
 pub mod calibrate;
 pub mod control;
+mod cpu;
+mod probe_info;
 
 use std::{
     collections::HashMap,
-    fmt,
     ops::Range,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
+pub use self::budget::{Budget, reload_budget, starting_budget};
 pub use self::calibrate::HitCost;
-use self::control::{Controller, Estimate, ProbeCycle, Switching};
+pub use self::cpu::cpu_seconds;
+use self::cpu::SwitchCpu;
+pub use self::probe_info::{ProbeInfo, RangeRole, probe_info};
+use self::control::{Controller, Estimate, ProbeCycle};
 use crate::probes::Tracer;
 
 /// How long one duty cycle lasts: the plan is made anew each cycle, and the windows
@@ -44,133 +48,6 @@ const RUN_STATS_EVERY: u64 = 10;
 /// rates the first plan is made from are measured over more than a few hits. Kept
 /// short: a hot loop runs fully probed this long, once per traced process.
 pub const FIRST_CYCLE: Duration = Duration::from_millis(100);
-
-/// What the probes may cost.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
-    /// No limit: every probe attached all the time.
-    Off,
-    /// A share of the traced process's own CPU time (0.01: 1%).
-    Share(f64),
-    /// CPU seconds per second, whatever the process does.
-    CpuPerSecond(f64),
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self::Share(0.01)
-    }
-}
-
-impl fmt::Display for Budget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Off => f.write_str("off"),
-            Self::Share(share) => write!(f, "{}%", share * 100.0),
-            Self::CpuPerSecond(cpu) => write!(f, "{}ms/s", cpu * 1000.0),
-        }
-    }
-}
-
-impl std::str::FromStr for Budget {
-    type Err = String;
-
-    /// `off`, a share of the process's CPU (`1%`), or CPU time per second
-    /// (`5ms/s`, `0.005s/s`).
-    fn from_str(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let number = |n: &str| -> Result<f64, String> {
-            n.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| {
-                format!("invalid overhead budget {text:?}: use off, a percentage (1%) or CPU per second (5ms/s)")
-            })
-        };
-        if text == "off" {
-            Ok(Self::Off)
-        } else if let Some(p) = text.strip_suffix('%') {
-            Ok(Self::Share(number(p)? / 100.0))
-        } else if let Some(ms) = text.strip_suffix("ms/s") {
-            Ok(Self::CpuPerSecond(number(ms)? / 1000.0))
-        } else if let Some(s) = text.strip_suffix("s/s") {
-            Ok(Self::CpuPerSecond(number(s)?))
-        } else {
-            Err(number("").unwrap_err())
-        }
-    }
-}
-
-/// The budget written in `file` (one line, as `--overhead-budget`: `2%`, `5ms/s`,
-/// `off`).
-fn read_budget(file: &std::path::Path) -> Result<Budget, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    text.trim().parse()
-}
-
-/// The budget to start with: the one in `file` when given, else `flag`.
-pub fn starting_budget(flag: Budget, file: Option<&std::path::Path>) -> Result<Budget, String> {
-    file.map_or(Ok(flag), read_budget)
-}
-
-/// On SIGHUP: the budget in `file` again, saying on stderr what became of it
-/// (a bad file keeps the budget in force).
-pub fn reload_budget(file: Option<&std::path::Path>) -> Option<Budget> {
-    let Some(file) = file else {
-        eprintln!("ghostrace: SIGHUP: no --overhead-budget-file to read a budget from");
-        return None;
-    };
-    match read_budget(file) {
-        Ok(budget) => {
-            eprintln!("ghostrace: overhead budget now {budget} (from {})", file.display());
-            Some(budget)
-        }
-        Err(e) => {
-            eprintln!("ghostrace: SIGHUP: keeping the overhead budget: {e}");
-            None
-        }
-    }
-}
-
-/// What the governor needs to know about a probe.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProbeInfo {
-    pub emulated: bool,
-    /// The eBPF program that handles its hits: its mean run time adds to the trap's.
-    pub program: &'static str,
-    /// Probes with the same key are switched together: a detector pairs their
-    /// records (a Remove's enter and exit), so one must not be seen without the other.
-    pub unit: Option<String>,
-    pub range: Option<RangeRole>,
-}
-
-/// A probe on the start or a step of a `range` over a map. A step alone does not
-/// show that its range started after some earlier record: while any start probe
-/// is off, a range may start unseen, and the step probes' kernel slots say so.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RangeRole {
-    Start,
-    Step,
-}
-pub fn probe_info(probe: &crate::gobin::Probe) -> ProbeInfo {
-    use crate::gobin::ProbeKind;
-    // Every Remove site of one function: enter and exits cannot be told apart
-    // per site from the plan alone, and they share a rate anyway. Map writes pair a
-    // start with its exit likewise (map_concurrent_write).
-    let unit = match probe.kind {
-        ProbeKind::ListRemoveEnter { .. } | ProbeKind::ListRemoveExit => Some("list_remove"),
-        ProbeKind::MapWriteCall(_) | ProbeKind::MapWriteExit => Some("map_write"),
-        _ => None,
-    };
-    let range = match probe.kind {
-        ProbeKind::MapIterStartCall => Some(RangeRole::Start),
-        ProbeKind::MapIterNextCall => Some(RangeRole::Step),
-        _ => None,
-    };
-    ProbeInfo {
-        emulated: probe.emulated,
-        program: crate::probes::program_name(&probe.kind),
-        unit: unit.map(|u| format!("{u} {}", probe.caller)),
-        range,
-    }
-}
 
 /// One governed probe.
 #[derive(Debug)]
@@ -230,42 +107,6 @@ pub struct Coverage {
     pub ratio: f64,
     /// Its estimated CPU time over the processes' own CPU time.
     pub overhead: f64,
-}
-
-/// ghostrace's CPU time spent switching probes, in ns: added by the governor's
-/// thread as it attaches and by the threads that close links.
-#[derive(Default)]
-struct SwitchCpu {
-    /// Moving units in and out of the resident links.
-    moves: Arc<AtomicU64>,
-    /// Opening and closing windows.
-    windows: Arc<AtomicU64>,
-    /// Both, as read at the last cycle's end.
-    seen: u64,
-    /// Probes switched by windows since the last cycle's end, and their CPU then.
-    window_probes: u64,
-    window_seen: u64,
-    /// CPU seconds per probe switched by a window, as measured so far.
-    per_probe_s: f64,
-}
-
-impl SwitchCpu {
-    /// CPU seconds spent switching since the last look, and the cost per switched probe.
-    fn cycle(&mut self) -> Switching {
-        let (moves, windows) = (self.moves.load(Ordering::Relaxed), self.windows.load(Ordering::Relaxed));
-        let all = moves + windows;
-        let cpu_s = all.saturating_sub(self.seen) as f64 / 1e9;
-        self.seen = all;
-        // Closing a link finishes on its own thread a little later: a mean over
-        // several cycles' worth of switches.
-        if self.window_probes >= 64 {
-            let measured = windows.saturating_sub(self.window_seen) as f64 / 1e9 / self.window_probes as f64;
-            self.per_probe_s = if self.per_probe_s > 0.0 { 0.5 * (self.per_probe_s + measured) } else { measured };
-            (self.window_probes, self.window_seen) = (0, windows);
-        }
-        let per_probe_s = if self.per_probe_s > 0.0 { self.per_probe_s } else { control::SWITCH_COST_PRIOR_S };
-        Switching { cpu_s, per_probe_s }
-    }
 }
 
 /// Governs the probes `ids` of one tracer for the processes of one binary.
@@ -709,42 +550,9 @@ fn note(first: &mut Option<String>, result: Result<(), crate::probes::ProbeError
     }
 }
 
-/// CPU seconds of `pid`'s live threads, in ns precision from each thread's
-/// schedstat (a 20 ms cycle is two 10 ms ticks of /proc/PID/stat), else from
-/// /proc/PID/stat (user + system, all threads, exited ones included).
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let from_schedstat = std::fs::read_dir(format!("/proc/{pid}/task")).ok().and_then(|tasks| {
-        let mut ns = 0u64;
-        for task in tasks.flatten() {
-            let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            ns += text.split_ascii_whitespace().next()?.parse::<u64>().ok()?;
-        }
-        Some(ns as f64 / 1e9)
-    });
-    from_schedstat.or_else(|| {
-        let fields = crate::daemon::procfs::stat_fields(pid)?;
-        // utime and stime are fields 14 and 15 (man 5 proc); field 3 is the first here.
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn budgets_parse() {
-        assert_eq!("1%".parse(), Ok(Budget::Share(0.01)));
-        assert_eq!("off".parse(), Ok(Budget::Off));
-        assert_eq!("5ms/s".parse(), Ok(Budget::CpuPerSecond(0.005)));
-        assert_eq!("0.25s/s".parse(), Ok(Budget::CpuPerSecond(0.25)));
-        for bad in ["", "%", "-1%", "1", "x%", "nan%", "0%"] {
-            assert!(bad.parse::<Budget>().is_err(), "{bad}");
-        }
-        assert_eq!(Budget::default().to_string(), "1%");
-    }
 
     #[test]
     fn windows_start_anywhere_in_their_room() {
@@ -761,38 +569,4 @@ mod tests {
         assert_eq!(window_start(&mut seed, 0.0), Duration::ZERO);
     }
 
-    #[test]
-    fn paired_probes_are_switched_together() {
-        use crate::{events::MapWriteOp, gobin::{Probe, ProbeKind, Signature}};
-        let probe = |kind, caller: &str| Probe {
-            kind,
-            address: 0x1000,
-            file_offset: 0x1000,
-            caller: caller.into(),
-            package: "main".into(),
-            target: "runtime.mapassign_fast64".into(),
-            emulated: true,
-            signature: Signature::MapWrite,
-            after: None,
-        };
-        let start = probe_info(&probe(ProbeKind::MapWriteCall(MapWriteOp::Assign), "main.put"));
-        let exit = probe_info(&probe(ProbeKind::MapWriteExit, "main.put"));
-        assert_eq!(start.unit.as_deref(), Some("map_write main.put"));
-        assert_eq!(exit.unit.as_deref(), Some("map_write main.put"));
-        let remove = probe_info(&probe(ProbeKind::ListRemoveExit, "main.drop"));
-        assert_eq!(remove.unit.as_deref(), Some("list_remove main.drop"));
-        assert_eq!(probe_info(&probe(ProbeKind::SliceGrowCall, "main.put")).unit, None);
-    }
-
-    #[test]
-    fn own_cpu_time_is_read() {
-        let start = cpu_seconds(std::process::id()).expect("own stat");
-        let t = Instant::now();
-        let mut x = 0u64;
-        while t.elapsed() < Duration::from_millis(200) {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
-        assert!(cpu_seconds(std::process::id()).unwrap() > start);
-        assert_eq!(cpu_seconds(u32::MAX), None);
-    }
 }

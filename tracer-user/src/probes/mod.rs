@@ -17,11 +17,11 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, RingBuf, StackTraceMap},
+    maps::{HashMap, MapData, RingBuf, StackTraceMap},
     programs::{UProbe, uprobe::UProbeScope},
 };
 use thiserror::Error;
-use tracer_common::{COUNTER_COUNT, ProcConfig};
+use tracer_common::{COUNTER_COUNT, Counter, ProcConfig, counter_index};
 
 pub use self::{
     attach::{ATTACH_PATH_VAR, AttachMode},
@@ -103,11 +103,21 @@ pub struct Tracer {
     ebpf: Ebpf,
     mode: AttachMode,
     links: links::Links,
+    counters: Counters,
     pub table: ProbeTable,
     /// Keeps the kernel's run-time statistics of BPF programs on while held (a
     /// clock read around each run, host-wide): the governor weighs hits with them.
     run_stats: Option<std::os::fd::OwnedFd>,
     run_stats_wanted: bool,
+}
+
+/// `PROBE_COUNTERS` as mapped into this process.
+struct Counters {
+    words: crate::sys::SharedWords,
+    /// Words of one CPU's block.
+    stride: u32,
+    /// Possible CPUs: blocks.
+    cpus: u32,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
@@ -126,10 +136,13 @@ impl Tracer {
         // chunk or switched probe on the multi path; a real service's thousands
         // exceed the usual soft limit of 1,024. An attach beyond the limit says so.
         let _ = crate::sys::raise_open_files_limit();
-        let capacity = capacity.clamp(1, u32::MAX / COUNTER_COUNT);
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| counter_err(e))?.get() as u32;
+        let capacity = capacity.clamp(1, u32::MAX / COUNTER_COUNT / cpus);
+        let stride = capacity * COUNTER_COUNT;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("RECORDS", ring_bytes)
-            .map_max_entries("PROBE_COUNTERS", capacity * COUNTER_COUNT)
+            .map_max_entries("PROBE_COUNTERS", stride * cpus)
+            .override_global("COUNTER_STRIDE", &stride, true)
             .map_max_entries("SWITCHED_AT", capacity)
             .map_max_entries("ELEM_SIZES", capacity)
             .load(object)
@@ -145,10 +158,15 @@ impl Tracer {
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
         }
+        let aya::maps::Map::Array(data) = ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map") else {
+            unreachable!("PROBE_COUNTERS is an array")
+        };
+        let counters = Counters { words: crate::sys::SharedWords::map(data.fd().as_fd(), (stride * cpus) as usize).map_err(counter_err)?, stride, cpus };
         Ok(Self {
             ebpf,
             mode,
             links: links::Links::default(),
+            counters,
             table: ProbeTable::with_capacity(capacity),
             run_stats: None,
             run_stats_wanted: false,
@@ -200,7 +218,7 @@ impl Tracer {
     pub fn reserve(&mut self, binary: &Path, plan: &ProbePlan) -> Result<Range<u32>, ProbeError> {
         let ids = self.table.add(binary, plan)?;
         // Ids given back by a detached executable keep its counts.
-        self.reset_counters(ids.clone())?;
+        self.reset_counters(ids.clone());
         Ok(ids)
     }
 
@@ -284,12 +302,13 @@ impl Tracer {
     /// be seen to end, as their exit probe was switched meanwhile. `u64::MAX` voids
     /// all of them, for as long as the probes are off.
     pub fn void_intervals_before(&mut self, ids: impl IntoIterator<Item = u32>, until: u64) -> Result<(), ProbeError> {
-        let mut map: Array<&mut MapData, u64> =
-            Array::try_from(self.ebpf.map_mut("SWITCHED_AT").expect("SWITCHED_AT map")).map_err(map_err("SWITCHED_AT"))?;
-        for id in ids {
-            map.set(id, &until, 0).map_err(map_err("SWITCHED_AT"))?;
-        }
-        Ok(())
+        let keys: Vec<u32> = ids.into_iter().collect();
+        let values: Vec<u8> = keys.iter().flat_map(|_| until.to_ne_bytes()).collect();
+        let aya::maps::Map::Array(data) = self.ebpf.map("SWITCHED_AT").expect("SWITCHED_AT map") else {
+            unreachable!("SWITCHED_AT is an array")
+        };
+        crate::sys::array_update_keys(data.fd().as_fd(), &keys, &values)
+            .map_err(|e| ProbeError::Map { map: "SWITCHED_AT", reason: e.to_string() })
     }
 
     /// Current counters of every probe in the table.
@@ -297,25 +316,19 @@ impl Tracer {
         self.counters_in(0..self.table.len() as u32)
     }
 
-    /// Current counters of the probes with ids in `ids`, read in one batch.
+    /// Current counters of the probes with ids in `ids`.
     pub fn counters_in(&self, ids: std::ops::Range<u32>) -> Result<Vec<ProbeCounters>, ProbeError> {
-        let (data, per_key) = self.counter_map()?;
-        let (first, count) = (ids.start * COUNTER_COUNT, ids.len() as u32 * COUNTER_COUNT);
-        let bytes = crate::sys::array_lookup_batch(data.fd().as_fd(), first, count, per_key).map_err(counter_err)?;
-        let sum = |key: usize| -> u64 {
-            let Some(values) = bytes.get(key * per_key..(key + 1) * per_key) else { return 0 };
-            values.chunks_exact(8).map(|v| u64::from_ne_bytes(v.try_into().expect("8 bytes"))).sum()
+        let c = &self.counters;
+        let sum = |probe: u32, counter: Counter| -> u64 {
+            (0..c.cpus).map(|cpu| c.words.load(counter_index(c.stride, cpu, probe, counter as u32) as usize)).sum()
         };
-        Ok((0..ids.len())
-            .map(|probe| {
-                let base = probe * COUNTER_COUNT as usize;
-                ProbeCounters {
-                    hits: sum(base),
-                    emitted: sum(base + 1),
-                    filtered: sum(base + 2),
-                    lost: sum(base + 3),
-                    read_errors: sum(base + 4),
-                }
+        Ok(ids
+            .map(|probe| ProbeCounters {
+                hits: sum(probe, Counter::Hits),
+                emitted: sum(probe, Counter::Emitted),
+                filtered: sum(probe, Counter::Filtered),
+                lost: sum(probe, Counter::Lost),
+                read_errors: sum(probe, Counter::ReadErrors),
             })
             .collect())
     }
@@ -329,20 +342,12 @@ impl Tracer {
     }
 
     /// Sets the counters of probes `ids` to zero, for ids taken again.
-    fn reset_counters(&mut self, ids: std::ops::Range<u32>) -> Result<(), ProbeError> {
-        let (data, per_key) = self.counter_map()?;
-        let zeros = vec![0u8; ids.len() * COUNTER_COUNT as usize * per_key];
-        crate::sys::array_update_batch(data.fd().as_fd(), ids.start * COUNTER_COUNT, &zeros, per_key).map_err(counter_err)
-    }
-
-    /// The per-probe counter map and the bytes one key takes in a batch (a word per
-    /// possible CPU).
-    fn counter_map(&self) -> Result<(&MapData, usize), ProbeError> {
-        let aya::maps::Map::PerCpuArray(data) = self.ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map") else {
-            unreachable!("PROBE_COUNTERS is a per-CPU array")
-        };
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| counter_err(e))?.get() as usize;
-        Ok((data, 8 * cpus))
+    fn reset_counters(&mut self, ids: std::ops::Range<u32>) {
+        let c = &self.counters;
+        for cpu in 0..c.cpus {
+            let at = |probe| counter_index(c.stride, cpu, probe, 0) as usize;
+            c.words.clear(at(ids.start)..at(ids.end));
+        }
     }
 }
 

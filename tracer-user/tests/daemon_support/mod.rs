@@ -144,7 +144,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts the daemon selecting everything under `dir`, and waits until it is ready.
+    /// Starts the daemon selecting everything under `dir`, and waits until it is
+    /// ready. Unless `extra` says otherwise, an executable's probes go when its last
+    /// process does (`--keep-idle 0s`), so that tests see everything forgotten.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         Self::start_command(crate::support::ghostrace(), dir, extra)
     }
@@ -157,6 +159,7 @@ impl Daemon {
         cmd.args(["daemon", "--listen", &format!("127.0.0.1:{port}"), "--select"])
             .arg(format!("path:{}/**", dir.display()))
             .args(extra)
+            .args(if extra.contains(&"--keep-idle") { &[][..] } else { &["--keep-idle", "0s"][..] })
             .stdout(std::fs::File::create(&stdout).expect("daemon stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("daemon stderr file"));
         let mut daemon = Self { guard: Guard::spawn("ghostrace daemon", &mut cmd), port, stdout, stderr };

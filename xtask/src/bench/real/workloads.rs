@@ -134,7 +134,7 @@ pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<
         }
         "restic" => {
             let data = scratch.join("restic-data");
-            generate_tree(&data, 12, 60, 4_000..60_000)?;
+            generate_tree(&data, 12, 240, 4_000..60_000)?;
             let repo = scratch.join("restic-repo");
             let mut env = home;
             env.push(("RESTIC_PASSWORD", "bench".into()));
@@ -145,7 +145,7 @@ pub fn for_program(name: &str, installed: &Installed, scratch: &Path) -> Result<
         }
         "hugo" => {
             let site = scratch.join("hugo-site");
-            generate_hugo_site(&site, 400)?;
+            generate_hugo_site(&site, 2_500)?;
             let public = scratch.join("hugo-public");
             let mut env = home;
             env.push(("LD_LIBRARY_PATH", installed.library_path().into()));
