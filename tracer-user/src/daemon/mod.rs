@@ -121,7 +121,8 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             crate::stats::finding_coverage(by_address, f)
         }));
     let reader = crate::pipeline::start(tracer.take_records()?, findings);
-    http::serve(listener, shared.clone());
+    let server = http::serve(listener, shared.clone(), http::Limits::default())
+        .map_err(|source| DaemonError::Listen { addr: listening.clone(), source })?;
     crate::child::stop_on_signals();
     crate::child::reload_on_sighup();
 
@@ -177,6 +178,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     fleet.shutdown(&mut tracer);
     let (findings, _) = reader.finish();
     findings.close();
+    server.stop();
     Ok(())
 }
 
