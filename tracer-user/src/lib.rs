@@ -10,6 +10,7 @@ pub mod export;
 pub mod gobin;
 pub mod governor;
 pub mod live;
+pub mod logging;
 pub mod pipeline;
 pub mod probes;
 pub mod recording;

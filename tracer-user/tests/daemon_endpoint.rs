@@ -1,7 +1,8 @@
 //! BPF tier: the daemon's HTTP endpoint, while it traces a Go process, keeps
 //! answering its liveness probe and Prometheus behind 200 clients that each sent
 //! half a request line and went silent, answers oversized and malformed requests
-//! with 4xx at once, and still stops cleanly with those clients connected.
+//! with 4xx at once, and still stops cleanly with those clients connected; with
+//! `--log-format json` every line it writes to stderr is a JSON object.
 
 mod daemon_support;
 mod support;
@@ -35,7 +36,7 @@ fn slow_clients_do_not_stall_the_endpoint() {
     let Some(tc) = newest_go(test) else { return };
     let dir = test_dir("endpoint");
     let bin = install(&build(&tc, "fixtures/service", false), &dir, "svc-endpoint");
-    let daemon = Daemon::start(&dir, &[]);
+    let daemon = Daemon::start(&dir, &["--log-format", "json"]);
     let program = start_program(&bin, &["idle"]);
     let pid = u64::from(program.pid());
     wait_for("the process to be traced", Duration::from_secs(10), || {
@@ -70,7 +71,12 @@ fn slow_clients_do_not_stall_the_endpoint() {
 
     // SIGTERM with the slow clients still connected: a clean detach, promptly.
     let started = Instant::now();
-    daemon.stop();
+    let log = daemon.stop();
     eprintln!("stopped in {:.0} ms with {} slow clients connected", started.elapsed().as_secs_f64() * 1e3, slow.len());
     drop(program);
+    for line in log.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(line["level"].is_string() && line["message"].is_string(), "{line}");
+    }
+    assert!(log.contains("daemon ready"), "{log}");
 }

@@ -36,8 +36,8 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     // closed gate makes it exit without running.
     // Held, it does not run the program yet: where it is loaded is known after exec.
     let attached = session.start(child.pid(), 0, options)?;
-    eprintln!(
-        "ghostrace: {} probes on {} ({}), pid {}, attached in {:.0} ms ({} links)",
+    tracing::info!(
+        "{} probes on {} ({}), pid {}, attached in {:.0} ms ({} links)",
         attached,
         path.display(),
         session.binary.go_version(),
@@ -47,11 +47,11 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     );
     options.listen_for_budget_changes();
     let mut follower = super::follow::Follower::start(&mut session, child.pid())
-        .map_err(|e| eprintln!("ghostrace: Go programs started by pid {} will not be traced: {e:#}", child.pid()))
+        .map_err(|e| tracing::warn!("Go programs started by pid {} will not be traced: {e:#}", child.pid()))
         .ok();
     // A child killed at the gate cannot be released: its status says what happened.
     if let Err(e) = child.release() {
-        eprintln!("ghostrace: {e}");
+        tracing::warn!("{e}");
     }
     if session.binary.is_pie() {
         child.wait_exec();
@@ -59,7 +59,7 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
         if let Err(e) = session.relocate(child.pid())
             && child::alive(child.pid())
         {
-            eprintln!("ghostrace: call sites of pid {} stay unsymbolized: {e:#}", child.pid());
+            tracing::warn!("call sites of pid {} stay unsymbolized: {e:#}", child.pid());
         }
     }
     let status = child.wait_with(|| {
@@ -89,8 +89,8 @@ pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> R
     session.name = procfs::exe_path(pid).unwrap_or(exe);
     let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;
     let attached = session.start(pid, load_bias, options)?;
-    eprintln!(
-        "ghostrace: {} probes on pid {pid} ({}, {} links); Ctrl-C to stop",
+    tracing::info!(
+        "{} probes on pid {pid} ({}, {} links); Ctrl-C to stop",
         attached,
         session.binary.go_version(),
         session.tracer.attach_mode().name()

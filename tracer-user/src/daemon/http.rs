@@ -116,7 +116,7 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>, limits: Limits) -> std:
         runtime.block_on(async move {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => serve_until(listener, shared, limits, async { _ = stopped.await }).await,
-                Err(e) => eprintln!("ghostrace: the HTTP endpoint cannot start: {e}"),
+                Err(e) => tracing::warn!("the HTTP endpoint cannot start: {e}"),
             }
         })
     })?;

@@ -11,7 +11,7 @@ mod table;
 use std::{
     num::NonZeroU32,
     ops::Range,
-    os::fd::{AsFd, AsRawFd},
+    os::fd::AsFd,
     path::Path,
 };
 
@@ -172,8 +172,8 @@ impl Tracer {
         }
         let mut fitted = plan.clone();
         let left_out = fitted.keep_within(room);
-        eprintln!(
-            "ghostrace: {}: {left_out} of {} probes left out, slice growth first (the probe table has room for {room}; --max-probes raises it)",
+        tracing::warn!(
+            "{}: {left_out} of {} probes left out, slice growth first (the probe table has room for {room}; --max-probes raises it)",
             name.display(),
             plan.probes.len()
         );
@@ -370,9 +370,4 @@ fn errno_in_chain(e: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool
         source = s.source();
     }
     false
-}
-
-/// Waits up to `timeout_ms` for records to be readable.
-pub fn wait_readable(ring: &RingBuf<MapData>, timeout_ms: i32) -> bool {
-    crate::child::poll_readable(ring.as_raw_fd(), timeout_ms)
 }
