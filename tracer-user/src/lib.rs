@@ -5,6 +5,7 @@ pub mod cli;
 pub mod container;
 pub mod daemon;
 pub mod detect;
+pub mod event_loop;
 pub mod events;
 pub mod export;
 pub mod gobin;

@@ -1,15 +1,16 @@
 //! `ghostrace run` and `ghostrace attach`.
 
-use std::{
-    ffi::OsString,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
 
 use super::{TraceOptions, session};
-use crate::{child, daemon::procfs};
+use crate::{
+    child,
+    daemon::procfs,
+    event_loop::{StopSignals, until},
+};
+use tokio::time;
 
 /// Resolves CMD like a shell does: a path as given, a bare name through $PATH.
 fn resolve(program: &OsString) -> Result<PathBuf> {
@@ -95,13 +96,23 @@ pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> R
         session.binary.go_version(),
         session.tracer.attach_mode().name()
     );
-    child::stop_on_signals();
     options.listen_for_budget_changes();
-    let started = Instant::now();
-    while !child::stop_requested() && child::alive(pid) && duration.is_none_or(|d| started.elapsed() < d) {
-        session.reload_budget_if_asked(options);
-        std::thread::sleep(session.govern().min(Duration::from_millis(100)));
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut stop = StopSignals::new()?;
+        let deadline = duration.map(|d| time::Instant::now() + d);
+        while child::alive(pid) {
+            session.reload_budget_if_asked(options);
+            // The governor's next switch bounds the wait, and so does the check for the process's exit.
+            let wake = session.govern().min(Duration::from_millis(100));
+            tokio::select! {
+                () = stop.requested() => break,
+                () = until(deadline) => break,
+                () = time::sleep(wake) => {}
+            }
+        }
+        anyhow::Ok(())
+    })?;
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(0, options))
 }

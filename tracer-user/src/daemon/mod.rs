@@ -43,6 +43,7 @@ pub use self::{
 };
 use crate::{
     detect::{Config, ConfigError},
+    event_loop::{StopSignals, until},
     export::prometheus::{Metrics, MetricsError},
     probes::{ProbeError, Tracer},
 };
@@ -141,10 +142,9 @@ async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     let reader = crate::pipeline::start(tracer.take_records()?, findings).map_err(DaemonError::EventLoop)?;
     let server = http::serve(listener, shared.clone(), http::Limits::default())
         .map_err(|source| DaemonError::Listen { addr: listening.clone(), source })?;
-    // SIGINT and SIGTERM stop the daemon (probes detached), SIGHUP reads the budget file again.
-    let on = |kind| signal(kind).map_err(DaemonError::EventLoop);
-    let (mut interrupt, mut terminate, mut hangup) =
-        (on(SignalKind::interrupt())?, on(SignalKind::terminate())?, on(SignalKind::hangup())?);
+    let mut stop = StopSignals::new().map_err(DaemonError::EventLoop)?;
+    // SIGHUP reads the budget file again.
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::EventLoop)?;
     let mut events = crate::sys::when_readable(events).map_err(DaemonError::EventLoop)?;
 
     let me = std::process::id();
@@ -168,8 +168,7 @@ async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     loop {
         let next = time::Instant::from_std(fleet.govern(&mut tracer)).min(time::Instant::now() + MAX_WAIT);
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            () = stop.requested() => break,
             () = until(stop_at) => break,
             _ = hangup.recv() => {
                 if let Some(budget) = crate::governor::reload_budget(config.budget_file.as_deref()) {
@@ -211,14 +210,6 @@ async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     findings.close();
     server.stop();
     Ok(())
-}
-
-/// Completes at `at`, or never.
-async fn until(at: Option<time::Instant>) {
-    match at {
-        Some(at) => time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn publish(shared: &Shared, fleet: &Fleet, tracer: &Tracer, ready: bool) {
