@@ -7,11 +7,9 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
 };
 
 use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFd, sync::Notify};
 
 use crate::events::{self, Event};
 
@@ -31,74 +29,42 @@ pub trait Sink: Send + 'static {
 
 /// The reader thread and its stop flag.
 pub struct Reader<C> {
-    stop: Arc<Stop>,
+    stop: Arc<AtomicBool>,
     handle: JoinHandle<(C, ReadStats)>,
 }
 
-/// Asks the reader to drain what is left and return.
-#[derive(Default)]
-struct Stop {
-    asked: AtomicBool,
-    wake: Notify,
-}
-
-/// How long the reader waits for a record before it ticks the consumer anyway.
-const TICK: Duration = Duration::from_millis(100);
-
-/// Starts reading `ring` into `consumer` on a new thread: a tokio runtime of its own
-/// waits for the ring buffer (`AsyncFd`) and the tick, so the consumer's CPU-bound
-/// work never holds up another event loop.
-pub fn start<C: Sink>(ring: RingBuf<MapData>, consumer: C) -> std::io::Result<Reader<C>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let ring = {
-        let _inside = runtime.enter();
-        crate::sys::when_readable(ring)?
-    };
-    let stop = Arc::new(Stop::default());
+/// Starts reading `ring` into `consumer` on a new thread.
+pub fn start<C: Sink>(mut ring: RingBuf<MapData>, mut consumer: C) -> Reader<C> {
+    let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("ghostrace-reader".into())
-        .spawn(move || runtime.block_on(read(ring, consumer, &stop_flag)))?;
-    Ok(Reader { stop, handle })
-}
-
-async fn read<C: Sink>(mut ring: AsyncFd<RingBuf<MapData>>, mut consumer: C, stop: &Stop) -> (C, ReadStats) {
-    let mut stats = ReadStats::default();
-    loop {
-        // Read the flag before draining, so a stop requested after the traced
-        // process exited still sees every record it produced.
-        let stopping = stop.asked.load(Ordering::Acquire);
-        while let Some(item) = ring.get_mut().next() {
-            stats.records += 1;
-            match events::decode(&item) {
-                Ok(event) => consumer.record(&item, event),
-                Err(_) => stats.undecodable += 1,
-            }
-        }
-        consumer.tick();
-        if stopping {
-            break;
-        }
-        tokio::select! {
-            ready = ring.readable_mut() => {
-                // Cleared before the next drain: a record after it wakes the reader again.
-                if let Ok(mut ready) = ready {
-                    ready.clear_ready();
+    let handle = std::thread::spawn(move || {
+        let mut stats = ReadStats::default();
+        loop {
+            // Read the flag before draining, so a stop requested after the traced
+            // process exited still sees every record it produced.
+            let stopping = stop_flag.load(Ordering::Acquire);
+            while let Some(item) = ring.next() {
+                stats.records += 1;
+                match events::decode(&item) {
+                    Ok(event) => consumer.record(&item, event),
+                    Err(_) => stats.undecodable += 1,
                 }
             }
-            () = stop.wake.notified() => {}
-            () = tokio::time::sleep(TICK) => {}
+            consumer.tick();
+            if stopping {
+                break;
+            }
+            crate::probes::wait_readable(&ring, 100);
         }
-    }
-    (consumer, stats)
+        (consumer, stats)
+    });
+    Reader { stop, handle }
 }
 
 impl<C> Reader<C> {
     /// Stops after draining what is in the ring buffer; returns the consumer.
     pub fn finish(self) -> (C, ReadStats) {
-        self.stop.asked.store(true, Ordering::Release);
-        // A permit is kept when the reader is not waiting yet: it cannot miss this.
-        self.stop.wake.notify_one();
+        self.stop.store(true, Ordering::Release);
         self.handle.join().expect("reader thread does not panic")
     }
 }

@@ -252,8 +252,6 @@ mod sealed {
 /// and always returns that one (implemented here only).
 pub trait Pollable: std::os::fd::AsRawFd + sealed::Sealed {}
 
-impl sealed::Sealed for aya::maps::RingBuf<aya::maps::MapData> {}
-impl Pollable for aya::maps::RingBuf<aya::maps::MapData> {}
 impl sealed::Sealed for crate::probes::ProcEvents {}
 impl Pollable for crate::probes::ProcEvents {}
 

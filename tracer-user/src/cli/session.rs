@@ -240,7 +240,7 @@ impl Session {
             by_goroutine: HashMap::new(),
             joining,
         };
-        self.reader = Some(pipeline::start(self.tracer.take_records()?, collector)?);
+        self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
         self.process = Some(process);
         self.add_governor(pid, 0..self.tracer.table.len() as u32);
         Ok(attached)
