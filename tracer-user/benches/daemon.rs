@@ -47,7 +47,8 @@ fn get(port: u16, path: &str) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    // The answer's version follows the request's (HTTP/1.0).
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
 }
 
 fn metric_sum(port: u16, prefix: &str) -> f64 {

@@ -151,23 +151,6 @@ fn forward_signals_to(pid: libc::pid_t) {
     sys::set_signal_action(libc::SIGINT, interrupt);
 }
 
-/// Set by SIGINT/SIGTERM while `attach` traces a process it did not start.
-static STOP: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn request_stop(_sig: libc::c_int) {
-    STOP.store(1, Ordering::Relaxed);
-}
-
-/// Makes SIGINT and SIGTERM request a clean stop instead of killing ghostrace.
-pub fn stop_on_signals() {
-    sys::set_signal_action(libc::SIGINT, SignalAction::Handle(request_stop));
-    sys::set_signal_action(libc::SIGTERM, SignalAction::Handle(request_stop));
-}
-
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed) != 0
-}
-
 /// Set by SIGHUP where it asks for a reload (the daemon; run/attach with a budget file).
 static RELOAD: AtomicI32 = AtomicI32::new(0);
 

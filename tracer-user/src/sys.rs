@@ -288,3 +288,22 @@ impl SharedWords {
         }
     }
 }
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What an event loop may wait on: each owns its descriptor from creation to drop
+/// and always returns that one (implemented here only).
+pub trait Pollable: std::os::fd::AsRawFd + sealed::Sealed {}
+
+impl sealed::Sealed for crate::probes::ProcEvents {}
+impl Pollable for crate::probes::ProcEvents {}
+
+/// Registers `inner` with the current tokio runtime, to wait until it is readable.
+pub fn when_readable<T: Pollable>(inner: T) -> io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: a `Pollable` owns its descriptor until it is dropped and always returns
+    // the same one, so it stays open and unchanged while the AsyncFd holds it.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}

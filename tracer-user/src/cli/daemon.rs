@@ -69,6 +69,11 @@ pub struct DaemonArgs {
     /// the probe table is full.
     #[arg(long, env = "GHOSTRACE_KEEP_IDLE", value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
     pub keep_idle: Duration,
+    /// How the daemon's own messages are written to stderr: `text` lines or `json`
+    /// lines for a log pipeline (findings stay JSON lines on stdout). `RUST_LOG`
+    /// filters them (default `info`; `debug` says more).
+    #[arg(long, env = "GHOSTRACE_LOG_FORMAT", value_enum, default_value = "text", value_name = "FORMAT")]
+    pub log_format: crate::logging::LogFormat,
     /// Stop after this long (default: run until SIGINT or SIGTERM).
     #[arg(long, env = "GHOSTRACE_DURATION", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,

@@ -68,7 +68,7 @@ impl Follower {
         if self.followed.remove(&pid)
             && let Err(e) = session.drop_child(pid)
         {
-            eprintln!("ghostrace: pid {pid} exited but is still traced: {e:#}");
+            tracing::warn!("pid {pid} exited but is still traced: {e:#}");
         }
     }
 
@@ -84,10 +84,10 @@ impl Follower {
         match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config) {
             Ok(probes) => {
                 self.followed.insert(pid);
-                eprintln!("ghostrace: following pid {pid}: {} ({}), {probes} probes", p.path.display(), p.binary.go_version());
+                tracing::info!("following pid {pid}: {} ({}), {probes} probes", p.path.display(), p.binary.go_version());
             }
             // Gone already, or its probes could not be placed: the others carry on.
-            Err(e) => eprintln!("ghostrace: not following pid {pid} ({}): {e:#}", p.path.display()),
+            Err(e) => tracing::warn!("not following pid {pid} ({}): {e:#}", p.path.display()),
         }
     }
 }
@@ -98,16 +98,16 @@ fn plan(pid: u32, path: PathBuf, options: &TraceOptions) -> Option<Planned> {
     let binary = match GoBinary::open(&procfs::exe_link(pid)) {
         Ok(binary) => binary,
         Err(GobinError::NotGo { .. } | GobinError::NotElf { .. }) => {
-            eprintln!("ghostrace: pid {pid} runs {}, not a Go program: not followed", path.display());
+            tracing::warn!("pid {pid} runs {}, not a Go program: not followed", path.display());
             return None;
         }
         Err(e) => {
-            eprintln!("ghostrace: not following pid {pid} ({}): {e}", path.display());
+            tracing::warn!("not following pid {pid} ({}): {e}", path.display());
             return None;
         }
     };
     if let Err(e) = probes::check_traceable(&binary) {
-        eprintln!("ghostrace: not following pid {pid} ({}): {e}", path.display());
+        tracing::warn!("not following pid {pid} ({}): {e}", path.display());
         return None;
     }
     // session::prepare refused a bad scope before anything ran.

@@ -83,6 +83,10 @@ enum Command {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::logging::init(match &cli.command {
+        Command::Daemon(args) => args.log_format,
+        _ => crate::logging::LogFormat::Text,
+    });
     let result = match cli.command {
         Command::Inspect { binary, json, scope, calibrate } => {
             let calibrated = if calibrate { self::calibrate(json) } else { Ok(0) };
@@ -100,7 +104,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ghostrace: {e:#}");
+            tracing::error!("{e:#}");
             1
         }
     }
@@ -124,7 +128,7 @@ fn check() -> anyhow::Result<i32> {
     match crate::probes::AttachMode::choose(|| kernel) {
         Ok(_) => Ok(0),
         Err(e) => {
-            eprintln!("ghostrace: {e}");
+            tracing::error!("{e}");
             Ok(1)
         }
     }
@@ -156,7 +160,7 @@ fn replay(
     let replay = crate::recording::replay(file, &config, &symbols)?;
     eprint!("{}", crate::export::table::render(&replay.findings, Some(&replay.stats)));
     if replay.lost > 0 {
-        eprintln!("ghostrace: {} records were lost while recording: findings may be missing", replay.lost);
+        tracing::warn!("{} records were lost while recording: findings may be missing", replay.lost);
     }
     if let Some(out) = json_out {
         output::write_json(out, &replay.findings, replay.header.anchor.unix_offset_ns(), None)?;

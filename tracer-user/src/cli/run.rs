@@ -1,15 +1,16 @@
 //! `ghostrace run` and `ghostrace attach`.
 
-use std::{
-    ffi::OsString,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
 
 use super::{TraceOptions, session};
-use crate::{child, daemon::procfs};
+use crate::{
+    child,
+    daemon::procfs,
+    event_loop::{StopSignals, until},
+};
+use tokio::time;
 
 /// Resolves CMD like a shell does: a path as given, a bare name through $PATH.
 fn resolve(program: &OsString) -> Result<PathBuf> {
@@ -37,8 +38,8 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     // closed gate makes it exit without running.
     // Held, it does not run the program yet: where it is loaded is known after exec.
     let attached = session.start(child.pid(), 0, options)?;
-    eprintln!(
-        "ghostrace: {} probes on {} ({}), pid {}, attached in {:.0} ms ({} links)",
+    tracing::info!(
+        "{} probes on {} ({}), pid {}, attached in {:.0} ms ({} links)",
         attached,
         path.display(),
         session.binary.go_version(),
@@ -48,11 +49,11 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     );
     options.listen_for_budget_changes();
     let mut follower = super::follow::Follower::start(&mut session, child.pid())
-        .map_err(|e| eprintln!("ghostrace: Go programs started by pid {} will not be traced: {e:#}", child.pid()))
+        .map_err(|e| tracing::warn!("Go programs started by pid {} will not be traced: {e:#}", child.pid()))
         .ok();
     // A child killed at the gate cannot be released: its status says what happened.
     if let Err(e) = child.release() {
-        eprintln!("ghostrace: {e}");
+        tracing::warn!("{e}");
     }
     if session.binary.is_pie() {
         child.wait_exec();
@@ -60,7 +61,7 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
         if let Err(e) = session.relocate(child.pid())
             && child::alive(child.pid())
         {
-            eprintln!("ghostrace: call sites of pid {} stay unsymbolized: {e:#}", child.pid());
+            tracing::warn!("call sites of pid {} stay unsymbolized: {e:#}", child.pid());
         }
     }
     let status = child.wait_with(|| {
@@ -90,19 +91,29 @@ pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> R
     session.name = procfs::exe_path(pid).unwrap_or(exe);
     let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;
     let attached = session.start(pid, load_bias, options)?;
-    eprintln!(
-        "ghostrace: {} probes on pid {pid} ({}, {} links); Ctrl-C to stop",
+    tracing::info!(
+        "{} probes on pid {pid} ({}, {} links); Ctrl-C to stop",
         attached,
         session.binary.go_version(),
         session.tracer.attach_mode().name()
     );
-    child::stop_on_signals();
     options.listen_for_budget_changes();
-    let started = Instant::now();
-    while !child::stop_requested() && child::alive(pid) && duration.is_none_or(|d| started.elapsed() < d) {
-        session.reload_budget_if_asked(options);
-        std::thread::sleep(session.govern().min(Duration::from_millis(100)));
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut stop = StopSignals::new()?;
+        let deadline = duration.map(|d| time::Instant::now() + d);
+        while child::alive(pid) {
+            session.reload_budget_if_asked(options);
+            // The governor's next switch bounds the wait, and so does the check for the process's exit.
+            let wake = session.govern().min(Duration::from_millis(100));
+            tokio::select! {
+                () = stop.requested() => break,
+                () = until(deadline) => break,
+                () = time::sleep(wake) => {}
+            }
+        }
+        anyhow::Ok(())
+    })?;
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(0, options))
 }

@@ -195,8 +195,8 @@ impl Session {
     pub fn start(&mut self, pid: u32, load_bias: u64, options: &TraceOptions) -> Result<usize> {
         let plan = std::mem::take(&mut self.plan);
         if plan.probes.is_empty() {
-            eprintln!(
-                "ghostrace: warning: --scope {} matches no call site in {}: no slice, map or list operation is traced \
+            tracing::warn!(
+                "warning: --scope {} matches no call site in {}: no slice, map or list operation is traced \
                  (`ghostrace inspect --scope ...` shows what each scope finds)",
                 options.scope.join(","),
                 self.path.display()
@@ -204,8 +204,8 @@ impl Session {
         }
         let undetermined = plan.list_sites.iter().filter(|s| s.registers.is_err()).count();
         if undetermined > 0 {
-            eprintln!(
-                "ghostrace: {undetermined} of {} inlined list Remove sites are not probed (registers undetermined; `ghostrace inspect {}` says why)",
+            tracing::warn!(
+                "{undetermined} of {} inlined list Remove sites are not probed (registers undetermined; `ghostrace inspect {}` says why)",
                 plan.list_sites.len(),
                 self.path.display()
             );
@@ -361,7 +361,7 @@ impl Session {
         for (_, governor) in &self.governors {
             coverage.extend(governor.coverage(now));
             if let Some(e) = governor.switch_error() {
-                eprintln!("ghostrace: the governor could not switch a probe ({e}): its coverage is lower than planned");
+                tracing::warn!("the governor could not switch a probe ({e}): its coverage is lower than planned");
             }
         }
         let counters = self.tracer.counters()?;
@@ -389,7 +389,7 @@ impl Session {
                     writer.finish()?;
                 }
                 if let Some(e) = &c.recording_error {
-                    eprintln!("ghostrace: the recording is incomplete: {e}");
+                    tracing::warn!("the recording is incomplete: {e}");
                 }
                 let findings = c.live.findings();
                 eprint!("{}", export::table::render(&findings, Some(&c.live.engine.stats())));

@@ -204,7 +204,7 @@ impl Fleet {
         }
         let bin = self.binaries.get_mut(&file.id).expect("attached above");
         if let Err(e) = tracer.add_process(pid, bin.config) {
-            eprintln!("ghostrace: cannot trace pid {pid} ({}): {e}", process.exe);
+            tracing::warn!("cannot trace pid {pid} ({}): {e}", process.exe);
             self.metrics.attach_failed(AttachFailure::ProcessTableFull);
             self.last_failure = Some(e.to_string());
             return untraced(self, e.to_string().into());
@@ -235,8 +235,8 @@ impl Fleet {
             container: container.map(Box::new),
         });
         self.metrics.discovered.with_label_values(&[source.name()]).inc();
-        eprintln!(
-            "ghostrace: tracing pid {pid} ({}) {}{in_container} [{}, {} probes, {} attachment {}]",
+        tracing::info!(
+            "tracing pid {pid} ({}) {}{in_container} [{}, {} probes, {} attachment {}]",
             process.comm,
             process.exe,
             bin.binary.go_version(),
@@ -262,14 +262,14 @@ impl Fleet {
             }
             Err(GobinError::Io { .. }) => return Err(None),
             Err(e) => {
-                eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+                tracing::warn!("not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.metrics.attach_failed(AttachFailure::Unsupported);
                 self.last_failure = Some(e.to_string());
                 return Err(Some(Verdict::Failed(e.to_string().into())));
             }
         };
         if let Err(e) = probes::check_traceable(&binary) {
-            eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+            tracing::warn!("not tracing {} (pid {}): {e}", process.exe, process.pid);
             self.metrics.attach_failed(AttachFailure::Unsupported);
             self.last_failure = Some(e.to_string());
             return Err(Some(Verdict::Failed(e.to_string().into())));
@@ -290,7 +290,7 @@ impl Fleet {
                     ProbeError::OpenFiles { .. } => AttachFailure::OpenFiles,
                     _ => AttachFailure::Attach,
                 };
-                eprintln!("ghostrace: not tracing {} (pid {}): {e}", process.exe, process.pid);
+                tracing::warn!("not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.last_failure = Some(e.to_string());
                 self.metrics.attach_failed(failure);
                 return Err(Some(Verdict::Failed(e.to_string().into())));
@@ -350,13 +350,13 @@ impl Fleet {
         let Some(bin) = self.binaries.get_mut(&file) else { return };
         bin.pids.remove(&pid);
         if gone {
-            eprintln!("ghostrace: pid {pid} ({}) is gone: forgotten", bin.label);
+            tracing::info!("pid {pid} ({}) is gone: forgotten", bin.label);
         }
         if bin.pids.is_empty() {
             if gone && !self.options.keep_idle.is_zero() {
                 bin.idle_since = Some(Instant::now());
-                eprintln!(
-                    "ghostrace: {} probes kept on {} ({file}) for {} s in case it runs again",
+                tracing::info!(
+                    "{} probes kept on {} ({file}) for {} s in case it runs again",
                     bin.attachment.probes(),
                     bin.path,
                     self.options.keep_idle.as_secs_f64()
@@ -370,7 +370,7 @@ impl Fleet {
     fn detach(&mut self, tracer: &mut Tracer, file: FileId) {
         let Some(mut bin) = self.binaries.remove(&file) else { return };
         self.count(tracer, &mut bin);
-        eprintln!("ghostrace: detached {} probes from {} ({file})", bin.attachment.probes(), bin.path);
+        tracing::info!("detached {} probes from {} ({file})", bin.attachment.probes(), bin.path);
         self.forget_governed(&bin);
         tracer.detach(bin.attachment);
         self.changed = true;

@@ -3,9 +3,12 @@
 //! ones with one attachment per executable, forgets them when they exit, writes
 //! findings to stdout as JSON lines and serves Prometheus metrics.
 //!
-//! Threads: the main loop owns the tracer (discovery, attachments, kernel
-//! counters); the reader thread owns the detection engines; the HTTP thread serves
-//! what both publish.
+//! Threads: the main loop, on a tokio runtime of its own (process events through
+//! `AsyncFd`, the governor's switches and the sweep as timers, signals through
+//! `tokio::signal`), owns the tracer (discovery, attachments, kernel counters); the
+//! reader thread owns the detection engines, whose CPU-bound work stays off that
+//! runtime; the HTTP thread, another runtime, serves what both publish, so that a
+//! long attach in the main loop never delays a liveness probe.
 
 pub mod caps;
 mod findings;
@@ -19,10 +22,14 @@ pub mod select;
 use std::{
     net::TcpListener,
     sync::{Arc, atomic::Ordering, mpsc},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use thiserror::Error;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time,
+};
 use tracer_common::ProcEventKind;
 
 use self::{
@@ -36,6 +43,7 @@ pub use self::{
 };
 use crate::{
     detect::{Config, ConfigError},
+    event_loop::{StopSignals, until},
     export::prometheus::{Metrics, MetricsError},
     probes::{ProbeError, Tracer},
 };
@@ -43,8 +51,9 @@ use crate::{
 /// How often known processes are checked against /proc and kernel counters are
 /// read into the metrics.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
-/// Longest wait for a process event before the loop goes round anyway.
-const WAIT_MS: i32 = 200;
+/// Longest wait for an event or a timer before the loop goes round anyway (the
+/// heartbeat `/healthz` looks at).
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -54,6 +63,8 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the event loop: {0}")]
+    EventLoop(#[source] std::io::Error),
     #[error("cannot list processes in /proc: {0}")]
     Proc(#[source] std::io::Error),
     #[error(transparent)]
@@ -84,6 +95,14 @@ pub struct DaemonConfig {
 
 /// Runs until SIGINT/SIGTERM (or `duration`), then detaches everything.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::EventLoop)?
+        .block_on(serve(config))
+}
+
+async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     let missing = caps::missing_here();
     if !missing.is_empty() {
         let missing = missing.iter().map(|c| format!("{} ({})", c.name, c.why)).collect::<Vec<_>>().join(", ");
@@ -105,7 +124,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     metrics.hit_cost.with_label_values(&["emulated"]).set(cost.emulated_s);
     metrics.hit_cost.with_label_values(&["single_stepped"]).set(cost.single_stepped_s);
     // Exec events queue up from here on, so none is missed between scan and loop.
-    let mut events = tracer.watch_processes()?;
+    let events = tracer.watch_processes()?;
     let (control, control_rx) = mpsc::channel();
     let settings = Settings {
         detect: config.detect.clone(),
@@ -121,9 +140,12 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             crate::stats::finding_coverage(by_address, f)
         }));
     let reader = crate::pipeline::start(tracer.take_records()?, findings);
-    http::serve(listener, shared.clone());
-    crate::child::stop_on_signals();
-    crate::child::reload_on_sighup();
+    let server = http::serve(listener, shared.clone(), http::Limits::default())
+        .map_err(|source| DaemonError::Listen { addr: listening.clone(), source })?;
+    let mut stop = StopSignals::new().map_err(DaemonError::EventLoop)?;
+    // SIGHUP reads the budget file again.
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::EventLoop)?;
+    let mut events = crate::sys::when_readable(events).map_err(DaemonError::EventLoop)?;
 
     let me = std::process::id();
     for pid in procfs::pids().map_err(DaemonError::Proc)? {
@@ -134,35 +156,44 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     fleet.update_gauges();
     publish(&shared, &fleet, &tracer, true);
     shared.ready.store(true, Ordering::Relaxed);
-    eprintln!(
-        "ghostrace: daemon ready, {} processes traced ({} links); metrics on http://{listening}/metrics",
+    tracing::info!(
+        "daemon ready, {} processes traced ({} links); metrics on http://{listening}/metrics",
         metrics.traced_processes.get(),
         tracer.attach_mode().name()
     );
 
-    let started = Instant::now();
-    let mut last_sweep = Instant::now();
-    while !crate::child::stop_requested() && config.duration.is_none_or(|d| started.elapsed() < d) {
-        let next = fleet.govern(&mut tracer);
-        let wait = next.saturating_duration_since(Instant::now()).as_millis().min(WAIT_MS as u128) as i32;
-        events.wait(wait);
-        if crate::child::reload_requested()
-            && let Some(budget) = crate::governor::reload_budget(config.budget_file.as_deref())
-        {
-            fleet.set_budget(budget);
+    let stop_at = config.duration.map(|d| time::Instant::now() + d);
+    let mut sweep = time::interval_at(time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(time::MissedTickBehavior::Delay);
+    loop {
+        let next = time::Instant::from_std(fleet.govern(&mut tracer)).min(time::Instant::now() + MAX_WAIT);
+        tokio::select! {
+            () = stop.requested() => break,
+            () = until(stop_at) => break,
+            _ = hangup.recv() => {
+                if let Some(budget) = crate::governor::reload_budget(config.budget_file.as_deref()) {
+                    fleet.set_budget(budget);
+                }
+            }
+            ready = events.readable_mut() => {
+                // Cleared before the drain below: an event after it wakes the loop again.
+                if let Ok(mut ready) = ready {
+                    ready.clear_ready();
+                }
+            }
+            _ = sweep.tick() => {
+                fleet.sweep(&mut tracer);
+                fleet.refresh_counters(&tracer);
+                fleet.refresh_governed(&tracer);
+            }
+            () = time::sleep_until(next) => {}
         }
-        while let Some((kind, tgid)) = events.next_event() {
+        while let Some((kind, tgid)) = events.get_mut().next_event() {
             match kind {
                 ProcEventKind::Exec if tgid != me => fleet.exec(&mut tracer, tgid, Source::Exec),
                 ProcEventKind::Exec => {}
                 ProcEventKind::Exit => fleet.exit(&mut tracer, tgid),
             }
-        }
-        if last_sweep.elapsed() >= SWEEP_EVERY {
-            last_sweep = Instant::now();
-            fleet.sweep(&mut tracer);
-            fleet.refresh_counters(&tracer);
-            fleet.refresh_governed(&tracer);
         }
         if fleet.take_changed() {
             fleet.update_gauges();
@@ -171,12 +202,13 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         shared.beat();
     }
 
-    eprintln!("ghostrace: stopping: detaching every probe");
+    tracing::info!("stopping: detaching every probe");
     shared.ready.store(false, Ordering::Relaxed);
     fleet.refresh_counters(&tracer);
     fleet.shutdown(&mut tracer);
     let (findings, _) = reader.finish();
     findings.close();
+    server.stop();
     Ok(())
 }
 

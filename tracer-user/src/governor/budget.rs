@@ -71,16 +71,16 @@ pub fn starting_budget(flag: Budget, file: Option<&std::path::Path>) -> Result<B
 /// (a bad file keeps the budget in force).
 pub fn reload_budget(file: Option<&std::path::Path>) -> Option<Budget> {
     let Some(file) = file else {
-        eprintln!("ghostrace: SIGHUP: no --overhead-budget-file to read a budget from");
+        tracing::warn!("SIGHUP: no --overhead-budget-file to read a budget from");
         return None;
     };
     match read_budget(file) {
         Ok(budget) => {
-            eprintln!("ghostrace: overhead budget now {budget} (from {})", file.display());
+            tracing::info!("overhead budget now {budget} (from {})", file.display());
             Some(budget)
         }
         Err(e) => {
-            eprintln!("ghostrace: SIGHUP: keeping the overhead budget: {e}");
+            tracing::warn!("SIGHUP: keeping the overhead budget: {e}");
             None
         }
     }

@@ -207,7 +207,7 @@ pub fn at_startup(tracer: &mut Tracer) -> HitCost {
     match cached_or_measure(tracer) {
         Ok((cost, _)) => cost,
         Err(e) => {
-            eprintln!("ghostrace: cannot calibrate the cost of a probe hit ({e}); assuming {FALLBACK}");
+            tracing::warn!("cannot calibrate the cost of a probe hit ({e}); assuming {FALLBACK}");
             FALLBACK
         }
     }

@@ -2,7 +2,11 @@
 //! announce processes, attachments detachable one binary at a time, and a look at
 //! the kernel's table of traced processes.
 
-use std::{ops::Range, os::fd::AsRawFd, path::Path};
+use std::{
+    ops::Range,
+    os::fd::{AsRawFd, RawFd},
+    path::Path,
+};
 
 use aya::{
     maps::{Array, HashMap, MapData, RingBuf},
@@ -54,6 +58,13 @@ impl ProcEvents {
     /// Waits up to `timeout_ms` for an event.
     pub fn wait(&self, timeout_ms: i32) -> bool {
         crate::child::poll_readable(self.ring.as_raw_fd(), timeout_ms)
+    }
+}
+
+/// Readable when an event waits: an event loop polls it (tokio's `AsyncFd`).
+impl AsRawFd for ProcEvents {
+    fn as_raw_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
     }
 }
 

@@ -205,8 +205,8 @@ impl Tracer {
         }
         let mut fitted = plan.clone();
         let left_out = fitted.keep_within(room);
-        eprintln!(
-            "ghostrace: {}: {left_out} of {} probes left out, slice growth first (the probe table has room for {room}; --max-probes raises it)",
+        tracing::warn!(
+            "{}: {left_out} of {} probes left out, slice growth first (the probe table has room for {room}; --max-probes raises it)",
             name.display(),
             plan.probes.len()
         );

@@ -1,0 +1,116 @@
+//! ghostrace's own messages (not findings, which go to stdout): through `tracing`,
+//! filtered by `RUST_LOG` (default `info`), to stderr as `ghostrace: ...` lines or,
+//! for log pipelines, as JSON lines.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::LevelFilter,
+    fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter, format::Writer},
+    registry::LookupSpan,
+};
+
+/// How messages are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `ghostrace: MESSAGE`, a level word before it below `info`.
+    #[default]
+    Text,
+    /// One JSON object a line: timestamp, level, message, target.
+    Json,
+}
+
+/// Installs the process's logger, filtered by `RUST_LOG`; a second call changes nothing.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+    let _ = tracing::subscriber::set_global_default(subscriber(format, filter, std::io::stderr));
+}
+
+fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.event_format(Plain).finish()),
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    }
+}
+
+/// The lines ghostrace always wrote: the program's name, then the message.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        write!(writer, "ghostrace: ")?;
+        match *event.metadata().level() {
+            Level::DEBUG => write!(writer, "debug: ")?,
+            Level::TRACE => write!(writer, "trace: ")?,
+            _ => {}
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+    };
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `emit` logs through a subscriber of `format` filtered by `directives`.
+    fn logged(format: LogFormat, directives: &str, emit: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let filter = EnvFilter::builder().parse(directives).unwrap();
+        tracing::subscriber::with_default(subscriber(format, filter, move || sink.clone()), emit);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn emit() {
+        tracing::info!("tracing pid {} ({})", 42, "svc");
+        tracing::warn!("not tracing pid 7: gone");
+        tracing::debug!("a detail");
+    }
+
+    #[test]
+    fn text_lines_are_the_ones_ghostrace_always_wrote() {
+        assert_eq!(logged(LogFormat::Text, "info", emit), "ghostrace: tracing pid 42 (svc)\nghostrace: not tracing pid 7: gone\n");
+        assert!(logged(LogFormat::Text, "debug", emit).ends_with("\nghostrace: debug: a detail\n"));
+        assert_eq!(logged(LogFormat::Text, "error", emit), "");
+    }
+
+    #[test]
+    fn json_lines_carry_level_and_message() {
+        let text = logged(LogFormat::Json, "info", emit);
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["message"], "tracing pid 42 (svc)");
+        assert_eq!(lines[1]["level"], "WARN");
+        assert!(lines[1]["timestamp"].is_string(), "{text}");
+    }
+}
