@@ -244,7 +244,7 @@ fn every_scenario_fires_what_it_expects_and_nothing_else() {
     for tc in selected(toolchains()) {
         for s in scenarios() {
             if s.expect["min_cpus"].as_u64().unwrap_or(1) as usize > cpus {
-                eprintln!("skipped {} on {cpus} CPU(s): needs {}", s.name, s.expect["min_cpus"]);
+                support::skip(&s.name, &format!("needs {} CPUs, {cpus} here", s.expect["min_cpus"]));
                 continue;
             }
             runs += 1;
@@ -289,10 +289,7 @@ fn pie_executables_name_the_marked_statements() {
         return;
     }
     // The newest toolchain selected: its `-buildmode=pie` is the one most users build.
-    let Some(tc) = selected(toolchains()).pop() else {
-        eprintln!("skipped pie_executables_name_the_marked_statements: no Go toolchain selected");
-        return;
-    };
+    let Some(tc) = support::newest_or_skip(selected(toolchains()), "pie_executables_name_the_marked_statements") else { return };
     let mut failures = Vec::new();
     for s in scenarios().iter().filter(|s| PIE_SCENARIOS.contains(&s.name.as_str())) {
         failures.extend(check_again_if_missed(&tc, s, Build::Pie));
@@ -313,8 +310,7 @@ fn the_per_probe_attach_path_finds_the_same_hazards() {
     if !bpf_or_skip("the_per_probe_attach_path_finds_the_same_hazards") {
         return;
     }
-    let Some(tc) = selected(toolchains()).pop() else {
-        eprintln!("skipped the_per_probe_attach_path_finds_the_same_hazards: no Go toolchain selected");
+    let Some(tc) = support::newest_or_skip(selected(toolchains()), "the_per_probe_attach_path_finds_the_same_hazards") else {
         return;
     };
     let mut failures = Vec::new();

@@ -275,9 +275,5 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
 
 /// The newest Go toolchain installed, or `None` (with a message) when there is none.
 pub fn newest_go(test: &str) -> Option<crate::support::Toolchain> {
-    let tc = crate::support::toolchains().pop();
-    if tc.is_none() {
-        eprintln!("skipped {test}: no Go toolchain installed (run `cargo xtask bootstrap`)");
-    }
-    tc
+    crate::support::newest_or_skip(crate::support::toolchains(), test)
 }
