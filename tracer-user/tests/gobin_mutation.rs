@@ -60,20 +60,6 @@ fn regions(bytes: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
-fn exercise(bytes: Vec<u8>) {
-    let Ok(bin) = GoBinary::from_bytes(bytes) else { return };
-    let _ = (bin.go_version(), bin.version(), bin.arch(), bin.stripped(), bin.main_module(), bin.deps());
-    let funcs: Vec<_> = bin.functions().take(50_000).collect();
-    let step = (funcs.len() / 64).max(1);
-    for f in funcs.iter().step_by(step) {
-        let _ = bin.func_at(f.entry);
-        let _ = bin.try_symbolize(f.entry.wrapping_add(3));
-    }
-    let report = bin.report(&Scope::Default);
-    let _ = report.to_string();
-    let _ = serde_json::to_string(&report).expect("serializes");
-}
-
 fn mutate(seed: &Seed, edits: &[(usize, u64, u8)], cut: Option<u64>) -> Vec<u8> {
     let mut bytes = seed.bytes.clone();
     for &(region, pos, value) in edits {

@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod build;
 mod compare;
+mod fuzz;
 mod golang;
 mod kernels;
 mod step;
@@ -30,7 +31,9 @@ enum Task {
     /// Only bpf-linker and the release build, without the test tools (the container
     /// image's build stage: deploy/container/Dockerfile).
     Release,
-    /// Bootstrap, build, and run every test tier.
+    /// Bootstrap, build, and run every test tier (the pure one with overflow checks
+    /// and debug assertions) and a bounded fuzz run; with ARGS only `cargo test
+    /// --release ARGS`.
     Test {
         /// Extra arguments for `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -226,13 +226,14 @@ pub fn remeasure(tracer: &mut Tracer) -> Result<HitCost, CalibrateError> {
     Ok(cost)
 }
 
+// The integration tests' one skip gate, so that GHOSTRACE_NO_SKIP=1 fails a skip here too.
+#[cfg(test)]
+#[path = "../../tests/support/skip.rs"]
+mod skip;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // The tests' one skip gate, so that GHOSTRACE_NO_SKIP=1 fails this one too.
-    #[path = "../../tests/support/skip.rs"]
-    mod skip;
 
     #[test]
     fn the_target_has_both_kinds_of_instruction() {

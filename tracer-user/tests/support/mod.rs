@@ -2,6 +2,7 @@
 //! installs, fixture builds, the BPF-tier gate and the one gate of every skip.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod retries;
 mod skip;
 
 pub use skip::{skip, skips_forbidden};
