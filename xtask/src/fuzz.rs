@@ -15,6 +15,8 @@ const SECONDS: u32 = 60;
 /// An input that takes longer is a hang.
 const TIMEOUT_SECONDS: u32 = 10;
 const TARGET: &str = "gobin";
+/// Larger than every seed (the fixture builds are 1.5 to 2.6 MB).
+const MAX_LEN: usize = 4 << 20;
 
 /// Where the bootstrap installs cargo-fuzz.
 pub fn cargo_fuzz_root() -> PathBuf {
@@ -42,7 +44,7 @@ fn seeds() -> Result<PathBuf> {
                 .arg(&out)
                 .args(flags)
                 .arg(".")
-                .current_dir(root().join("testdata/fixtures/gobin")))?;
+                .current_dir(root().join("testdata/fixtures/gobin/app")))?;
         }
     }
     Ok(dir)
@@ -66,6 +68,8 @@ pub fn run_bounded(ebpf_object: &std::path::Path) -> Result<()> {
         .arg("--")
         .arg(format!("-max_total_time={SECONDS}"))
         .arg(format!("-timeout={TIMEOUT_SECONDS}"))
+        // Whole seeds: libFuzzer would cut inputs to 1 MiB, short of a Go binary.
+        .arg(format!("-max_len={MAX_LEN}"))
         .arg("-rss_limit_mb=4096")
         .current_dir(root().join("tracer-user"))
         .env("PATH", path)
