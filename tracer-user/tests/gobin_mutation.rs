@@ -10,9 +10,8 @@ mod support;
 
 use std::sync::OnceLock;
 
-use gobin_support::*;
+use gobin_support::{exercise::exercise, *};
 use proptest::prelude::*;
-use tracer_user::gobin::{GoBinary, Scope};
 
 struct Seed {
     bytes: Vec<u8>,
