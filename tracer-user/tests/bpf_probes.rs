@@ -320,13 +320,17 @@ fn moving_stacks_run_to_the_same_output_traced() {
     eprintln!("moving stacks, same output:\n  {}", checked.join("\n  "));
 }
 
-/// Every uprobe_multi link on the system on `path`, as (holding pid, traced pid), from
-/// /proc/*/fdinfo (the kernel lists each link's path and pid there).
+/// Every uprobe_multi link on `path` held by a process this test started (another
+/// ghostrace on the host, a daemon, may trace the same binary), as (holding pid,
+/// traced pid), from /proc/*/fdinfo (the kernel lists each link's path and pid there).
 fn uprobe_links(path: &Path) -> Vec<(u32, u32)> {
     let want = format!("path:\t{}", path.display());
     let mut links = Vec::new();
     for proc_dir in std::fs::read_dir("/proc").expect("/proc").filter_map(|e| e.ok()) {
         let Ok(holder) = proc_dir.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if !started_here(holder) {
+            continue;
+        }
         let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fdinfo")) else { continue };
         for fd in fds.filter_map(|e| e.ok()) {
             let Ok(info) = std::fs::read_to_string(fd.path()) else { continue };
@@ -337,6 +341,23 @@ fn uprobe_links(path: &Path) -> Vec<(u32, u32)> {
         }
     }
     links
+}
+
+/// Whether `pid` descends from this test process.
+fn started_here(pid: u32) -> bool {
+    let me = std::process::id();
+    let mut at = pid;
+    while at > 1 {
+        // The parent is the 4th field of /proc/PID/stat, after the ")" ending the name.
+        let stat = std::fs::read_to_string(format!("/proc/{at}/stat")).unwrap_or_default();
+        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        match parent {
+            Some(p) if p == me => return true,
+            Some(p) => at = p,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Legacy (tracefs) uprobes naming `path`.
@@ -367,15 +388,8 @@ enum Ending {
     GhostraceTerminated,
 }
 
-/// Whether `pid` is a `ghostrace daemon`: one running on the host traces every Go
-/// program, these tests' included, and keeps probes of exited ones a while.
-fn is_daemon(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"daemon"))
-}
-
 fn assert_no_probe_left(bin: &Path, tag: &str) {
-    let left: Vec<(u32, u32)> = uprobe_links(bin).into_iter().filter(|&(holder, _)| !is_daemon(holder)).collect();
-    assert_eq!(left, vec![], "{tag}: uprobe_multi links left on {}", bin.display());
+    assert_eq!(uprobe_links(bin), vec![], "{tag}: uprobe_multi links left on {}", bin.display());
     assert_eq!(tracefs_uprobes(bin), Vec::<String>::new(), "{tag}: tracefs uprobes left");
 }
 
@@ -404,7 +418,7 @@ fn no_probe_outlives_ghostrace_run() {
             let gr_pid = gr.id();
             // While tracing, the check sees ghostrace's links on the binary.
             let child = wait_until(&format!("{tag}: probes attached"), Duration::from_secs(20), || {
-                let links: Vec<(u32, u32)> = uprobe_links(&bin).into_iter().filter(|&(holder, _)| !is_daemon(holder)).collect();
+                let links = uprobe_links(&bin);
                 (!links.is_empty()).then_some(links)
             });
             assert!(child.iter().all(|&(holder, _)| holder == gr_pid), "{tag}: links held by others: {child:?}");

@@ -13,7 +13,7 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{bpf_or_skip, build, build_with, ghostrace, repo, temp_file, toolchains};
+use support::{bpf_or_skip, build, build_with, ghostrace, repo, retries::Retries, temp_file, toolchains};
 
 /// Expected detectors ghostrace cannot yet deliver in the default configuration,
 /// with the reason: (scenario, detector, why). A gap is printed, not failed; a false
@@ -83,6 +83,7 @@ fn names(v: &Value) -> BTreeSet<String> {
 struct Found {
     detector: String,
     severity: String,
+    evidence: String,
     /// Each goroutine's call site as (file, line); the file as the binary names it.
     sites: Vec<(String, u64)>,
 }
@@ -96,6 +97,7 @@ fn findings(path: &Path) -> Vec<Found> {
         .map(|f| Found {
             detector: text(&f["detector"]),
             severity: text(&f["severity"]),
+            evidence: text(&f["evidence"]),
             sites: f["goroutines"]
                 .as_array()
                 .into_iter()
@@ -203,8 +205,35 @@ fn check(tc: &support::Toolchain, s: &Scenario, how: Build) -> Vec<String> {
             problems.push(format!("unexpected {} {}", f.severity, f.detector));
         }
     }
+    check_at_most(s, &found, &mut problems);
     problems.dedup();
     problems
+}
+
+/// Severities and evidence levels, each scale lowest first.
+const LEVELS: [&[&str]; 2] = [&["info", "warning", "critical"], &["possible", "likely", "definite"]];
+
+/// expect.json's `"at_most": {DETECTOR: LEVEL}`: that detector's findings reach
+/// at most LEVEL, a severity (info, warning, critical) or an evidence level
+/// (possible, likely, definite).
+fn check_at_most(s: &Scenario, found: &[Found], problems: &mut Vec<String>) {
+    let Some(ceilings) = s.expect.get("at_most") else { return };
+    let ceilings = ceilings.as_object().unwrap_or_else(|| panic!("{}: at_most is not an object", s.name));
+    let listed = names(&s.expect["detectors"]).union(&names(&s.expect["allow"])).cloned().collect::<BTreeSet<_>>();
+    for (detector, level) in ceilings {
+        assert!(listed.contains(detector), "{}: at_most names {detector}, which expect.json neither expects nor allows", s.name);
+        let level = level.as_str().unwrap_or_default();
+        let (scale, at) = LEVELS
+            .iter()
+            .find_map(|scale| scale.iter().position(|l| *l == level).map(|at| (*scale, at)))
+            .unwrap_or_else(|| panic!("{}: at_most {detector}: unknown level {level:?}", s.name));
+        for f in found.iter().filter(|f| &f.detector == detector) {
+            let given = if scale == LEVELS[0] { &f.severity } else { &f.evidence };
+            if scale.iter().position(|l| l == given).is_none_or(|g| g > at) {
+                problems.push(format!("{detector} at {given}, above the {level} expect.json allows"));
+            }
+        }
+    }
 }
 
 /// Replays `recording`: the same detectors as the live run fire, at marked statements.
@@ -225,12 +254,11 @@ fn check_replay(s: &Scenario, recording: &Path, live: &[Found]) -> Vec<String> {
 }
 
 /// A disagreement a hazard scenario's race may not repeat: its detector missed
-/// this run (the two goroutines' intervals did not overlap, or the runtime killed
-/// the program first), or the racy program itself died (a torn slice header). Such
-/// a run is repeated once and fails only if the second disagrees too; a finding
-/// that should not be there is never given a second chance.
+/// this run (the two goroutines' intervals did not overlap). Such a run gets one
+/// counted retry ([`support::retries`]); a wrong exit status (a crash ghostrace may
+/// have caused) or a finding that should not be there never does.
 fn may_not_repeat(s: &Scenario, problem: &str) -> bool {
-    !names(&s.expect["detectors"]).is_empty() && (problem.ends_with("did not fire") || problem.starts_with("exit "))
+    !names(&s.expect["detectors"]).is_empty() && problem.ends_with("did not fire")
 }
 
 #[test]
@@ -240,18 +268,20 @@ fn every_scenario_fires_what_it_expects_and_nothing_else() {
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut failures = Vec::new();
+    let mut retries = Retries::new("scenario matrix");
     let mut runs = 0;
     for tc in selected(toolchains()) {
         for s in scenarios() {
             if s.expect["min_cpus"].as_u64().unwrap_or(1) as usize > cpus {
-                eprintln!("skipped {} on {cpus} CPU(s): needs {}", s.name, s.expect["min_cpus"]);
+                support::skip(&s.name, &format!("needs {} CPUs, {cpus} here", s.expect["min_cpus"]));
                 continue;
             }
             runs += 1;
-            failures.extend(check_again_if_missed(&tc, &s, Build::Plain));
+            failures.extend(check_again_if_missed(&tc, &s, Build::Plain, &mut retries));
         }
     }
     assert!(runs > 0, "no scenario ran");
+    failures.extend(retries.finish().err());
     assert!(failures.is_empty(), "{} of {runs} scenario runs disagreed:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -262,20 +292,27 @@ fn selected(all: Vec<support::Toolchain>) -> Vec<support::Toolchain> {
     all.into_iter().filter(|tc| versions.as_ref().is_none_or(|v| v.split(',').any(|x| x == tc.version))).collect()
 }
 
-/// [`check`], repeated once when the race may just not have repeated; the problems
-/// that remain, named by toolchain and scenario.
-fn check_again_if_missed(tc: &support::Toolchain, s: &Scenario, how: Build) -> Vec<String> {
-    let mut problems = check(tc, s, how);
-    if !problems.is_empty() && problems.iter().all(|p| may_not_repeat(s, p)) {
-        eprintln!("Go {} {}: once ({}), run again", tc.version, s.name, problems.join("; "));
-        problems = check(tc, s, how);
-    }
+/// [`check`], given a counted retry when the race may just not have repeated; the
+/// problems that remain, named by toolchain and scenario.
+fn check_again_if_missed(tc: &support::Toolchain, s: &Scenario, how: Build, retries: &mut Retries) -> Vec<String> {
     let pie = match how {
         Build::Plain => "",
         Build::Pie => " (PIE)",
         Build::PerProbe => " (per-probe links)",
     };
-    problems.into_iter().map(|p| format!("Go {} {}{pie}: {p}", tc.version, s.name)).collect()
+    let name = format!("Go {} {}{pie}", tc.version, s.name);
+    let problems = retries.run(&name, || check(tc, s, how), |p| may_not_repeat(s, p));
+    problems.into_iter().map(|p| format!("{name}: {p}")).collect()
+}
+
+/// The scenarios named in `wanted`, or a [`support::skip`] of `test` when the
+/// selection (GHOSTRACE_SCENARIOS) leaves none of them.
+fn chosen(test: &str, wanted: &[&str]) -> Vec<Scenario> {
+    let chosen: Vec<Scenario> = scenarios().into_iter().filter(|s| wanted.contains(&s.name.as_str())).collect();
+    if chosen.is_empty() {
+        support::skip(test, &format!("none of {wanted:?} selected"));
+    }
+    chosen
 }
 
 /// Scenarios also run as PIE executables: a list and a map detector.
@@ -289,14 +326,13 @@ fn pie_executables_name_the_marked_statements() {
         return;
     }
     // The newest toolchain selected: its `-buildmode=pie` is the one most users build.
-    let Some(tc) = selected(toolchains()).pop() else {
-        eprintln!("skipped pie_executables_name_the_marked_statements: no Go toolchain selected");
-        return;
-    };
+    let Some(tc) = support::newest_or_skip(selected(toolchains()), "pie_executables_name_the_marked_statements") else { return };
     let mut failures = Vec::new();
-    for s in scenarios().iter().filter(|s| PIE_SCENARIOS.contains(&s.name.as_str())) {
-        failures.extend(check_again_if_missed(&tc, s, Build::Pie));
+    let mut retries = Retries::new("PIE runs");
+    for s in chosen("pie_executables_name_the_marked_statements", PIE_SCENARIOS) {
+        failures.extend(check_again_if_missed(&tc, &s, Build::Pie, &mut retries));
     }
+    failures.extend(retries.finish().err());
     assert!(failures.is_empty(), "PIE runs disagreed:\n{}", failures.join("\n"));
 }
 
@@ -313,14 +349,15 @@ fn the_per_probe_attach_path_finds_the_same_hazards() {
     if !bpf_or_skip("the_per_probe_attach_path_finds_the_same_hazards") {
         return;
     }
-    let Some(tc) = selected(toolchains()).pop() else {
-        eprintln!("skipped the_per_probe_attach_path_finds_the_same_hazards: no Go toolchain selected");
+    let Some(tc) = support::newest_or_skip(selected(toolchains()), "the_per_probe_attach_path_finds_the_same_hazards") else {
         return;
     };
     let mut failures = Vec::new();
-    for s in scenarios().iter().filter(|s| PER_PROBE_SCENARIOS.contains(&s.name.as_str())) {
-        failures.extend(check_again_if_missed(&tc, s, Build::PerProbe));
+    let mut retries = Retries::new("per-probe runs");
+    for s in chosen("the_per_probe_attach_path_finds_the_same_hazards", PER_PROBE_SCENARIOS) {
+        failures.extend(check_again_if_missed(&tc, &s, Build::PerProbe, &mut retries));
     }
+    failures.extend(retries.finish().err());
     assert!(failures.is_empty(), "per-probe runs disagreed:\n{}", failures.join("\n"));
 }
 

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Output;
 
-use support::{build, ghostrace, toolchains};
+use support::{build, ghostrace, newest_or_skip, toolchains};
 
 fn assert_one_line_error(out: &Output, expect: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -38,10 +38,7 @@ fn not_a_go_binary() {
 
 #[test]
 fn binary_of_another_architecture() {
-    let Some(tc) = toolchains().pop() else {
-        eprintln!("skipped binary_of_another_architecture: no Go toolchain installed");
-        return;
-    };
+    let Some(tc) = newest_or_skip(toolchains(), "binary_of_another_architecture") else { return };
     let bin = support::temp_file("grow-arm64");
     let status = tc
         .command()
@@ -67,10 +64,7 @@ fn attach_to_missing_pid() {
 /// never started (so it cannot be left stopped or orphaned).
 #[test]
 fn unprivileged_run_names_the_missing_privilege() {
-    let Some(tc) = toolchains().pop() else {
-        eprintln!("skipped unprivileged_run_names_the_missing_privilege: no Go toolchain installed");
-        return;
-    };
+    let Some(tc) = newest_or_skip(toolchains(), "unprivileged_run_names_the_missing_privilege") else { return };
     let bin = build(&tc, "fixtures/grow", false);
     // SAFETY: geteuid has no preconditions.
     let mut cmd = if unsafe { libc::geteuid() } == 0 {
@@ -89,10 +83,7 @@ fn unprivileged_run_names_the_missing_privilege() {
 
 #[test]
 fn unreadable_or_bad_budget_file() {
-    let Some(tc) = toolchains().pop() else {
-        eprintln!("skipped unreadable_or_bad_budget_file: no Go toolchain installed (run `cargo xtask bootstrap`)");
-        return;
-    };
+    let Some(tc) = newest_or_skip(toolchains(), "unreadable_or_bad_budget_file") else { return };
     let bin = build(&tc, "fixtures/grow", false);
     let out = ghostrace().args(["run", "--overhead-budget-file", "/nonexistent/budget", "--"]).arg(&bin).output().unwrap();
     assert_one_line_error(&out, "cannot read /nonexistent/budget");
@@ -113,10 +104,7 @@ fn double_star_scope_is_refused() {
 
 #[test]
 fn scope_matching_nothing_is_said() {
-    let Some(tc) = toolchains().pop() else {
-        eprintln!("skipped scope_matching_nothing_is_said: no Go toolchain installed");
-        return;
-    };
+    let Some(tc) = newest_or_skip(toolchains(), "scope_matching_nothing_is_said") else { return };
     let bin = build(&tc, "fixtures/grow", false);
     let out = ghostrace().args(["inspect", "--scope", "example.com/nosuch/..."]).arg(&bin).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -139,10 +127,7 @@ fn duration_is_an_attach_option() {
 /// `inspect BIN | head`: the reader goes away early; ghostrace must not panic.
 #[test]
 fn inspect_into_a_closed_pipe() {
-    let Some(tc) = toolchains().pop() else {
-        eprintln!("skipped inspect_into_a_closed_pipe: no Go toolchain installed");
-        return;
-    };
+    let Some(tc) = newest_or_skip(toolchains(), "inspect_into_a_closed_pipe") else { return };
     let bin = build(&tc, "fixtures/grow", false);
     let mut child = ghostrace()
         .args(["inspect", "--scope", "all"])

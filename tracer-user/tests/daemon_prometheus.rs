@@ -100,11 +100,7 @@ fn prometheus_sees_the_finding_and_the_alert_fires() {
         return;
     }
     if !Path::new(PROMETHEUS).exists() {
-        assert!(
-            std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_none_or(|v| v != "1"),
-            "{test}: {PROMETHEUS} is required in CI (Debian package prometheus)"
-        );
-        eprintln!("skipped {test}: {PROMETHEUS} is not installed (Debian package prometheus)");
+        support::skip(test, &format!("{PROMETHEUS} is not installed (Debian package prometheus)"));
         return;
     }
     let Some(tc) = newest_go(test) else { return };

@@ -12,7 +12,7 @@ use std::{
     process::Command,
 };
 
-use deploy_support::{daemonset, documents, kubernetes_validate, manifest_dir, python, required};
+use deploy_support::{daemonset, documents, kubernetes_validate, manifest_dir, python};
 use serde_json::Value;
 use support::repo;
 use tracer_user::daemon::caps::NEEDED;
@@ -161,8 +161,7 @@ fn systemd_unit_verifies_with_the_daemon_capabilities() {
     }
     let analyze = Path::new("/usr/bin/systemd-analyze");
     if !analyze.exists() {
-        assert!(!required(), "systemd-analyze is required in CI (Debian package systemd)");
-        eprintln!("skipped systemd-analyze verify: systemd-analyze is not installed");
+        support::skip("systemd-analyze verify", "systemd-analyze is not installed (Debian package systemd)");
         return;
     }
     // Verified as installed, with the binary under test in place of /usr/local/bin.

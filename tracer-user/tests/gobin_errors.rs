@@ -61,11 +61,8 @@ fn empty_file_and_script() {
 #[test]
 fn non_go_elf() {
     // Any ELF executable of the system that is not written in Go.
-    let Some(path) = ["/bin/sh", "/bin/ls", "/usr/bin/env"].iter().map(std::path::Path::new).find(|p| p.exists())
-    else {
-        eprintln!("SKIP non_go_elf: no system ELF executable found");
-        return;
-    };
+    let found = ["/bin/sh", "/bin/ls", "/usr/bin/env"].iter().map(std::path::Path::new).find(|p| p.exists());
+    let Some(path) = support::or_skip(found, "non_go_elf", "no system ELF executable found") else { return };
     let err = open_err(path);
     assert!(matches!(err, GobinError::NotGo { .. }), "{err}");
 }

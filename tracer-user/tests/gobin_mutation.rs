@@ -10,9 +10,8 @@ mod support;
 
 use std::sync::OnceLock;
 
-use gobin_support::*;
+use gobin_support::{exercise::exercise, *};
 use proptest::prelude::*;
-use tracer_user::gobin::{GoBinary, Scope};
 
 struct Seed {
     bytes: Vec<u8>,
@@ -58,20 +57,6 @@ fn regions(bytes: &[u8]) -> Vec<(usize, usize)> {
         }
     }
     out
-}
-
-fn exercise(bytes: Vec<u8>) {
-    let Ok(bin) = GoBinary::from_bytes(bytes) else { return };
-    let _ = (bin.go_version(), bin.version(), bin.arch(), bin.stripped(), bin.main_module(), bin.deps());
-    let funcs: Vec<_> = bin.functions().take(50_000).collect();
-    let step = (funcs.len() / 64).max(1);
-    for f in funcs.iter().step_by(step) {
-        let _ = bin.func_at(f.entry);
-        let _ = bin.try_symbolize(f.entry.wrapping_add(3));
-    }
-    let report = bin.report(&Scope::Default);
-    let _ = report.to_string();
-    let _ = serde_json::to_string(&report).expect("serializes");
 }
 
 fn mutate(seed: &Seed, edits: &[(usize, u64, u8)], cut: Option<u64>) -> Vec<u8> {

@@ -84,7 +84,7 @@ fn plan_json(bin: &GoBinary) -> serde_json::Value {
 #[test]
 fn version_and_plan_without_buildinfo() {
     if !objcopy_available() {
-        eprintln!("SKIP version_and_plan_without_buildinfo: objcopy (binutils) not installed");
+        support::skip("version_and_plan_without_buildinfo", "objcopy (binutils) not installed");
         return;
     }
     let mut checked = 0;
@@ -135,7 +135,7 @@ fn deface_version(bytes: &[u8], version: &str) -> Vec<u8> {
 #[test]
 fn release_family_only() {
     if !objcopy_available() {
-        eprintln!("SKIP release_family_only: objcopy (binutils) not installed");
+        support::skip("release_family_only", "objcopy (binutils) not installed");
         return;
     }
     for tc in toolchains_or_skip("release_family_only") {
@@ -195,7 +195,7 @@ fn npm_binary(test: &str) -> Option<PathBuf> {
         return Some(bin);
     }
     if std::env::var_os("GHOSTRACE_OFFLINE").is_some() {
-        eprintln!("SKIP {test}: GHOSTRACE_OFFLINE is set");
+        support::skip(test, "GHOSTRACE_OFFLINE is set");
         return None;
     }
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -206,11 +206,11 @@ fn npm_binary(test: &str) -> Option<PathBuf> {
     let name = match packed {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
         Ok(out) => {
-            eprintln!("SKIP {test}: npm pack {NPM_PACKAGE} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            support::skip(test, &format!("npm pack {NPM_PACKAGE} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
             return None;
         }
         Err(e) => {
-            eprintln!("SKIP {test}: npm not available ({e})");
+            support::skip(test, &format!("npm not available ({e})"));
             return None;
         }
     };

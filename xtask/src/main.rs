@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod build;
 mod compare;
+mod fuzz;
 mod golang;
 mod kernels;
 mod race_suite;
@@ -33,7 +34,9 @@ enum Task {
     /// The release build, then the container image `localhost/ghostrace:0.1.0` with podman from
     /// deploy/container/Containerfile (no registry: the binary and its libraries).
     Image,
-    /// Bootstrap, build, and run every test tier.
+    /// Bootstrap, build, and run every test tier (the pure one with overflow checks
+    /// and debug assertions) and a bounded fuzz run; with ARGS only `cargo test
+    /// --release ARGS`.
     Test {
         /// Extra arguments for `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

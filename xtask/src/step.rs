@@ -29,3 +29,12 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Runs one stage of a longer task and prints how long it took.
+pub fn timed<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    eprintln!("xtask: {name}");
+    let result = f();
+    eprintln!("xtask: {name}: {:.0} s{}", started.elapsed().as_secs_f64(), if result.is_ok() { "" } else { " (failed)" });
+    result
+}

@@ -226,6 +226,11 @@ pub fn remeasure(tracer: &mut Tracer) -> Result<HitCost, CalibrateError> {
     Ok(cost)
 }
 
+// The integration tests' one skip gate, so that GHOSTRACE_REQUIRE_BPF=1 fails a skip here too.
+#[cfg(test)]
+#[path = "../../tests/support/skip.rs"]
+mod skip;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +238,7 @@ mod tests {
     #[test]
     fn the_target_has_both_kinds_of_instruction() {
         if std::env::consts::ARCH != "x86_64" {
-            eprintln!("skipped: x86-64 only");
+            skip::skip("the_target_has_both_kinds_of_instruction", "x86-64 only");
             return;
         }
         let (emulated, stepped) = probe_points().unwrap();

@@ -11,10 +11,6 @@ use serde_json::Value;
 
 use crate::support::repo;
 
-pub fn required() -> bool {
-    std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_some_and(|v| v == "1")
-}
-
 /// The bootstrap's kubernetes-validate directory (a `pip --target`), or `None` with
 /// a message (a failure in CI).
 pub fn kubernetes_validate(test: &str) -> Option<PathBuf> {
@@ -24,12 +20,7 @@ pub fn kubernetes_validate(test: &str) -> Option<PathBuf> {
             .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("kubernetes-validate-")))
             .filter(|p| p.join("kubernetes_validate").is_dir())
     });
-    if found.is_none() {
-        let reason = "kubernetes-validate is not installed (`cargo xtask bootstrap` puts it in .cache/)";
-        assert!(!required(), "{test}: {reason}");
-        eprintln!("skipped {test}: {reason}");
-    }
-    found
+    crate::support::or_skip(found, test, "kubernetes-validate is not installed (`cargo xtask bootstrap` puts it in .cache/)")
 }
 
 pub fn python(site: &Path) -> Command {

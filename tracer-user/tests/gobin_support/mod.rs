@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 pub use crate::support::Toolchain;
 
+pub mod exercise;
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
@@ -25,11 +27,11 @@ pub fn toolchains() -> Vec<Toolchain> {
     crate::support::toolchains()
 }
 
-/// Toolchains, or a printed skip message and an empty list.
+/// Toolchains, or a [`crate::support::skip`] and an empty list.
 pub fn toolchains_or_skip(test: &str) -> Vec<Toolchain> {
     let tcs = toolchains();
     if tcs.is_empty() {
-        eprintln!("SKIP {test}: no Go toolchain installed (run the bootstrap)");
+        crate::support::skip(test, "no Go toolchain installed (run the bootstrap)");
     }
     tcs
 }

@@ -1,6 +1,11 @@
 //! Test support shared by the integration tests: the Go toolchains the bootstrap
-//! installs, fixture builds, and the BPF-tier gate.
+//! installs, fixture builds, the BPF-tier gate and the one gate of every skip.
 #![allow(dead_code, reason = "each test binary uses a different part")]
+
+pub mod retries;
+mod skip;
+
+pub use skip::{skip, skips_forbidden};
 
 use std::{
     path::{Path, PathBuf},
@@ -32,8 +37,8 @@ pub fn toolchains() -> Vec<Toolchain> {
     for t in &missing {
         eprintln!("note: Go {} is not installed at {} (run `cargo xtask bootstrap`)", t.version, t.go.display());
     }
-    if std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_some_and(|v| v == "1") {
-        assert!(missing.is_empty(), "CI requires every Go toolchain; missing: {missing:?}");
+    if skips_forbidden() {
+        assert!(missing.is_empty(), "GHOSTRACE_REQUIRE_BPF=1 requires every Go toolchain; missing: {missing:?}");
     }
     found
 }
@@ -88,20 +93,27 @@ pub fn build_with(tc: &Toolchain, dir: &str, suffix: &str, flags: &[&str]) -> Pa
     out
 }
 
-/// Whether BPF tests can run here. Without root they skip with a printed reason,
-/// unless GHOSTRACE_REQUIRE_BPF=1 makes that a failure.
+/// Whether BPF tests can run here; without root they [`skip`].
 pub fn bpf_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
+    if !root {
+        skip(test, "not root: BPF tests need root (or CAP_BPF + CAP_PERFMON)");
     }
-    let reason = "not root: BPF tests need root (or CAP_BPF + CAP_PERFMON)";
-    if std::env::var_os("GHOSTRACE_REQUIRE_BPF").is_some_and(|v| v == "1") {
-        panic!("{test}: GHOSTRACE_REQUIRE_BPF=1 but {reason}");
+    root
+}
+
+/// `found`, or a [`skip`] of `test` for `reason` when it is `None`.
+pub fn or_skip<T>(found: Option<T>, test: &str, reason: &str) -> Option<T> {
+    if found.is_none() {
+        skip(test, reason);
     }
-    eprintln!("skipped {test}: {reason}");
-    false
+    found
+}
+
+/// The newest of the Go toolchains `all`, or a [`skip`] of `test` when there is none.
+pub fn newest_or_skip(mut all: Vec<Toolchain>, test: &str) -> Option<Toolchain> {
+    or_skip(all.pop(), test, "no Go toolchain installed or selected (run `cargo xtask bootstrap`)")
 }
 
 /// The `ghostrace` binary under test.
