@@ -97,8 +97,22 @@ impl ListOp {
         Self::Init,
     ];
 
-    pub fn from_u64(v: u64) -> Option<Self> {
-        Self::ALL.get(usize::try_from(v).ok()?).copied()
+    pub const fn from_u64(v: u64) -> Option<Self> {
+        Some(match v {
+            0 => Self::Remove,
+            1 => Self::PushBack,
+            2 => Self::PushFront,
+            3 => Self::PushBackList,
+            4 => Self::PushFrontList,
+            5 => Self::InsertBefore,
+            6 => Self::InsertAfter,
+            7 => Self::MoveToFront,
+            8 => Self::MoveToBack,
+            9 => Self::MoveBefore,
+            10 => Self::MoveAfter,
+            11 => Self::Init,
+            _ => return None,
+        })
     }
 
     /// The Go method name.
@@ -208,7 +222,8 @@ const _: () = assert!(core::mem::size_of::<ProcConfig>() == 32);
 pub const MAX_PROBES: u32 = 16384;
 
 /// Attach cookie layout: probe id in the low 32 bits, then two auxiliary bytes
-/// (a [`MapOp`], or the list and element register numbers of a list mutation),
+/// (a [`MapOp`], or the list and element register numbers of a list mutation; for
+/// a method without an element, the list register and the list's offset from it),
 /// then the [`hit_slot`] of the probe's attachment in 12 bits, then a nibble (the
 /// [`ListOp`] of a list mutation).
 pub const fn cookie(probe: u32, aux0: u8, aux1: u8, nibble: u8, slot: u32) -> u64 {

@@ -2,7 +2,7 @@
 //! CALL): Remove, PushBack, MoveToFront… (the program keeps Remove's name).
 
 use aya_ebpf::{programs::ProbeContext};
-use tracer_common::{LIST_ELEMENT_LIST_OFFSET, LIST_REG_ELEMENT_LIST, LIST_REG_NONE, RecordKind};
+use tracer_common::{LIST_ELEMENT_LIST_OFFSET, LIST_REG_ELEMENT_LIST, ListOp, RecordKind};
 
 use crate::{
     emit,
@@ -18,8 +18,10 @@ fn on_hit(ctx: ProbeContext) -> u32 {
     // Which registers hold l and e depends on the caller's code: the plan decoded them.
     let list = regs::by_number(&ctx, hit.aux[0]);
     let elem = regs::by_number(&ctx, hit.aux[1]);
-    // PushBack, Init… have no element: nothing to check, `e.list` reads as the list.
-    let no_elem = hit.aux[1] == LIST_REG_NONE;
+    // PushBack, Init… have no element: nothing to check, `e.list` reads as the list,
+    // which may sit at an offset from the register (a `list.List` field of a struct).
+    let no_elem = !ListOp::from_u64(hit.nibble as u64).map_or(true, ListOp::checks_element);
+    let list = if no_elem { list.wrapping_add(hit.aux[1] as u64) } else { list };
     let elem = if no_elem { 0 } else { elem };
     let elem_list = if no_elem { list } else { emit::read_u64(elem.wrapping_add(LIST_ELEMENT_LIST_OFFSET)).unwrap_or(0) };
     // Where the compiler proved e.list == l, the list is e.list (nil only if another

@@ -534,7 +534,7 @@ mod tests {
             ProbeKind::MapIterStartCall,
             ProbeKind::MapIterNextCall,
             ProbeKind::MapWriteCall(MapWriteOp::Assign),
-            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, op: tracer_common::ListOp::PushBack },
+            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, list_disp: 0, op: tracer_common::ListOp::PushBack },
             ProbeKind::ListRemoveExit,
             ProbeKind::MapWriteExit,
         ];

@@ -79,6 +79,8 @@ pub struct ListSite {
     /// (list register, element register: [`LIST_REG_NONE`] for methods without
     /// an element), or why they could not be determined.
     pub registers: std::result::Result<(u8, u8), String>,
+    /// The list's offset from its register (a push to a `list.List` field).
+    pub list_disp: u8,
 }
 
 fn op_name<S: serde::Serializer>(op: &ListOp, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -96,7 +98,8 @@ pub(crate) fn add_list_sites(bin: &GoBinary, in_scope: &[(u64, u64, &str, String
         return;
     }
     let tab = bin.pclntab();
-    for (entry, _end, name, pkg) in in_scope {
+    // The methods' own out-of-line copies are probed at their CALLs.
+    for (entry, _end, name, pkg) in in_scope.iter().filter(|f| !f.2.starts_with("container/list.")) {
         let Some(row) = tab.find(*entry) else { continue };
         let Ok(func) = tab.func(&row) else { continue };
         let sites = match sites_in(bin, &tab, &func, row.end, name, pkg) {
@@ -136,7 +139,8 @@ fn push_probes(bin: &GoBinary, site: &ListSite, plan: &mut ProbePlan) {
             after: None,
         })
     };
-    plan.probes.extend(probe(ProbeKind::ListRemoveEnter { list_reg, elem_reg, op: site.op }, site.enter));
+    let kind = ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp: site.list_disp, op: site.op };
+    plan.probes.extend(probe(kind, site.enter));
     plan.probes.extend(site.exits.iter().filter_map(|&x| probe(ProbeKind::ListRemoveExit, x)));
 }
 
@@ -201,6 +205,7 @@ pub(crate) fn sites_in<'a>(
             Ok(_) => cheaper_enter(&insns, call_pc, body_start),
             Err(_) => body_start,
         };
+        let list_disp = found.as_ref().map_or(0, |f| f.list_disp);
         let registers = found.map(|f| (f.list, f.elem));
         sites.push(ListSite {
             op,
@@ -212,6 +217,7 @@ pub(crate) fn sites_in<'a>(
             enter,
             exits,
             registers,
+            list_disp,
         });
     }
     if let Some(code) = code {
@@ -333,6 +339,8 @@ fn inside(ranges: &[(u64, u64)], pc: u64) -> bool {
 struct Found {
     list: u8,
     elem: u8,
+    /// The list's offset from `list` (pushes only).
+    list_disp: u8,
     /// The probed instruction: the body start, or past a reload at the body's
     /// start of a register the compare reads (a spilled element, say).
     at: u64,
@@ -360,17 +368,19 @@ fn registers(
     }
     if !op.checks_element() {
         // lazyInit's `l.root.next == nil`, the body's own.
-        let lazy_init = |i: usize| matches!(insns[i].op, Op::CmpImm(Operand::Mem { disp: 0, .. })) && inside(ranges, insns[i].addr);
+        // `[l+0]`, or `[base+off]` where l is a `list.List` field `off` bytes into a struct.
+        let lazy_init = |i: usize| matches!(insns[i].op, Op::CmpImm(Operand::Mem { .. })) && inside(ranges, insns[i].addr);
         let c = (from..insns.len().min(p + COMPARE_WINDOW))
             .find(|&i| lazy_init(i))
             .ok_or_else(|| format!("no `l.root.next == nil` compare at the start of the {} body", op.method()))?;
-        let Op::CmpImm(Operand::Mem { base, .. }) = insns[c].op else { unreachable!() };
-        return holding(insns, p, c, c, base, None);
+        let Op::CmpImm(Operand::Mem { base, disp }) = insns[c].op else { unreachable!() };
+        let disp = u8::try_from(disp).map_err(|_| format!("list {disp:#x} bytes from its register"))?;
+        return holding(insns, p, c, c, base, None).map(|f| Found { list_disp: disp, ..f });
     }
     let is_cmp = |i: usize| matches!(insns[i].op, Op::Cmp(..));
     let own = (from..insns.len().min(p + COMPARE_WINDOW)).find(|&i| is_cmp(i) && inside(ranges, insns[i].addr));
     let Some(c) = own.or_else(|| guarding_compare(insns, from, p, ranges)) else {
-        return proven_member(insns, from, p, ranges).map(|(list, elem)| Found { list, elem, at: enter });
+        return proven_member(insns, from, p, ranges).map(|(list, elem)| Found { list, elem, list_disp: 0, at: enter });
     };
     let Op::Cmp(a, b) = insns[c].op else { unreachable!() };
     let (list, elem, def) = match (a, b) {
@@ -431,7 +441,7 @@ fn holding(
     if let Some(e) = overwritten(list, c.min(at)..hi) {
         return Err(e);
     }
-    let Some(elem) = elem else { return Ok(Found { list, elem: LIST_REG_NONE, at: insns[at].addr }) };
+    let Some(elem) = elem else { return Ok(Found { list, elem: LIST_REG_NONE, list_disp: 0, at: insns[at].addr }) };
     // The element stays in its register up to `def`; from `def` on to a later probe
     // point it may have been copied to others (the compiler moves it out of a
     // register that arithmetic needs).
@@ -450,7 +460,7 @@ fn holding(
         }
         elem
     };
-    Ok(Found { list, elem, at: insns[at].addr })
+    Ok(Found { list, elem, list_disp: 0, at: insns[at].addr })
 }
 
 /// Registers holding, at `to`, the value `reg` has after `insns[def]`, along
@@ -667,6 +677,7 @@ mod tests {
             enter,
             exits,
             registers: Ok((0, 3)),
+            list_disp: 0,
         };
         // The first exit moves to the JNE; the second would land on the next
         // site's enter (the NOP) and stays; a third site's exit, already placed, is
@@ -801,7 +812,7 @@ mod tests {
         let code = [0x48, 0x8b, 0x51, 0x08, 0x48, 0x8b, 0x74, 0x24, 0x18, 0x48, 0x39, 0x56, 0x10, 0x75, 0x77];
         let insns = decode(&code);
         let ranges = [(0x1004, 0x100f)];
-        assert_eq!(registers(&insns, 0x1000, 0x1004, &ranges, ListOp::Remove), Ok(Found { list: 2, elem: 6, at: 0x100d }));
+        assert_eq!(registers(&insns, 0x1000, 0x1004, &ranges, ListOp::Remove), Ok(Found { list: 2, elem: 6, list_disp: 0, at: 0x100d }));
         // Not past a branch: the probe would miss entries.
         let code = [0x48, 0x8b, 0x51, 0x08, 0x74, 0x00, 0x48, 0x8b, 0x74, 0x24, 0x18, 0x48, 0x39, 0x56, 0x10];
         let insns = decode(&code);
@@ -840,7 +851,11 @@ mod tests {
         let ranges = [(0x1000, 0x100d)];
         let pushed = registers(&insns, 0x1000, 0x1000, &ranges, ListOp::PushBack);
         // Probed on the JNE (emulated), with the list in rcx and no element.
-        assert_eq!(pushed, Ok(Found { list: 1, elem: LIST_REG_NONE, at: 0x100a }));
+        assert_eq!(pushed, Ok(Found { list: 1, elem: LIST_REG_NONE, list_disp: 0, at: 0x100a }));
+        // A `list.List` field 0x18 bytes into a struct: cmp qword [rcx+0x18], 0
+        let field = [0x90, 0x48, 0x8b, 0x4c, 0x24, 0x40, 0x48, 0x83, 0x79, 0x18, 0x00, 0x75, 0x01, 0x90];
+        let got = registers(&decode(&field), 0x1000, 0x1000, &[(0x1000, 0x100e)], ListOp::PushBack);
+        assert_eq!(got, Ok(Found { list: 1, elem: LIST_REG_NONE, list_disp: 0x18, at: 0x100b }));
         // Init has no compare to read the list from.
         assert!(registers(&insns, 0x1000, 0x1000, &ranges, ListOp::Init).is_err());
         // A 32-bit compare (the write-barrier flag) is no lazyInit.

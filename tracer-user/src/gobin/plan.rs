@@ -33,11 +33,13 @@ pub enum ProbeKind {
     /// method, `op` (or a CALL of an out-of-line one); the list and the element (or
     /// mark) are in these registers: x86 hardware numbers on amd64 (AX=0 CX=1 DX=2
     /// BX=3 SP=4 BP=5 SI=6 DI=7 R8..R15=8..15), Xn numbers on arm64;
-    /// [`tracer_common::LIST_REG_NONE`] for methods without an element. (Named for
-    /// Remove, the first method traced, like its record.)
+    /// [`tracer_common::LIST_REG_NONE`] for methods without an element, whose list
+    /// is `list_disp` bytes past its register (a `list.List` field; 0 otherwise).
+    /// (Named for Remove, the first method traced, like its record.)
     ListRemoveEnter {
         list_reg: u8,
         elem_reg: u8,
+        list_disp: u8,
         #[serde(serialize_with = "list_op_name")]
         op: ListOp,
     },
@@ -319,7 +321,7 @@ fn call_kind(name: &str, role: Role, arch: super::Arch) -> Option<ProbeKind> {
                 ListOp::InsertBefore | ListOp::InsertAfter => arg(7, 3),
                 _ => arg(3, 1),
             };
-            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, op }
+            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, list_disp: 0, op }
         }
         Role::SliceGrow => ProbeKind::SliceGrowCall,
         Role::MapIterStart => ProbeKind::MapIterStartCall,
@@ -503,7 +505,7 @@ mod tests {
         assert_eq!(call_kind("runtime.mapclear", Role::MapClear, amd64), Some(ProbeKind::MapWriteCall(MapWriteOp::Clear)));
         assert_eq!(call_kind("runtime.gcMarkTermination", Role::GcMarkTermination, amd64), None);
         let list = |m: &str, arch| call_kind(&format!("container/list.(*List).{m}"), Role::ListMutation, arch);
-        let enter = |elem_reg, op| Some(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, op });
+        let enter = |elem_reg, op| Some(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, list_disp: 0, op });
         assert_eq!(list("Remove", amd64), enter(3, ListOp::Remove));
         assert_eq!(list("InsertAfter", amd64), enter(7, ListOp::InsertAfter));
         assert_eq!(list("InsertBefore", crate::gobin::Arch::Arm64), enter(3, ListOp::InsertBefore));
@@ -538,7 +540,7 @@ mod tests {
                 probe(ProbeKind::SliceGrowCall, "main.a"),
                 probe(assign, "main.b"),
                 probe(ProbeKind::SliceGrowCall, "main.c"),
-                probe(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, op: ListOp::Remove }, "main.d"),
+                probe(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, list_disp: 0, op: ListOp::Remove }, "main.d"),
                 probe(ProbeKind::MapWriteExit, "main.b"),
                 probe(assign, "main.e"),
                 probe(ProbeKind::MapWriteExit, "main.e"),

@@ -265,9 +265,10 @@ impl fmt::Display for InspectReport {
         for p in &self.plan.probes {
             let detail = match p.kind {
                 ProbeKind::MapWriteCall(op) => format!("({op:?})").to_lowercase(),
-                ProbeKind::ListRemoveEnter { list_reg, elem_reg, op } => {
+                ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp, op } => {
                     let elem = if elem_reg == tracer_common::LIST_REG_NONE { String::new() } else { format!(", elem r{elem_reg}") };
-                    format!("({} {}{elem})", op.method(), list_reg_name(list_reg))
+                    let disp = if list_disp == 0 { String::new() } else { format!("+{list_disp:#x}") };
+                    format!("({} {}{disp}{elem})", op.method(), list_reg_name(list_reg))
                 }
                 _ => String::new(),
             };

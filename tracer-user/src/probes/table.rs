@@ -44,7 +44,9 @@ fn program_of(kind: &ProbeKind) -> (&'static str, u8, u8, u8) {
             };
             ("map_write_call", op as u8, 0, 0)
         }
-        ProbeKind::ListRemoveEnter { list_reg, elem_reg, op } => ("list_remove_enter", list_reg, elem_reg, op as u8),
+        ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp, op } => {
+            ("list_remove_enter", list_reg, if op.checks_element() { elem_reg } else { list_disp }, op as u8)
+        }
         ProbeKind::ListRemoveExit => ("list_remove_exit", 0, 0, 0),
         ProbeKind::MapWriteExit => ("map_write_exit", 0, 0, 0),
     }
