@@ -369,9 +369,11 @@ fn registers(
     if !op.checks_element() {
         // lazyInit's `l.root.next == nil`, the body's own.
         // `[l+0]`, or `[base+off]` where l is a `list.List` field `off` bytes into a struct.
-        let lazy_init = |i: usize| matches!(insns[i].op, Op::CmpImm(Operand::Mem { .. })) && inside(ranges, insns[i].addr);
+        // Go 1.19 gives the compare the caller's position: the body starts at its branch.
+        let is_cmp = |i: usize| matches!(insns[i].op, Op::CmpImm(Operand::Mem { .. }));
+        let branch_of = |c: usize| c + 1 == p && matches!(insns[p].op, Op::Branch { conditional: true, .. });
         let c = (from..insns.len().min(p + COMPARE_WINDOW))
-            .find(|&i| lazy_init(i))
+            .find(|&i| is_cmp(i) && (inside(ranges, insns[i].addr) || branch_of(i)))
             .ok_or_else(|| format!("no `l.root.next == nil` compare at the start of the {} body", op.method()))?;
         let Op::CmpImm(Operand::Mem { base, disp }) = insns[c].op else { unreachable!() };
         let disp = u8::try_from(disp).map_err(|_| format!("list {disp:#x} bytes from its register"))?;
@@ -856,6 +858,10 @@ mod tests {
         let field = [0x90, 0x48, 0x8b, 0x4c, 0x24, 0x40, 0x48, 0x83, 0x79, 0x18, 0x00, 0x75, 0x01, 0x90];
         let got = registers(&decode(&field), 0x1000, 0x1000, &[(0x1000, 0x100e)], ListOp::PushBack);
         assert_eq!(got, Ok(Found { list: 1, elem: LIST_REG_NONE, list_disp: 0x18, at: 0x100b }));
+        // Go 1.19: cmp qword [rax], 0 at the caller's position, the body from its jne.
+        let go119 = [0x90, 0x48, 0x83, 0x38, 0x00, 0x75, 0x01, 0x90];
+        let got = registers(&decode(&go119), 0x1000, 0x1005, &[(0x1005, 0x1008)], ListOp::PushFront);
+        assert_eq!(got, Ok(Found { list: 0, elem: LIST_REG_NONE, list_disp: 0, at: 0x1005 }));
         // Init has no compare to read the list from.
         assert!(registers(&insns, 0x1000, 0x1000, &ranges, ListOp::Init).is_err());
         // A 32-bit compare (the write-barrier flag) is no lazyInit.
