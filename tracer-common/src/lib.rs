@@ -19,9 +19,12 @@ pub enum RecordKind {
     MapIterNext = 3,
     /// A map write starts. args: map pointer, [`MapOp`], map's writing flag.
     MapWrite = 4,
-    /// `(*list.List).Remove(e)` starts. args: list pointer, element pointer, `e.list`.
+    /// A mutating `*list.List` method starts (the name is Remove's, the first one
+    /// traced). args: list pointer, element pointer (the element or mark whose
+    /// `list` the method checks; 0 for methods without one), `e.list` (the list
+    /// pointer when there is no element), [`ListOp`].
     ListRemoveEnter = 5,
-    /// `(*list.List).Remove(e)` finished. args: list pointer, element pointer.
+    /// The mutation finished. args: list pointer, element pointer.
     ListRemoveExit = 6,
     /// A map write (not a delete) by a goroutine inside its own range over the map,
     /// sent late, when the range's next step showed the range went on. args: map
@@ -57,6 +60,84 @@ pub enum MapOp {
     Assign = 0,
     Delete = 1,
     Clear = 2,
+}
+
+/// The `*list.List` method a [`RecordKind::ListRemoveEnter`] record announces
+/// (Remove is 0: recordings made before the others were traced read as Remove).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ListOp {
+    Remove = 0,
+    PushBack = 1,
+    PushFront = 2,
+    PushBackList = 3,
+    PushFrontList = 4,
+    InsertBefore = 5,
+    InsertAfter = 6,
+    MoveToFront = 7,
+    MoveToBack = 8,
+    MoveBefore = 9,
+    MoveAfter = 10,
+    Init = 11,
+}
+
+impl ListOp {
+    pub const ALL: [ListOp; 12] = [
+        Self::Remove,
+        Self::PushBack,
+        Self::PushFront,
+        Self::PushBackList,
+        Self::PushFrontList,
+        Self::InsertBefore,
+        Self::InsertAfter,
+        Self::MoveToFront,
+        Self::MoveToBack,
+        Self::MoveBefore,
+        Self::MoveAfter,
+        Self::Init,
+    ];
+
+    pub const fn from_u64(v: u64) -> Option<Self> {
+        Some(match v {
+            0 => Self::Remove,
+            1 => Self::PushBack,
+            2 => Self::PushFront,
+            3 => Self::PushBackList,
+            4 => Self::PushFrontList,
+            5 => Self::InsertBefore,
+            6 => Self::InsertAfter,
+            7 => Self::MoveToFront,
+            8 => Self::MoveToBack,
+            9 => Self::MoveBefore,
+            10 => Self::MoveAfter,
+            11 => Self::Init,
+            _ => return None,
+        })
+    }
+
+    /// The Go method name.
+    pub const fn method(self) -> &'static str {
+        match self {
+            Self::Remove => "Remove",
+            Self::PushBack => "PushBack",
+            Self::PushFront => "PushFront",
+            Self::PushBackList => "PushBackList",
+            Self::PushFrontList => "PushFrontList",
+            Self::InsertBefore => "InsertBefore",
+            Self::InsertAfter => "InsertAfter",
+            Self::MoveToFront => "MoveToFront",
+            Self::MoveToBack => "MoveToBack",
+            Self::MoveBefore => "MoveBefore",
+            Self::MoveAfter => "MoveAfter",
+            Self::Init => "Init",
+        }
+    }
+
+    /// The method acts on an element or mark of the list and does nothing unless
+    /// its `list` field is the receiver (Remove, Move*, Insert*).
+    pub const fn checks_element(self) -> bool {
+        !matches!(self, Self::PushBack | Self::PushFront | Self::PushBackList | Self::PushFrontList | Self::Init)
+    }
 }
 
 /// Number of argument words in a [`Record`].
@@ -141,11 +222,20 @@ const _: () = assert!(core::mem::size_of::<ProcConfig>() == 32);
 pub const MAX_PROBES: u32 = 16384;
 
 /// Attach cookie layout: probe id in the low 32 bits, then two auxiliary bytes
-/// (a [`MapOp`], or the list and element register numbers of an inlined Remove),
-/// then the [`hit_slot`] of the probe's attachment.
-pub const fn cookie(probe: u32, aux0: u8, aux1: u8, slot: u32) -> u64 {
-    probe as u64 | (aux0 as u64) << 32 | (aux1 as u64) << 40 | ((slot & (HIT_SLOTS - 1)) as u64) << 48
+/// (a [`MapOp`], or the list and element register numbers of a list mutation; for
+/// a method without an element, the list register and the list's offset from it),
+/// then the [`hit_slot`] of the probe's attachment in 12 bits, then a nibble (the
+/// [`ListOp`] of a list mutation).
+pub const fn cookie(probe: u32, aux0: u8, aux1: u8, nibble: u8, slot: u32) -> u64 {
+    probe as u64
+        | (aux0 as u64) << 32
+        | (aux1 as u64) << 40
+        | ((slot & (HIT_SLOTS - 1)) as u64) << 48
+        | ((nibble & 15) as u64) << COOKIE_NIBBLE_SHIFT
 }
+
+/// Where the cookie's nibble starts.
+pub const COOKIE_NIBBLE_SHIFT: u32 = 60;
 
 /// Slots of the all-hits counters (`TOTAL_HITS`): one per attachment, so that a
 /// governor reads its own executable's hits in one word.
@@ -168,6 +258,9 @@ pub const GC_CYCLE_SHIFT: u32 = 32;
 /// List register number of an inlined `Remove` whose `e.list == l` test the compiler
 /// proved true and removed: the list is `e.list`.
 pub const LIST_REG_ELEMENT_LIST: u8 = 0xff;
+
+/// Element register number of a list mutation without an element (PushBack, Init…).
+pub const LIST_REG_NONE: u8 = 0xfe;
 
 /// Offset of `list` in `container/list.Element` (all Go versions, amd64 and arm64).
 pub const LIST_ELEMENT_LIST_OFFSET: u64 = 16;
@@ -257,8 +350,9 @@ mod tests {
 
     #[test]
     fn a_cookie_carries_probe_aux_and_slot_apart() {
-        let c = cookie(0xdead_beef, 0x12, 0x34, hit_slot(40_000));
+        let c = cookie(0xdead_beef, 0x12, 0x34, ListOp::Init as u8, hit_slot(40_000));
         assert_eq!((c as u32, (c >> 32) as u8, (c >> 40) as u8), (0xdead_beef, 0x12, 0x34));
+        assert_eq!(ListOp::from_u64(c >> COOKIE_NIBBLE_SHIFT), Some(ListOp::Init));
         assert_eq!(cookie_slot(c), hit_slot(40_000));
         // Attachments starting a chunk apart mostly get slots of their own.
         let mut slots = [0u32; 64];
@@ -268,5 +362,15 @@ mod tests {
         slots.sort_unstable();
         let distinct = 1 + slots.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(distinct >= 60, "{slots:?}");
+    }
+
+    #[test]
+    fn list_ops_fit_the_nibble_and_read_back() {
+        for (i, op) in ListOp::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i);
+            assert!((*op as u8) < 16);
+            assert_eq!(ListOp::from_u64(i as u64), Some(*op));
+        }
+        assert_eq!(ListOp::from_u64(ListOp::ALL.len() as u64), None);
     }
 }

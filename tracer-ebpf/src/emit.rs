@@ -20,6 +20,8 @@ pub struct Hit {
     pub cfg: ProcConfig,
     pub probe: u32,
     pub aux: [u8; 2],
+    /// The cookie's nibble (a list mutation's `ListOp`).
+    pub nibble: u8,
     pub tgid: u32,
     pub goid: u64,
     /// This hit is one of the 1-in-N sampled ones.
@@ -82,6 +84,7 @@ pub fn begin(ctx: &ProbeContext) -> Option<Hit> {
         cfg,
         probe,
         aux: [(cookie >> 32) as u8, (cookie >> 40) as u8],
+        nibble: (cookie >> tracer_common::COOKIE_NIBBLE_SHIFT) as u8 & 15,
         tgid,
         goid,
         sampled,

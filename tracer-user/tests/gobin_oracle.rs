@@ -10,6 +10,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use gobin_support::*;
+use tracer_common::{LIST_REG_NONE, ListOp};
 use tracer_user::gobin::{GoBinary, LIST_REMOVE, LayoutSource, Probe, ProbeKind, Role, Scope, table_layout};
 
 #[test]
@@ -59,17 +60,36 @@ fn symbolize_matches_addr2line() {
 }
 
 #[test]
-fn inlined_remove_ranges_match_dwarf() {
-    for b in all_builds("inlined_remove_ranges_match_dwarf") {
+fn inlined_list_ranges_match_dwarf() {
+    for b in all_builds("inlined_list_ranges_match_dwarf") {
         let (plain, stripped, label) = (&b.plain, &b.stripped, b.label());
-        let want = dwarf_inlined_ranges(&GoBinary::open(plain).expect("open"), LIST_REMOVE);
+        let with_dwarf = GoBinary::open(plain).expect("open");
+        let want = dwarf_inlined_ranges(&with_dwarf, LIST_REMOVE);
         assert!(want.len() >= 4, "{}: DWARF has {} Remove sites", label, want.len());
         for path in [plain, stripped] {
             let bin = GoBinary::open(path).expect("open");
             let plan = bin.probe_plan(&Scope::All);
-            let got: BTreeSet<Vec<(u64, u64)>> = plan.list_sites.iter().map(|s| s.ranges.clone()).collect();
-            assert_eq!(got, want, "{} {}", label, path.display());
-            let fixture_sites: Vec<_> = plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")).collect();
+            // Every method's sites but Init's (DWARF also has the Init inlined in
+            // PushBack's lazyInit and in New, which are not sites of their own).
+            for op in ListOp::ALL.into_iter().filter(|&op| op != ListOp::Init) {
+                let want = dwarf_inlined_ranges(&with_dwarf, &format!("container/list.(*List).{}", op.method()));
+                let got: BTreeSet<Vec<(u64, u64)>> =
+                    plan.list_sites.iter().filter(|s| s.op == op).map(|s| s.ranges.clone()).collect();
+                assert_eq!(got, want, "{} {} {}", label, path.display(), op.method());
+            }
+            // main.reorder's inlined pushes, moves and inserts: registers found on amd64.
+            let reorder: Vec<_> = plan.list_sites.iter().filter(|s| s.caller == "main.reorder").collect();
+            let ops: BTreeSet<&str> = reorder.iter().map(|s| s.op.method()).collect();
+            let inlined = ["Init", "InsertAfter", "InsertBefore", "MoveAfter", "MoveBefore", "MoveToBack", "MoveToFront", "PushFront"];
+            assert_eq!(ops, inlined.into_iter().collect(), "{label}");
+            for s in reorder.iter().filter(|s| b.variant != Variant::Arm64 && s.op != ListOp::Init) {
+                assert!(s.registers.is_ok(), "{} {}: {:?}", label, s.op.method(), s.registers);
+                assert!(!s.exits.is_empty(), "{} {}: no exits", label, s.op.method());
+            }
+            // An inlined Init has no compare to read the list from: reported missing.
+            assert!(plan.missing.iter().any(|m| m.what.contains("Init inlined in main.reorder")), "{label}");
+            let fixture_sites: Vec<_> =
+                plan.list_sites.iter().filter(|s| s.caller.starts_with("main.") && s.op == ListOp::Remove).collect();
             assert_eq!(fixture_sites.len(), 8, "{}: {fixture_sites:#x?}", label);
             for s in fixture_sites {
                 assert!(s.registers.is_ok(), "{} {}: {:?}", label, s.caller, s.registers);
@@ -92,11 +112,15 @@ fn inlined_remove_ranges_match_dwarf() {
     }
 }
 
-/// The list register of each fixture `Remove` site is the operand its `e.list == l`
-/// compare (the CMPQ / CMP `go tool objdump` places on that line of the toolchain's
-/// own `container/list/list.go`, inside the site's ranges) holds next to `e.list`:
-/// a memory operand `0x10(E)` (amd64; then the element is E), or the register last
-/// loaded from offset 16. Sites whose compare the compiler removed are skipped.
+/// The list register of each fixture list site is the operand its test compares
+/// (the CMPQ / CMP `go tool objdump` places on that line of the toolchain's own
+/// `container/list/list.go`, inside the site's ranges). Remove, Move* and Insert*:
+/// `e.list == l` / `e.list != l` / `mark.list != l`, where the list is next to
+/// `e.list`, a memory operand `0x10(E)` (amd64; then the element is E), or the
+/// register last loaded from offset 16. PushBack and PushFront: lazyInit's
+/// `l.root.next == nil`, `CMPQ 0(L), $0` (amd64; arm64 has no compare there and no
+/// registers are claimed). Sites whose compare the compiler removed are skipped;
+/// on arm64 only Remove's are checked.
 #[test]
 fn list_registers_match_objdump() {
     for b in all_builds("list_registers_match_objdump") {
@@ -107,19 +131,45 @@ fn list_registers_match_objdump() {
         let goroot = b.tc.go.parent().and_then(|p| p.parent()).expect("GOROOT");
         let src = std::fs::read_to_string(goroot.join("src/container/list/list.go")).expect("list.go");
         let lines: Vec<&str> = src.lines().collect();
-        let func = lines.iter().position(|l| l.starts_with("func (l *List) Remove(")).expect("Remove in list.go");
-        let test = func + lines[func..].iter().position(|l| l.contains("if e.list == l")).expect("the test");
-        let pos = format!("list.go:{}", test + 1);
+        let test_line = |func: &str, test: &str| {
+            let f = lines.iter().position(|l| l.starts_with(func)).unwrap_or_else(|| panic!("{func} in list.go"));
+            let t = f + lines[f..].iter().position(|l| l.contains(test)).expect("the test");
+            format!("list.go:{}", t + 1)
+        };
         let insns = objdump(&b.line_oracle, &b.plain);
         let plan = GoBinary::open(&b.plain).expect("open").probe_plan(&Scope::Default);
         let mut checked = Vec::new();
-        for s in plan.list_sites.iter().filter(|s| s.caller.starts_with("main.")) {
+        // The other methods' registers are checked on amd64 (the arch the kernel side
+        // reads registers of); on arm64 a compare the compiler shared between two
+        // inlined methods is not read here.
+        for s in plan.list_sites.iter().filter(|s| s.caller.starts_with("main.") && (!arm64 || s.op == ListOp::Remove)) {
+            let method = s.op.method();
+            let pos = match s.op {
+                ListOp::Remove => test_line("func (l *List) Remove(", "if e.list == l"),
+                ListOp::PushBack | ListOp::PushFront => test_line("func (l *List) lazyInit()", "l.root.next == nil"),
+                ListOp::InsertBefore | ListOp::InsertAfter => test_line(&format!("func (l *List) {method}("), "mark.list != l"),
+                ListOp::Init => continue,
+                _ => test_line(&format!("func (l *List) {method}("), "e.list != l"),
+            };
             let in_body = |a: u64| s.ranges.iter().any(|&(lo, hi)| a >= lo && a < hi);
             let body: Vec<&ObjdumpInsn> = insns.iter().filter(|i| i.function == s.caller).collect();
-            let Some(c) = body.iter().position(|i| in_body(i.addr) && i.pos == pos && i.text.starts_with(cmp)) else {
+            let own = body.iter().position(|i| in_body(i.addr) && i.pos == pos && i.text.starts_with(cmp));
+            // Go 1.19 gives lazyInit's compare the caller's position; its branch is the body's.
+            let branch = || body.iter().position(|i| in_body(i.addr) && i.pos == pos && i.text.starts_with('J'));
+            let before_branch = || branch().and_then(|j| j.checked_sub(1)).filter(|&c| body[c].text.starts_with(cmp));
+            let Some(c) = own.or_else(|| if s.op.checks_element() { None } else { before_branch() }) else {
                 continue;
             };
             let (a, x) = body[c].text[cmp.len()..].split_once(", ").expect("two operands");
+            if !s.op.checks_element() {
+                // CMPQ 0(L), $0x0 (or the other order on older toolchains).
+                let list = [a, x].into_iter().find_map(|o| o.strip_prefix("0(")).map(|o| o.trim_end_matches(')'));
+                let list = list.unwrap_or_else(|| panic!("{label} {}: cannot read the compare {:?}", s.caller, body[c].text));
+                let got = s.registers.clone().unwrap_or_else(|e| panic!("{label} {} {method}: {e}", s.caller));
+                assert_eq!((name(got.0), got.1), (list.to_string(), LIST_REG_NONE), "{label} {} {method}", s.caller);
+                checked.push((s.caller.as_str(), method));
+                continue;
+            }
             let loaded_list = |r: &str| {
                 let writes =
                     |i: &&&ObjdumpInsn| !["CMP", "TEST", "BT", "TST", "CMN"].iter().any(|op| i.text.starts_with(op));
@@ -136,15 +186,19 @@ fn list_registers_match_objdump() {
                 },
             };
             let (got_list, got_elem) = s.registers.clone().unwrap_or_else(|e| panic!("{label} {}: {e}", s.caller));
-            assert_eq!(name(got_list), list, "{label} {}: list register ({})", s.caller, body[c].text);
+            assert_eq!(name(got_list), list, "{label} {} {method}: list register ({})", s.caller, body[c].text);
             if let Some(elem) = elem {
-                assert_eq!(name(got_elem), elem, "{label} {}: element ({})", s.caller, body[c].text);
+                assert_eq!(name(got_elem), elem, "{label} {} {method}: element ({})", s.caller, body[c].text);
             }
-            checked.push(s.caller.as_str());
+            checked.push((s.caller.as_str(), method));
         }
-        eprintln!("{label}: list registers of {} match objdump", checked.join(" "));
+        eprintln!("{label}: list registers of {checked:?} match objdump");
         for f in ["main.prune", "main.(*queues).park", "main.removeLater.func1"] {
-            assert!(checked.contains(&f), "{label}: {f} not checked");
+            assert!(checked.contains(&(f, "Remove")), "{label}: {f} not checked");
+        }
+        let reorder = ["MoveToFront", "MoveToBack", "MoveBefore", "MoveAfter", "InsertBefore", "InsertAfter", "PushFront"];
+        for m in reorder.into_iter().filter(|_| !arm64) {
+            assert!(checked.contains(&("main.reorder", m)), "{label}: main.reorder {m} not checked");
         }
     }
 }

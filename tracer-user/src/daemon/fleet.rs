@@ -593,7 +593,7 @@ mod tests {
             ProbeKind::MapIterStartCall,
             ProbeKind::MapIterNextCall,
             ProbeKind::MapWriteCall(MapWriteOp::Assign),
-            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 },
+            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, list_disp: 0, op: tracer_common::ListOp::PushBack },
             ProbeKind::ListRemoveExit,
             ProbeKind::MapWriteExit,
         ];

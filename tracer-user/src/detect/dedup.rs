@@ -9,6 +9,8 @@ use super::{
     symbols::{Symbolizer, call_site, stack_frames},
     table::FoldBuild,
 };
+use tracer_common::ListOp;
+
 use crate::events::{Event, MapWriteOp};
 
 const NO_STACK: u32 = u32::MAX;
@@ -64,6 +66,16 @@ pub(crate) enum Detail {
     WritingFlag,
     /// `e.list` of a foreign element.
     ElemList {
+        list: u64,
+    },
+    /// The methods of two overlapping list mutations, `a`'s then `b`'s.
+    ListOps {
+        a: ListOp,
+        b: ListOp,
+    },
+    /// A move or insert through an element (or mark) whose `list` is `list` (0: none).
+    ElemOf {
+        op: ListOp,
         list: u64,
     },
 }

@@ -93,7 +93,9 @@ impl Engine {
             EventKind::MapWrite { map, op, writing } => self.maps.on_write(ev, map, op, writing, now, out),
             EventKind::MapWriteInRange { map, op, iter } => self.maps.on_write_in_range(ev, map, op, iter, now, out),
             EventKind::MapWriteOverlap { map, op, other, .. } => self.maps.on_write_overlap(ev, map, op, other, now, out),
-            EventKind::ListRemoveEnter { list, elem_list, .. } => self.lists.on_enter(ev, list, elem_list, now, out),
+            EventKind::ListRemoveEnter { list, elem_list, op, .. } => {
+                self.lists.on_enter(ev, list, elem_list, op, now, out)
+            }
             EventKind::ListRemoveExit { list, .. } => self.lists.on_exit(ev, now, list, out),
         }
         let budget = if self.events.is_multiple_of(SWEEP_EVERY) { SWEEP_EVERY as usize } else { 0 };

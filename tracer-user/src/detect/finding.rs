@@ -92,10 +92,12 @@ pub enum Detector {
     ListConcurrentRemove,
     ListForeignRemove,
     ListStaleRemove,
+    ListConcurrentMutation,
+    ListForeignElement,
 }
 
 impl Detector {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::SliceCapacityOverlap,
         Self::SliceLostAppend,
         Self::SliceStaleHeader,
@@ -105,6 +107,8 @@ impl Detector {
         Self::ListConcurrentRemove,
         Self::ListForeignRemove,
         Self::ListStaleRemove,
+        Self::ListConcurrentMutation,
+        Self::ListForeignElement,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,16 +122,22 @@ impl Detector {
             Self::ListConcurrentRemove => "list_concurrent_remove",
             Self::ListForeignRemove => "list_foreign_remove",
             Self::ListStaleRemove => "list_stale_remove",
+            Self::ListConcurrentMutation => "list_concurrent_mutation",
+            Self::ListForeignElement => "list_foreign_element",
         }
     }
 
     /// Fixed per detector (DESIGN.md's table).
     pub fn severity(self) -> Severity {
         match self {
-            Self::SliceCapacityOverlap | Self::MapIterWrite | Self::MapConcurrentWrite | Self::ListConcurrentRemove => {
-                Severity::Critical
+            Self::SliceCapacityOverlap
+            | Self::MapIterWrite
+            | Self::MapConcurrentWrite
+            | Self::ListConcurrentRemove
+            | Self::ListConcurrentMutation => Severity::Critical,
+            Self::SliceLostAppend | Self::ListForeignRemove | Self::ListStaleRemove | Self::ListForeignElement => {
+                Severity::Warning
             }
-            Self::SliceLostAppend | Self::ListForeignRemove | Self::ListStaleRemove => Severity::Warning,
             Self::SliceStaleHeader | Self::MapWriteDuringRange => Severity::Info,
         }
     }
@@ -145,14 +155,21 @@ impl Detector {
         match self {
             Self::SliceCapacityOverlap | Self::SliceLostAppend | Self::SliceStaleHeader => ObjectKind::Slice,
             Self::MapIterWrite | Self::MapConcurrentWrite | Self::MapWriteDuringRange => ObjectKind::Map,
-            Self::ListConcurrentRemove | Self::ListForeignRemove | Self::ListStaleRemove => ObjectKind::List,
+            Self::ListConcurrentRemove
+            | Self::ListForeignRemove
+            | Self::ListStaleRemove
+            | Self::ListConcurrentMutation
+            | Self::ListForeignElement => ObjectKind::List,
         }
     }
 
     /// Whether the two goroutines of a finding play the same part, so that the
     /// call-site pair (a, b) and (b, a) is one finding.
     pub(crate) fn symmetric(self) -> bool {
-        matches!(self, Self::SliceLostAppend | Self::MapConcurrentWrite | Self::ListConcurrentRemove)
+        matches!(
+            self,
+            Self::SliceLostAppend | Self::MapConcurrentWrite | Self::ListConcurrentRemove | Self::ListConcurrentMutation
+        )
     }
 }
 
@@ -231,6 +248,8 @@ pub enum Role {
     Writer,
     /// Was inside `(*list.List).Remove`.
     Remover,
+    /// Was inside a mutating `*list.List` method (PushBack, MoveToFront…).
+    Mutator,
 }
 
 impl Role {
@@ -244,6 +263,7 @@ impl Role {
             Self::Iterator => "iterator",
             Self::Writer => "writer",
             Self::Remover => "remover",
+            Self::Mutator => "mutator",
         }
     }
 }
@@ -311,6 +331,8 @@ mod tests {
                 ("list_concurrent_remove", "critical", "definite"),
                 ("list_foreign_remove", "warning", "definite"),
                 ("list_stale_remove", "warning", "definite"),
+                ("list_concurrent_mutation", "critical", "definite"),
+                ("list_foreign_element", "warning", "definite"),
             ]
         );
     }

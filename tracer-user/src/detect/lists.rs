@@ -1,11 +1,16 @@
-//! List detectors (`list_concurrent_remove`, `list_foreign_remove`,
-//! `list_stale_remove`) over the enter and exit records of the inlined
-//! `(*list.List).Remove`, with one state per list.
+//! List detectors (`list_concurrent_remove`, `list_concurrent_mutation`,
+//! `list_foreign_remove`, `list_stale_remove`, `list_foreign_element`) over the
+//! enter and exit records of the mutating `*list.List` methods, with one state per
+//! list.
 //!
-//! `Remove(e)` unlinks only when `e.list == l` and otherwise returns without doing
-//! anything; the kernel reads `e.list` as the body starts. Two goroutines are inside
-//! `Remove` on one list at once when one's enter falls between the other's enter and
-//! exit: a lock around the list would have ordered one exit before the other enter.
+//! `Remove(e)`, `MoveToFront(e)`, `InsertBefore(v, mark)`… act only when the
+//! element's `list` is the receiver and otherwise return without doing anything;
+//! the kernel reads `e.list` as the body starts. Two goroutines are inside
+//! mutations of one list at once when one's enter falls between the other's enter
+//! and exit: a lock around the list would have ordered one exit before the other
+//! enter. Mutations that never overlap are not reported, ordered or not: the
+//! records cannot tell an unlocked list whose mutations happened to alternate from
+//! a locked one.
 
 use super::{
     config::Config,
@@ -14,15 +19,17 @@ use super::{
     table::{Key, Table},
 };
 use crate::events::Event;
+use tracer_common::ListOp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
     enter: Touch,
+    op: ListOp,
     /// Exit timestamp, 0 while still inside.
     exit: u64,
 }
 
-/// The latest `Remove` of the goroutines that removed from the list last.
+/// The latest mutation of the goroutines that mutated the list last.
 #[derive(Clone, Copy, Default)]
 struct ListState {
     spans: [Option<Span>; 3],
@@ -66,14 +73,19 @@ impl Lists {
         (self.lists.evicted, self.lists.expired)
     }
 
-    pub fn on_enter(&mut self, ev: &Event, list: u64, elem_list: u64, now: u64, out: &mut Dedup) {
+    pub fn on_enter(&mut self, ev: &Event, list: u64, elem_list: u64, op: ListOp, now: u64, out: &mut Dedup) {
         let t = Touch::of(ev);
         let key = Key::new(ev.tgid, list);
         let single = |detector, detail| Sighting { detector, tgid: key.tgid, object: key.addr, a: t, b: None, detail };
-        if elem_list == 0 {
-            out.add(single(Detector::ListStaleRemove, Detail::None), 1);
-        } else if elem_list != list {
-            out.add(single(Detector::ListForeignRemove, Detail::ElemList { list: elem_list }), 1);
+        match op {
+            ListOp::Remove if elem_list == 0 => out.add(single(Detector::ListStaleRemove, Detail::None), 1),
+            ListOp::Remove if elem_list != list => {
+                out.add(single(Detector::ListForeignRemove, Detail::ElemList { list: elem_list }), 1)
+            }
+            _ if op.checks_element() && elem_list != list => {
+                out.add(single(Detector::ListForeignElement, Detail::ElemOf { op, list: elem_list }), 1)
+            }
+            _ => {}
         }
         if ev.goid == 0 {
             self.ignored += 1;
@@ -83,10 +95,10 @@ impl Lists {
         // An enter that arrives after the exit of a span it falls into.
         for s in ls.spans.iter().flatten() {
             if s.enter.goid != t.goid && s.exit != 0 && s.enter.ts < t.ts && t.ts < s.exit {
-                out.add(concurrent(key, s.enter, t), 1);
+                out.add(concurrent(key, *s, Span { enter: t, op, exit: 0 }), 1);
             }
         }
-        ls.put(Span { enter: t, exit: 0 });
+        ls.put(Span { enter: t, op, exit: 0 });
     }
 
     pub fn on_exit(&mut self, ev: &Event, now: u64, list: u64, out: &mut Dedup) {
@@ -108,7 +120,7 @@ impl Lists {
         let mine = *mine;
         for s in ls.spans.iter().flatten() {
             if s.enter.goid != mine.enter.goid && mine.enter.ts < s.enter.ts && s.enter.ts < mine.exit {
-                out.add(concurrent(key, mine.enter, s.enter), 1);
+                out.add(concurrent(key, mine, *s), 1);
             }
         }
     }
@@ -119,15 +131,17 @@ impl Lists {
     }
 }
 
-fn concurrent(key: Key, a: Touch, b: Touch) -> Sighting {
-    Sighting {
-        detector: Detector::ListConcurrentRemove,
-        tgid: key.tgid,
-        object: key.addr,
-        a,
-        b: Some(b),
-        detail: Detail::None,
-    }
+/// Two overlapping mutations: `list_concurrent_remove` when both are Remove (its
+/// name predates the other methods), else `list_concurrent_mutation`.
+fn concurrent(key: Key, a: Span, b: Span) -> Sighting {
+    // Symmetric: ordered by call site here, so the methods stay with their sites.
+    let (a, b) = if b.enter.pc < a.enter.pc { (b, a) } else { (a, b) };
+    let (detector, detail) = if a.op == ListOp::Remove && b.op == ListOp::Remove {
+        (Detector::ListConcurrentRemove, Detail::None)
+    } else {
+        (Detector::ListConcurrentMutation, Detail::ListOps { a: a.op, b: b.op })
+    };
+    Sighting { detector, tgid: key.tgid, object: key.addr, a: a.enter, b: Some(b.enter), detail }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub(crate) fn roles(d: Detector) -> (Role, Role) {
         Detector::ListConcurrentRemove | Detector::ListForeignRemove | Detector::ListStaleRemove => {
             (Role::Remover, Role::Remover)
         }
+        Detector::ListConcurrentMutation | Detector::ListForeignElement => (Role::Mutator, Role::Mutator),
     }
 }
 
@@ -102,6 +103,23 @@ pub(crate) fn sentence(s: &Sighting) -> String {
         (Detector::ListForeignRemove, Detail::ElemList { list }) => format!(
             "definite: goroutine {ga} called Remove(e) on a list e does not belong to (e.list is {list:#x}), so the \
              call did nothing."
+        ),
+        (Detector::ListConcurrentMutation, Detail::ListOps { a, b }) => format!(
+            "definite: goroutines {ga} ({a}) and {gb_id} ({b}) were inside mutating methods of the same list at the \
+             same time.",
+            a = a.method(),
+            b = b.method(),
+            gb_id = s.b.map_or(0, |b| b.goid),
+        ),
+        (Detector::ListForeignElement, Detail::ElemOf { op, list: 0 }) => format!(
+            "definite: goroutine {ga} called {op} through an element whose list is nil (removed, or never \
+             inserted), so the call did nothing.",
+            op = op.method(),
+        ),
+        (Detector::ListForeignElement, Detail::ElemOf { op, list }) => format!(
+            "definite: goroutine {ga} called {op} through an element of another list (its list is {list:#x}), so \
+             the call did nothing.",
+            op = op.method(),
         ),
         (Detector::ListStaleRemove, _) => format!(
             "definite: goroutine {ga} called Remove(e) with e.list == nil (e was already removed, or never \

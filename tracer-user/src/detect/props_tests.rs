@@ -37,6 +37,7 @@ fn kind(region: u64) -> impl Strategy<Value = EventKind> {
             list,
             elem: base + 0x40_0000 + e * 64,
             elem_list: [list, 0, base + 0x30_0800][e as usize],
+            op: tracer_common::ListOp::Remove,
         }),
         1 => list.prop_map(|list| EventKind::ListRemoveExit { list, elem: 0 }),
     ]
@@ -155,7 +156,7 @@ fn concurrent_stream(scripts: &[Vec<Action>]) -> Vec<Event> {
                     events.push(ev(
                         t,
                         0x30 + goid,
-                        EventKind::ListRemoveEnter { list: LIST, elem: 0xc000_4000, elem_list },
+                        EventKind::ListRemoveEnter { list: LIST, elem: 0xc000_4000, elem_list, op: tracer_common::ListOp::Remove },
                     ));
                     events.push(ev(t + 400, 0x31, EventKind::ListRemoveExit { list: LIST, elem: 0 }));
                 }

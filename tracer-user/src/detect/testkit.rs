@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use super::{Config, Detector, Finding, NoSymbols, Severity, Stats, detect_all};
+use tracer_common::ListOp;
+
 use crate::events::{Event, EventKind, MapWriteOp};
 
 pub(crate) const TGID: u32 = 100;
@@ -73,7 +75,13 @@ impl Stream {
     }
 
     pub fn enter(&mut self, ts_us: f64, goid: u64, pc: u64, list: u64, elem: u64, elem_list: u64) -> &mut Self {
-        self.push(ts_us, goid, pc, EventKind::ListRemoveEnter { list, elem, elem_list })
+        self.mutate(ts_us, goid, pc, ListOp::Remove, list, elem, elem_list)
+    }
+
+    /// The start of a list mutation `op` (`enter` is Remove's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mutate(&mut self, ts_us: f64, goid: u64, pc: u64, op: ListOp, list: u64, elem: u64, elem_list: u64) -> &mut Self {
+        self.push(ts_us, goid, pc, EventKind::ListRemoveEnter { list, elem, elem_list, op })
     }
 
     pub fn exit(&mut self, ts_us: f64, goid: u64, pc: u64, list: u64) -> &mut Self {

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use thiserror::Error;
-use tracer_common::{GC_CYCLE_SHIFT, MapOp, RECORD_REPEATED, RECORD_SIZE, Record, RecordKind};
+use tracer_common::{GC_CYCLE_SHIFT, ListOp, MapOp, RECORD_REPEATED, RECORD_SIZE, Record, RecordKind};
 
 /// One decoded probe hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,7 +53,16 @@ pub enum EventKind {
     /// A write that started while goroutine `other`'s write to the map had started
     /// and not returned; `other`'s start record came before this one.
     MapWriteOverlap { map: u64, op: MapWriteOp, writing: bool, other: u64 },
-    ListRemoveEnter { list: u64, elem: u64, elem_list: u64 },
+    /// A mutating list method started (`op`; Remove in recordings made before the
+    /// others were traced). `elem` is the element or mark whose list the method
+    /// checks (0 for PushBack, Init…; `elem_list` is then the list).
+    ListRemoveEnter {
+        list: u64,
+        elem: u64,
+        elem_list: u64,
+        #[serde(default = "list_op_serde::remove", with = "list_op_serde")]
+        op: ListOp,
+    },
     ListRemoveExit { list: u64, elem: u64 },
 }
 
@@ -73,6 +82,27 @@ pub enum DecodeError {
     Kind { kind: u16 },
     #[error("unknown map operation {op}")]
     MapOp { op: u64 },
+    #[error("unknown list method {op}")]
+    ListOp { op: u64 },
+}
+
+/// A [`ListOp`] as its Go method name.
+mod list_op_serde {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use tracer_common::ListOp;
+
+    pub fn remove() -> ListOp {
+        ListOp::Remove
+    }
+
+    pub fn serialize<S: Serializer>(op: &ListOp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(op.method())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ListOp, D::Error> {
+        let name = String::deserialize(d)?;
+        ListOp::ALL.into_iter().find(|op| op.method() == name).ok_or_else(|| D::Error::custom(format!("unknown list method {name}")))
+    }
 }
 
 impl EventKind {
@@ -155,7 +185,9 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
         RecordKind::MapWriteOverlap => {
             EventKind::MapWriteOverlap { map: a[0], op: map_op(a[1])?, writing: a[2] != 0, other: a[3] }
         }
-        RecordKind::ListRemoveEnter => EventKind::ListRemoveEnter { list: a[0], elem: a[1], elem_list: a[2] },
+        RecordKind::ListRemoveEnter => {
+            EventKind::ListRemoveEnter { list: a[0], elem: a[1], elem_list: a[2], op: ListOp::from_u64(a[3]).ok_or(DecodeError::ListOp { op: a[3] })? }
+        }
         RecordKind::ListRemoveExit => EventKind::ListRemoveExit { list: a[0], elem: a[1] },
     };
     Ok(Event {

@@ -236,6 +236,8 @@ pub(crate) struct Insn {
 pub(crate) enum Op {
     /// 64-bit compare of two operands.
     Cmp(Operand, Operand),
+    /// 64-bit compare of an operand with an immediate (amd64).
+    CmpImm(Operand),
     /// `MOV dst, [base+disp]` (64-bit load without index).
     Load {
         dst: u8,
@@ -303,6 +305,9 @@ fn summarize(insn: &Instruction, info: &mut InstructionInfoFactory) -> Insn {
     let (op, writes) = match insn.mnemonic() {
         Cmp if insn.code() == Code::Cmp_r64_rm64 || insn.code() == Code::Cmp_rm64_r64 => {
             (Op::Cmp(operand(insn, 0), operand(insn, 1)), 0)
+        }
+        Cmp if insn.code() == Code::Cmp_rm64_imm8 || insn.code() == Code::Cmp_rm64_imm32 => {
+            (Op::CmpImm(operand(insn, 0)), 0)
         }
         Cmp | Test | Bt | Nop => (Op::Other { ends_flow: false }, 0),
         _ if is_jcc(insn) => (Op::Branch { target: insn.near_branch_target(), conditional: true }, 0),
@@ -462,6 +467,10 @@ mod tests {
         assert_eq!(insns[0].op, Op::Cmp(Operand::Mem { base: 1, disp: 0x10 }, Operand::Reg(0)));
         assert_eq!(insns[0].writes, 0);
         assert_eq!(insns[1].op, Op::Load { dst: 3, base: 1, disp: 0x10 });
+        // cmp qword [rcx], 0 (lazyInit's `l.root.next == nil`); cmp dword [rcx], 0 is no 64-bit compare
+        let imm = decode_amd64(&[0x48, 0x83, 0x39, 0x00, 0x83, 0x39, 0x00], 0x1000);
+        assert_eq!(imm[0].op, Op::CmpImm(Operand::Mem { base: 1, disp: 0 }));
+        assert_eq!(imm[1].op, Op::Other { ends_flow: false });
         assert_eq!(insns[1].writes, 1 << 3);
         assert_eq!(insns[2].op, Op::Branch { target: 0x10a, conditional: true });
         assert_eq!(insns[3].writes, ALL_REGS);

@@ -1,13 +1,22 @@
-//! Inlined `container/list.(*List).Remove` sites: body ranges, the registers holding
-//! the list and the element at the body's first instruction, and the body's exits.
+//! Inlined bodies of the mutating `container/list.List` methods (Remove, PushBack,
+//! MoveToFront, InsertBefore…): body ranges, the registers holding the list and
+//! the element at the body's first instruction, and the body's exits.
 //!
-//! `Remove` is inlined into callers in every Go version (GO-RUNTIME.md), so its only
-//! trace is the inline tree: the pcs whose inline chain contains a `Remove` entry.
-//! The body starts with `if e.list == l` (Go `src/container/list/list.go`), compiled
-//! to a 64-bit compare of `l` with `[e+16]` (`Element.list`), either directly or
-//! through a register loaded from `[e+16]` earlier (when the caller already read
-//! `e.list`, e.g. for `e.Next()`). Registers are only reported when straight-line,
-//! single-entry code proves they still hold those values at the probed instruction.
+//! These methods are inlined into callers in every Go version (GO-RUNTIME.md;
+//! PushBackList and PushFrontList excepted, probed at their CALLs by the plan), so
+//! their only trace is the inline tree: the pcs whose inline chain contains one.
+//! The outermost method of a chain is the site (PushBack's inlined `lazyInit` and
+//! `Init` are part of its body), and a `New` in the chain is no site (a fresh list).
+//!
+//! Remove, Move* and Insert* start with `if e.list == l` / `if e.list != l` /
+//! `if mark.list != l` (Go `src/container/list/list.go`), compiled to a 64-bit
+//! compare of `l` with `[e+16]` (`Element.list`), either directly or through a
+//! register loaded from `[e+16]` earlier (when the caller already read `e.list`,
+//! e.g. for `e.Next()`). PushBack, PushFront, PushBackList and PushFrontList start
+//! with `lazyInit`'s `l.root.next == nil`: a compare of `[l+0]` with 0. Registers
+//! are only reported when straight-line, single-entry code proves they still hold
+//! those values at the probed instruction. Init has neither (its inlined sites are
+//! reported missing; its out-of-line calls are probed).
 //!
 //! The compare is gone where the compiler proved `e.list == l`: a `Remove(e)` of an
 //! element the same code just pushed (store-to-load forwarding, seen in closures
@@ -23,9 +32,20 @@ use super::pclntab::{FuncData, Pclntab};
 use super::plan::{Missing, Probe, ProbeKind, ProbePlan, Signature};
 use super::read::Result;
 use super::{Arch, GoBinary};
+use tracer_common::{LIST_REG_NONE, ListOp};
 
-/// The inlined function ghostrace tracks.
+/// The first method ghostrace traced.
 pub const LIST_REMOVE: &str = "container/list.(*List).Remove";
+/// Prefix of every `*List` method's symbol.
+const LIST_METHOD: &str = "container/list.(*List).";
+/// `list.New` (a fresh list: its inlined Init is no mutation of a shared one).
+const LIST_NEW: &str = "container/list.New";
+
+/// The mutating method a symbol names.
+pub(crate) fn list_op(name: &str) -> Option<ListOp> {
+    let method = name.strip_prefix(LIST_METHOD)?;
+    ListOp::ALL.into_iter().find(|op| op.method() == method)
+}
 /// Offset of `Element.list` (Go `src/container/list/list.go`, all versions).
 const ELEMENT_LIST_OFFSET: i64 = 16;
 /// Caller instructions interleaved in a body that still count as inside it.
@@ -33,9 +53,12 @@ const MAX_GAP_INSNS: usize = 4;
 /// Instructions searched for the `e.list == l` compare.
 const COMPARE_WINDOW: usize = 8;
 
-/// One inlined `Remove` call.
+/// One inlined call of a mutating method.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ListSite {
+    /// The method.
+    #[serde(serialize_with = "op_name")]
+    pub op: ListOp,
     /// Function the body was inlined into.
     pub caller: String,
     pub package: String,
@@ -53,22 +76,30 @@ pub struct ListSite {
     /// where one is single-stepped, the first emulated instruction straight-line
     /// code reaches from it without passing anything on ([`disasm::exit_site`]).
     pub exits: Vec<u64>,
-    /// (list register, element register), or why they could not be determined.
+    /// (list register, element register: [`LIST_REG_NONE`] for methods without
+    /// an element), or why they could not be determined.
     pub registers: std::result::Result<(u8, u8), String>,
+    /// The list's offset from its register (a push to a `list.List` field).
+    pub list_disp: u8,
 }
 
-/// Collects inlined Remove sites of the functions in scope and adds their probes.
+fn op_name<S: serde::Serializer>(op: &ListOp, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(op.method())
+}
+
+/// Collects inlined list-mutation sites of the functions in scope and adds their probes.
 pub(crate) fn add_list_sites(bin: &GoBinary, in_scope: &[(u64, u64, &str, String)], plan: &mut ProbePlan) {
     // From Go 1.18 funcdata are offsets from moduledata.gofunc (see inline.rs).
     if bin.module_data().is_none() && bin.version().at_least(1, 18) {
         plan.missing.push(Missing {
-            what: format!("inlined {LIST_REMOVE} sites"),
+            what: "inlined container/list mutation sites".into(),
             reason: "moduledata not found, so the inline trees cannot be reached".into(),
         });
         return;
     }
     let tab = bin.pclntab();
-    for (entry, _end, name, pkg) in in_scope {
+    // The methods' own out-of-line copies are probed at their CALLs.
+    for (entry, _end, name, pkg) in in_scope.iter().filter(|f| !f.2.starts_with("container/list.")) {
         let Some(row) = tab.find(*entry) else { continue };
         let Ok(func) = tab.func(&row) else { continue };
         let sites = match sites_in(bin, &tab, &func, row.end, name, pkg) {
@@ -86,7 +117,8 @@ pub(crate) fn add_list_sites(bin: &GoBinary, in_scope: &[(u64, u64, &str, String
 }
 
 fn push_probes(bin: &GoBinary, site: &ListSite, plan: &mut ProbePlan) {
-    let what = format!("{LIST_REMOVE} inlined in {} at {:#x}", site.caller, site.enter);
+    let target = format!("{LIST_METHOD}{}", site.op.method());
+    let what = format!("{target} inlined in {} at {:#x}", site.caller, site.enter);
     let (list_reg, elem_reg) = match &site.registers {
         Ok(r) => *r,
         Err(reason) => {
@@ -101,17 +133,18 @@ fn push_probes(bin: &GoBinary, site: &ListSite, plan: &mut ProbePlan) {
             file_offset: bin.file_offset(addr)?,
             caller: site.caller.clone(),
             package: site.package.clone(),
-            target: LIST_REMOVE.to_string(),
+            target: target.clone(),
             emulated: disasm::emulated_at(bin.arch(), bin.code(addr, addr.saturating_add(16))?, addr),
-            signature: Signature::ListRemove,
+            signature: Signature::ListMutation,
             after: None,
         })
     };
-    plan.probes.extend(probe(ProbeKind::ListRemoveEnter { list_reg, elem_reg }, site.enter));
+    let kind = ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp: site.list_disp, op: site.op };
+    plan.probes.extend(probe(kind, site.enter));
     plan.probes.extend(site.exits.iter().filter_map(|&x| probe(ProbeKind::ListRemoveExit, x)));
 }
 
-/// Inlined Remove sites of one function.
+/// Inlined list-mutation sites of one function.
 pub(crate) fn sites_in<'a>(
     bin: &'a GoBinary,
     tab: &Pclntab<'a>,
@@ -131,11 +164,11 @@ pub(crate) fn sites_in<'a>(
     if runs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut chains = ChainCache { tab, func, tree, remove_of: HashMap::new(), is_remove: HashMap::new() };
-    let mut bodies: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut chains = ChainCache { tab, func, tree, outer: HashMap::new(), names: HashMap::new() };
+    let mut bodies: BTreeMap<i32, (ListOp, Vec<(u64, u64)>)> = BTreeMap::new();
     for &(s, e, ix) in &runs {
-        if let Some(r) = chains.remove_of(ix, 0)? {
-            bodies.entry(r).or_default().push((s, e));
+        if let Outer::Site(r, op) = chains.outer(ix, 0)? {
+            bodies.entry(r).or_insert_with(|| (op, Vec::new())).1.push((s, e));
         }
     }
     if bodies.is_empty() {
@@ -148,7 +181,7 @@ pub(crate) fn sites_in<'a>(
         Arch::Arm64 => bin.code(entry, end).map(|c| super::arm64::decode(c, entry)).unwrap_or_default(),
     };
     let mut sites = Vec::new();
-    for (r, mut ranges) in bodies {
+    for (r, (op, mut ranges)) in bodies {
         ranges.sort_unstable();
         let ranges = merge(ranges);
         let call_pc = entry.wrapping_add(u64::from(tree.get(r)?.parent_pc));
@@ -162,7 +195,7 @@ pub(crate) fn sites_in<'a>(
         let (body_start, found) = if insns.is_empty() {
             (preferred, Err("function code is not in the file".to_string()))
         } else {
-            let mut tried = candidates.map(|start| (start, registers(&insns, call_pc, start, &ranges)));
+            let mut tried = candidates.map(|start| (start, registers(&insns, call_pc, start, &ranges, op)));
             let first = tried.next().expect("at least one range");
             if first.1.is_ok() { first } else { tried.find(|(_, r)| r.is_ok()).unwrap_or(first) }
         };
@@ -172,8 +205,10 @@ pub(crate) fn sites_in<'a>(
             Ok(_) => cheaper_enter(&insns, call_pc, body_start),
             Err(_) => body_start,
         };
+        let list_disp = found.as_ref().map_or(0, |f| f.list_disp);
         let registers = found.map(|f| (f.list, f.elem));
         sites.push(ListSite {
+            op,
             caller: name.to_string(),
             package: pkg.to_string(),
             call_pc,
@@ -182,6 +217,7 @@ pub(crate) fn sites_in<'a>(
             enter,
             exits,
             registers,
+            list_disp,
         });
     }
     if let Some(code) = code {
@@ -194,7 +230,7 @@ pub(crate) fn sites_in<'a>(
 /// Moves single-stepped exits of the function's `sites` to emulated instructions
 /// where [`disasm::exit_site`] finds one, except onto an enter probe (the two
 /// probes' programs would run in no set order, and an exit run after the next
-/// enter would end the wrong `Remove`), and keeps each exit once per function.
+/// enter would end the wrong mutation), and keeps each exit once per function.
 fn emulated_exits(arch: Arch, code: &[u8], entry: u64, sites: &mut [ListSite]) {
     let enters: Vec<u64> = sites.iter().map(|s| s.enter).collect();
     let emulated = |at: u64| at.checked_sub(entry).and_then(|o| usize::try_from(o).ok()).and_then(|o| code.get(o..)).is_some_and(|c| disasm::emulated_at(arch, c, at));
@@ -212,40 +248,59 @@ fn emulated_exits(arch: Arch, code: &[u8], entry: u64, sites: &mut [ListSite]) {
     }
 }
 
-/// Resolves inline-tree indexes to the Remove call (if any) in their chain.
+/// What an inline-tree index is part of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outer {
+    /// No mutating method.
+    None,
+    /// The body of the outermost mutating method in its chain (inline index, method).
+    Site(i32, ListOp),
+    /// Code of an inlined `list.New`.
+    New,
+}
+
+/// Resolves inline-tree indexes to the outermost mutating call (if any) in their chain.
 struct ChainCache<'a, 'b> {
     tab: &'b Pclntab<'a>,
     func: &'b FuncData<'a>,
     tree: InlineTree<'a>,
-    remove_of: HashMap<i32, Option<i32>>,
-    is_remove: HashMap<u32, bool>,
+    outer: HashMap<i32, Outer>,
+    /// Per function name offset: a mutating method, `New`, or neither.
+    names: HashMap<u32, Outer>,
 }
 
 impl ChainCache<'_, '_> {
-    fn remove_of(&mut self, ix: i32, depth: usize) -> Result<Option<i32>> {
+    fn outer(&mut self, ix: i32, depth: usize) -> Result<Outer> {
         if ix < 0 || depth > 64 {
-            return Ok(None);
+            return Ok(Outer::None);
         }
-        if let Some(&r) = self.remove_of.get(&ix) {
+        if let Some(&r) = self.outer.get(&ix) {
             return Ok(r);
         }
         let call = self.tree.get(ix)?;
         let name_off = call.name_off;
-        let is_remove = match self.is_remove.get(&name_off) {
+        let this = match self.names.get(&name_off) {
             Some(&b) => b,
             None => {
-                let b = self.tab.name(name_off)? == LIST_REMOVE;
-                self.is_remove.insert(name_off, b);
+                let name = self.tab.name(name_off)?;
+                let b = match list_op(name) {
+                    Some(op) => Outer::Site(ix, op),
+                    None if name == LIST_NEW => Outer::New,
+                    None => Outer::None,
+                };
+                self.names.insert(name_off, b);
                 b
             }
         };
-        let r = if is_remove {
-            Some(ix)
-        } else {
-            let parent = self.func.inline_index(self.func.entry().wrapping_add(u64::from(call.parent_pc)))?;
-            if parent == ix { None } else { self.remove_of(parent, depth + 1)? }
+        let parent = self.func.inline_index(self.func.entry().wrapping_add(u64::from(call.parent_pc)))?;
+        let above = if parent == ix { Outer::None } else { self.outer(parent, depth + 1)? };
+        // An enclosing method or New wins over this call.
+        let r = match (above, this) {
+            (Outer::None, Outer::Site(_, op)) => Outer::Site(ix, op),
+            (Outer::None, this) => this,
+            (above, _) => above,
         };
-        self.remove_of.insert(ix, r);
+        self.outer.insert(ix, r);
         Ok(r)
     }
 }
@@ -284,6 +339,8 @@ fn inside(ranges: &[(u64, u64)], pc: u64) -> bool {
 struct Found {
     list: u8,
     elem: u8,
+    /// The list's offset from `list` (pushes only).
+    list_disp: u8,
     /// The probed instruction: the body start, or past a reload at the body's
     /// start of a register the compare reads (a spilled element, say).
     at: u64,
@@ -297,13 +354,35 @@ struct Found {
 /// into the body or leaves on a path that cannot reach the body without comparing
 /// again. Other compares on the way from the call position (an inlined `e.Next()`
 /// compares `e.list` too) prove nothing about `l`.
-fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) -> std::result::Result<Found, String> {
+fn registers(
+    insns: &[Insn],
+    call_pc: u64,
+    enter: u64,
+    ranges: &[(u64, u64)],
+    op: ListOp,
+) -> std::result::Result<Found, String> {
     let p = index_of(insns, enter).ok_or("body start is not an instruction boundary")?;
     let from = index_of(insns, call_pc).filter(|&m| m <= p).unwrap_or(p);
+    if op == ListOp::Init {
+        return Err("Init has no compare to read the list from".into());
+    }
+    if !op.checks_element() {
+        // lazyInit's `l.root.next == nil`, the body's own.
+        // `[l+0]`, or `[base+off]` where l is a `list.List` field `off` bytes into a struct.
+        // Go 1.19 gives the compare the caller's position: the body starts at its branch.
+        let is_cmp = |i: usize| matches!(insns[i].op, Op::CmpImm(Operand::Mem { .. }));
+        let branch_of = |c: usize| c + 1 == p && matches!(insns[p].op, Op::Branch { conditional: true, .. });
+        let c = (from..insns.len().min(p + COMPARE_WINDOW))
+            .find(|&i| is_cmp(i) && (inside(ranges, insns[i].addr) || branch_of(i)))
+            .ok_or_else(|| format!("no `l.root.next == nil` compare at the start of the {} body", op.method()))?;
+        let Op::CmpImm(Operand::Mem { base, disp }) = insns[c].op else { unreachable!() };
+        let disp = u8::try_from(disp).map_err(|_| format!("list {disp:#x} bytes from its register"))?;
+        return holding(insns, p, c, c, base, None).map(|f| Found { list_disp: disp, ..f });
+    }
     let is_cmp = |i: usize| matches!(insns[i].op, Op::Cmp(..));
     let own = (from..insns.len().min(p + COMPARE_WINDOW)).find(|&i| is_cmp(i) && inside(ranges, insns[i].addr));
     let Some(c) = own.or_else(|| guarding_compare(insns, from, p, ranges)) else {
-        return proven_member(insns, from, p, ranges).map(|(list, elem)| Found { list, elem, at: enter });
+        return proven_member(insns, from, p, ranges).map(|(list, elem)| Found { list, elem, list_disp: 0, at: enter });
     };
     let Op::Cmp(a, b) = insns[c].op else { unreachable!() };
     let (list, elem, def) = match (a, b) {
@@ -319,7 +398,21 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     if list == elem {
         return Err("list and element in the same register".into());
     }
-    let both = 1u32 << list | 1u32 << elem;
+    holding(insns, p, c, def, list, Some(elem))
+}
+
+/// Where a probe sees the list (and element) registers a compare at `c` reads,
+/// the body starting at `p`: `def` is where the element's value was last loaded
+/// (`c` itself for a direct compare).
+fn holding(
+    insns: &[Insn],
+    p: usize,
+    c: usize,
+    def: usize,
+    list: u8,
+    elem: Option<u8>,
+) -> std::result::Result<Found, String> {
+    let both = 1u32 << list | elem.map_or(0, |e| 1u32 << e);
     // A body that opens by (re)loading a register its compare reads is probed after
     // the last such write, on straight-line code every entry to the body runs
     // through; the compare's own branch when that is emulated and nothing between
@@ -350,6 +443,7 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
     if let Some(e) = overwritten(list, c.min(at)..hi) {
         return Err(e);
     }
+    let Some(elem) = elem else { return Ok(Found { list, elem: LIST_REG_NONE, list_disp: 0, at: insns[at].addr }) };
     // The element stays in its register up to `def`; from `def` on to a later probe
     // point it may have been copied to others (the compiler moves it out of a
     // register that arithmetic needs).
@@ -368,7 +462,7 @@ fn registers(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) ->
         }
         elem
     };
-    Ok(Found { list, elem, at: insns[at].addr })
+    Ok(Found { list, elem, list_disp: 0, at: insns[at].addr })
 }
 
 /// Registers holding, at `to`, the value `reg` has after `insns[def]`, along
@@ -446,7 +540,7 @@ fn successors(insn: &Insn) -> [Option<u64>; 2] {
     match insn.op {
         Op::Branch { target, conditional } => [Some(target), conditional.then_some(next)],
         Op::Ret => [None, None],
-        Op::Cmp(..) | Op::Load { .. } | Op::Other { .. } => [Some(next), None],
+        Op::Cmp(..) | Op::CmpImm(..) | Op::Load { .. } | Op::Other { .. } => [Some(next), None],
     }
 }
 
@@ -568,7 +662,7 @@ mod tests {
     }
 
     fn regs(insns: &[Insn], call_pc: u64, enter: u64, ranges: &[(u64, u64)]) -> std::result::Result<(u8, u8), String> {
-        registers(insns, call_pc, enter, ranges).map(|f| (f.list, f.elem))
+        registers(insns, call_pc, enter, ranges, ListOp::Remove).map(|f| (f.list, f.elem))
     }
 
     #[test]
@@ -576,6 +670,7 @@ mod tests {
         // 0x1000 mov rdx,[rsp+0x58]; 0x1005 jne; 0x1007 mov rdx,[rsp+0x58]; 0x100c nop
         let code = [0x48, 0x8b, 0x54, 0x24, 0x58, 0x75, 0x00, 0x48, 0x8b, 0x54, 0x24, 0x58, 0x90];
         let site = |enter: u64, exits: Vec<u64>| ListSite {
+            op: ListOp::Remove,
             caller: "main.f".into(),
             package: "main".into(),
             call_pc: enter,
@@ -584,6 +679,7 @@ mod tests {
             enter,
             exits,
             registers: Ok((0, 3)),
+            list_disp: 0,
         };
         // The first exit moves to the JNE; the second would land on the next
         // site's enter (the NOP) and stays; a third site's exit, already placed, is
@@ -718,11 +814,11 @@ mod tests {
         let code = [0x48, 0x8b, 0x51, 0x08, 0x48, 0x8b, 0x74, 0x24, 0x18, 0x48, 0x39, 0x56, 0x10, 0x75, 0x77];
         let insns = decode(&code);
         let ranges = [(0x1004, 0x100f)];
-        assert_eq!(registers(&insns, 0x1000, 0x1004, &ranges), Ok(Found { list: 2, elem: 6, at: 0x100d }));
+        assert_eq!(registers(&insns, 0x1000, 0x1004, &ranges, ListOp::Remove), Ok(Found { list: 2, elem: 6, list_disp: 0, at: 0x100d }));
         // Not past a branch: the probe would miss entries.
         let code = [0x48, 0x8b, 0x51, 0x08, 0x74, 0x00, 0x48, 0x8b, 0x74, 0x24, 0x18, 0x48, 0x39, 0x56, 0x10];
         let insns = decode(&code);
-        assert!(registers(&insns, 0x1000, 0x1004, &[(0x1004, 0x100f)]).is_err());
+        assert!(registers(&insns, 0x1000, 0x1004, &[(0x1004, 0x100f)], ListOp::Remove).is_err());
     }
 
     #[test]
@@ -747,6 +843,38 @@ mod tests {
         let code = [0x90, 0x75, 0x00, 0x48, 0x8b, 0x38];
         let insns = decode(&code);
         assert!(regs(&insns, 0x1000, 0x1003, &[(0x1003, 0x1006)]).is_err());
+    }
+
+    #[test]
+    fn a_push_reads_the_list_from_lazy_init_past_its_reload() {
+        // Go 1.27 PushBack: nop (call mark) ; mov rcx, [rsp+0x40] ; cmp qword [rcx], 0 ; jne ; nop
+        let code = [0x90, 0x48, 0x8b, 0x4c, 0x24, 0x40, 0x48, 0x83, 0x39, 0x00, 0x75, 0x01, 0x90];
+        let insns = decode(&code);
+        let ranges = [(0x1000, 0x100d)];
+        let pushed = registers(&insns, 0x1000, 0x1000, &ranges, ListOp::PushBack);
+        // Probed on the JNE (emulated), with the list in rcx and no element.
+        assert_eq!(pushed, Ok(Found { list: 1, elem: LIST_REG_NONE, list_disp: 0, at: 0x100a }));
+        // A `list.List` field 0x18 bytes into a struct: cmp qword [rcx+0x18], 0
+        let field = [0x90, 0x48, 0x8b, 0x4c, 0x24, 0x40, 0x48, 0x83, 0x79, 0x18, 0x00, 0x75, 0x01, 0x90];
+        let got = registers(&decode(&field), 0x1000, 0x1000, &[(0x1000, 0x100e)], ListOp::PushBack);
+        assert_eq!(got, Ok(Found { list: 1, elem: LIST_REG_NONE, list_disp: 0x18, at: 0x100b }));
+        // Go 1.19: cmp qword [rax], 0 at the caller's position, the body from its jne.
+        let go119 = [0x90, 0x48, 0x83, 0x38, 0x00, 0x75, 0x01, 0x90];
+        let got = registers(&decode(&go119), 0x1000, 0x1005, &[(0x1005, 0x1008)], ListOp::PushFront);
+        assert_eq!(got, Ok(Found { list: 0, elem: LIST_REG_NONE, list_disp: 0, at: 0x1005 }));
+        // Init has no compare to read the list from.
+        assert!(registers(&insns, 0x1000, 0x1000, &ranges, ListOp::Init).is_err());
+        // A 32-bit compare (the write-barrier flag) is no lazyInit.
+        let code = [0x90, 0x83, 0x39, 0x00, 0x75, 0x01, 0x90];
+        assert!(registers(&decode(&code), 0x1000, 0x1000, &[(0x1000, 0x1007)], ListOp::PushFront).is_err());
+    }
+
+    #[test]
+    fn list_ops_from_symbols() {
+        assert_eq!(list_op(LIST_REMOVE), Some(ListOp::Remove));
+        assert_eq!(list_op("container/list.(*List).MoveToFront"), Some(ListOp::MoveToFront));
+        assert_eq!(list_op("container/list.(*List).Len"), None);
+        assert_eq!(list_op("container/list.New"), None);
     }
 
     #[test]

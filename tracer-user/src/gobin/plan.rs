@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use tracer_common::{LIST_REG_NONE, ListOp};
+
 use crate::events::MapWriteOp;
 
 use super::disasm::{self, CallSite};
@@ -27,12 +29,21 @@ pub enum ProbeKind {
     MapIterNextCall,
     /// CALL to a map write (`mapassign*`, `mapdelete*`, `mapclear`).
     MapWriteCall(MapWriteOp),
-    /// First instruction of an inlined `container/list.(*List).Remove` body (or a
-    /// CALL of an out-of-line one); the list and element are in these registers:
-    /// x86 hardware numbers on amd64 (AX=0 CX=1 DX=2 BX=3 SP=4 BP=5 SI=6 DI=7
-    /// R8..R15=8..15), Xn numbers on arm64.
-    ListRemoveEnter { list_reg: u8, elem_reg: u8 },
-    /// An exit of an inlined `Remove` body: the first instruction after it, or the
+    /// First instruction of an inlined body of a mutating `container/list.List`
+    /// method, `op` (or a CALL of an out-of-line one); the list and the element (or
+    /// mark) are in these registers: x86 hardware numbers on amd64 (AX=0 CX=1 DX=2
+    /// BX=3 SP=4 BP=5 SI=6 DI=7 R8..R15=8..15), Xn numbers on arm64;
+    /// [`tracer_common::LIST_REG_NONE`] for methods without an element, whose list
+    /// is `list_disp` bytes past its register (a `list.List` field; 0 otherwise).
+    /// (Named for Remove, the first method traced, like its record.)
+    ListRemoveEnter {
+        list_reg: u8,
+        elem_reg: u8,
+        list_disp: u8,
+        #[serde(serialize_with = "list_op_name")]
+        op: ListOp,
+    },
+    /// An exit of an inlined mutation body: the first instruction after it, or the
     /// first emulated one straight-line code reaches from there without passing
     /// anything on (see `MapWriteExit`).
     ListRemoveExit,
@@ -43,6 +54,10 @@ pub enum ProbeKind {
     /// cheap trap), else the instruction after the CALL (rarely emulated: a
     /// full-price trap).
     MapWriteExit,
+}
+
+fn list_op_name<S: serde::Serializer>(op: &ListOp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(op.method())
 }
 
 impl ProbeKind {
@@ -75,8 +90,9 @@ pub enum Signature {
     MapWrite,
     /// `mapclear(t, m)`: AX=maptype BX=map.
     MapClear,
-    /// Inlined `(*List).Remove(e)`: list and element in the registers of the kind.
-    ListRemove,
+    /// A mutating `*List` method, inlined or called: list and element in the
+    /// registers of the kind.
+    ListMutation,
     /// `gcMarkTermination`: only its body is probed, to count GC cycles.
     GcMarkTermination,
 }
@@ -139,9 +155,10 @@ pub enum Role {
     MapAssign,
     MapDelete,
     MapClear,
-    /// An out-of-line `container/list.(*List).Remove` (only when built without
-    /// inlining, e.g. `-gcflags=-l`).
-    ListRemove,
+    /// An out-of-line mutating `container/list.List` method: PushBackList and
+    /// PushFrontList always (too large to inline), the others only when built
+    /// without inlining (e.g. `-gcflags=-l`).
+    ListMutation,
     /// `runtime.gcMarkTermination`: a GC cycle's marking ends and its sweep follows
     /// (runtime/mgc.go, 1.19–1.27). Probed at its body, never at call sites.
     GcMarkTermination,
@@ -159,7 +176,7 @@ pub struct Missing {
 pub struct ProbePlan {
     pub probes: Vec<Probe>,
     pub functions: Vec<RuntimeFunc>,
-    /// Inlined `container/list.(*List).Remove` bodies in scope.
+    /// Inlined bodies of mutating `container/list.List` methods in scope.
     pub list_sites: Vec<super::listsites::ListSite>,
     pub missing: Vec<Missing>,
 }
@@ -254,7 +271,18 @@ const ENTRY_POINTS: &[EntryPoint] = &[
     ep("runtime.mapdelete_fast64", Role::MapDelete, (1, 0), ALWAYS),
     ep("runtime.mapdelete_faststr", Role::MapDelete, (1, 0), ALWAYS),
     ep("runtime.mapclear", Role::MapClear, (1, 0), ALWAYS),
-    ep_optional(super::LIST_REMOVE, Role::ListRemove),
+    ep_optional(super::LIST_REMOVE, Role::ListMutation),
+    ep_optional("container/list.(*List).PushBack", Role::ListMutation),
+    ep_optional("container/list.(*List).PushFront", Role::ListMutation),
+    ep_optional("container/list.(*List).PushBackList", Role::ListMutation),
+    ep_optional("container/list.(*List).PushFrontList", Role::ListMutation),
+    ep_optional("container/list.(*List).InsertBefore", Role::ListMutation),
+    ep_optional("container/list.(*List).InsertAfter", Role::ListMutation),
+    ep_optional("container/list.(*List).MoveToFront", Role::ListMutation),
+    ep_optional("container/list.(*List).MoveToBack", Role::ListMutation),
+    ep_optional("container/list.(*List).MoveBefore", Role::ListMutation),
+    ep_optional("container/list.(*List).MoveAfter", Role::ListMutation),
+    ep_optional("container/list.(*List).Init", Role::ListMutation),
     ep("runtime.gcMarkTermination", Role::GcMarkTermination, (1, 0), ALWAYS),
 ];
 
@@ -273,20 +301,28 @@ fn signature(name: &str, role: Role, v: GoVersion) -> Signature {
         Role::MapIterNext => Signature::MapIterNext,
         Role::MapAssign | Role::MapDelete => Signature::MapWrite,
         Role::MapClear => Signature::MapClear,
-        Role::ListRemove => Signature::ListRemove,
+        Role::ListMutation => Signature::ListMutation,
         Role::GcMarkTermination => Signature::GcMarkTermination,
     }
 }
 
-/// Probe kind at a CALL of a `role` function; out-of-line `Remove(l, e)` has the
-/// receiver in the first argument register and `e` in the second (amd64 AX, BX;
-/// arm64 R0, R1).
-fn call_kind(role: Role, arch: super::Arch) -> Option<ProbeKind> {
+/// Probe kind at a CALL of the `role` function `name`. An out-of-line list method
+/// has the receiver in the first argument register (amd64 AX, arm64 R0) and its
+/// element in the next free ones: `Remove(e)`, `MoveToFront(e)`, `MoveBefore(e,
+/// mark)`… the second (BX, R1); `InsertBefore(v any, mark)` the fourth (DI, R3),
+/// after the interface's two words.
+fn call_kind(name: &str, role: Role, arch: super::Arch) -> Option<ProbeKind> {
     Some(match role {
-        Role::ListRemove => match arch {
-            super::Arch::Amd64 => ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 },
-            super::Arch::Arm64 => ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 1 },
-        },
+        Role::ListMutation => {
+            let op = super::listsites::list_op(name)?;
+            let arg = |amd64: u8, arm64: u8| if arch == super::Arch::Amd64 { amd64 } else { arm64 };
+            let elem_reg = match op {
+                _ if !op.checks_element() => LIST_REG_NONE,
+                ListOp::InsertBefore | ListOp::InsertAfter => arg(7, 3),
+                _ => arg(3, 1),
+            };
+            ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, list_disp: 0, op }
+        }
         Role::SliceGrow => ProbeKind::SliceGrowCall,
         Role::MapIterStart => ProbeKind::MapIterStartCall,
         Role::MapIterNext => ProbeKind::MapIterNextCall,
@@ -301,7 +337,7 @@ fn call_kind(role: Role, arch: super::Arch) -> Option<ProbeKind> {
 /// needed: the end of an out-of-line `Remove`, of a map write.
 fn exit_kind(role: Role) -> Option<ProbeKind> {
     match role {
-        Role::ListRemove => Some(ProbeKind::ListRemoveExit),
+        Role::ListMutation => Some(ProbeKind::ListRemoveExit),
         Role::MapAssign | Role::MapDelete | Role::MapClear => Some(ProbeKind::MapWriteExit),
         _ => None,
     }
@@ -397,7 +433,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             let Some(ti) = find_target(target) else { continue };
             let t = &targets[ti];
             counts[ti] += 1;
-            let Some(kind) = call_kind(t.role, bin.arch()) else { continue };
+            let Some(kind) = call_kind(t.name, t.role, bin.arch()) else { continue };
             let (Some(file_offset), Some(next_offset)) = (bin.file_offset(addr), bin.file_offset(next)) else {
                 continue;
             };
@@ -405,7 +441,7 @@ pub(crate) fn build(bin: &GoBinary, scope: &Scope) -> ProbePlan {
             if let Some(exit) = exit_kind(t.role) {
                 // A map write's interval may end at the first emulated instruction
                 // straight-line code reaches after the return (disasm::exit_site).
-                // Out-of-line `Remove` exits (only in -l builds) keep the next one.
+                // Out-of-line list mutations' exits keep the next one.
                 let found = (exit == ProbeKind::MapWriteExit).then(|| disasm::exit_site(bin.arch(), code, *entry, next)).flatten();
                 // None where that is the next write's CALL: its probe ends this write.
                 if !found.is_some_and(starts_map_write) {
@@ -473,8 +509,16 @@ mod tests {
         assert_eq!(signature("runtime.growslice", Role::SliceGrow, v127), Signature::GrowsliceGo120);
         assert_eq!(signature("runtime.growsliceBufNoAlias", Role::SliceGrow, v127), Signature::GrowsliceBuf);
         assert_eq!(signature("runtime.mapIterStart", Role::MapIterStart, v127), Signature::MapIterStart);
-        assert_eq!(call_kind(Role::MapClear, crate::gobin::Arch::Amd64), Some(ProbeKind::MapWriteCall(MapWriteOp::Clear)));
-        assert_eq!(call_kind(Role::GcMarkTermination, crate::gobin::Arch::Amd64), None);
+        let amd64 = crate::gobin::Arch::Amd64;
+        assert_eq!(call_kind("runtime.mapclear", Role::MapClear, amd64), Some(ProbeKind::MapWriteCall(MapWriteOp::Clear)));
+        assert_eq!(call_kind("runtime.gcMarkTermination", Role::GcMarkTermination, amd64), None);
+        let list = |m: &str, arch| call_kind(&format!("container/list.(*List).{m}"), Role::ListMutation, arch);
+        let enter = |elem_reg, op| Some(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, list_disp: 0, op });
+        assert_eq!(list("Remove", amd64), enter(3, ListOp::Remove));
+        assert_eq!(list("InsertAfter", amd64), enter(7, ListOp::InsertAfter));
+        assert_eq!(list("InsertBefore", crate::gobin::Arch::Arm64), enter(3, ListOp::InsertBefore));
+        assert_eq!(list("MoveBefore", crate::gobin::Arch::Arm64), enter(1, ListOp::MoveBefore));
+        assert_eq!(list("PushBackList", amd64), enter(LIST_REG_NONE, ListOp::PushBackList));
     }
 
     #[test]
@@ -504,7 +548,7 @@ mod tests {
                 probe(ProbeKind::SliceGrowCall, "main.a"),
                 probe(assign, "main.b"),
                 probe(ProbeKind::SliceGrowCall, "main.c"),
-                probe(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3 }, "main.d"),
+                probe(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, list_disp: 0, op: ListOp::Remove }, "main.d"),
                 probe(ProbeKind::MapWriteExit, "main.b"),
                 probe(assign, "main.e"),
                 probe(ProbeKind::MapWriteExit, "main.e"),

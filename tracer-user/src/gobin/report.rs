@@ -20,9 +20,9 @@
 //! | `module_data` | `{addr, text, etext, gofunc}` or `null` when not found |
 //! | `layout` | `{goid_offset, m_offset, procid_offset, source: "dwarf"\|"table", verified}` |
 //! | `scope` | the scope the plan was computed for (`"default"`, `"all"`, `"std"` or the globs) |
-//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (detail `{list_reg, elem_reg}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64), `list_remove_exit` (an inlined body's exit, moved like `map_write_exit` where that makes it emulated), `map_write_exit` (where a map write's interval ends: the first emulated instruction after the CALL reached through straight-line code that synchronizes with nothing, else the instruction after the CALL) |
+//! | `plan.probes` | `[{kind, detail?, address, file_offset, caller, package, target, emulated, signature, after?: {address, file_offset, emulated}}]`; `kind` is one of `slice_grow_call`, `map_iter_start_call`, `map_iter_next_call`, `map_write_call` (detail `"assign"`\|`"delete"`\|`"clear"`), `list_remove_enter` (the start of any mutating `container/list` method, named for Remove; detail `{list_reg, elem_reg, list_disp, op}`: x86 register numbers AX=0 … R15=15 on amd64, Xn on arm64, `elem_reg` 254 for methods without an element, whose list is `list_disp` bytes past its register, `op` the method name), `list_remove_exit` (a mutation's exit, moved like `map_write_exit` where that makes it emulated), `map_write_exit` (where a map write's interval ends: the first emulated instruction after the CALL reached through straight-line code that synchronizes with nothing, else the instruction after the CALL) |
 //! | `plan.functions` | runtime entry points present: `[{name, role, signature, entry, body?, returns, call_sites}]` (sites as in `after`) |
-//! | `plan.list_sites` | inlined `Remove` bodies: `[{caller, package, call_pc, ranges: [[start, end]], body_start, enter, exits, registers: {"Ok": [list, elem]} \| {"Err": reason}}]` |
+//! | `plan.list_sites` | inlined bodies of the mutating `container/list` methods: `[{op, caller, package, call_pc, ranges: [[start, end]], body_start, enter, exits, registers: {"Ok": [list, elem]} \| {"Err": reason}, list_disp}]`; `op` is the method name |
 //! | `plan.missing` | `[{what, reason}]` |
 //! | `summary` | `{probes, emulated, by_kind: {kind: count}, list_sites, list_sites_undetermined}` |
 
@@ -265,7 +265,11 @@ impl fmt::Display for InspectReport {
         for p in &self.plan.probes {
             let detail = match p.kind {
                 ProbeKind::MapWriteCall(op) => format!("({op:?})").to_lowercase(),
-                ProbeKind::ListRemoveEnter { list_reg, elem_reg } => format!("({}, elem r{elem_reg})", list_reg_name(list_reg)),
+                ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp, op } => {
+                    let elem = if elem_reg == tracer_common::LIST_REG_NONE { String::new() } else { format!(", elem r{elem_reg}") };
+                    let disp = if list_disp == 0 { String::new() } else { format!("+{list_disp:#x}") };
+                    format!("({} {}{disp}{elem})", op.method(), list_reg_name(list_reg))
+                }
                 _ => String::new(),
             };
             let star = if p.emulated { " " } else { "*" };
@@ -280,10 +284,11 @@ impl fmt::Display for InspectReport {
             )?;
         }
         if !self.plan.list_sites.is_empty() {
-            writeln!(f, "\ninlined list Remove sites")?;
+            writeln!(f, "\ninlined list mutation sites")?;
             for ls in &self.plan.list_sites {
                 let regs = match &ls.registers {
-                    Ok((l, e)) => format!("{}, elem r{e}", list_reg_name(*l)),
+                    Ok((l, e)) if *e == tracer_common::LIST_REG_NONE => format!("{} {}", ls.op.method(), list_reg_name(*l)),
+                    Ok((l, e)) => format!("{} {}, elem r{e}", ls.op.method(), list_reg_name(*l)),
                     Err(why) => format!("registers undetermined: {why}"),
                 };
                 let exits: Vec<String> = ls.exits.iter().map(|x| format!("{x:#x}")).collect();

@@ -30,23 +30,25 @@ pub struct ProbeTable {
     free: Vec<Range<u32>>,
 }
 
-/// The program handling a probe kind and the auxiliary cookie bytes it reads.
-fn program_of(kind: &ProbeKind) -> (&'static str, u8, u8) {
+/// The program handling a probe kind and the auxiliary cookie bytes and nibble it reads.
+fn program_of(kind: &ProbeKind) -> (&'static str, u8, u8, u8) {
     match *kind {
-        ProbeKind::SliceGrowCall => ("slice_grow_call", 0, 0),
-        ProbeKind::MapIterStartCall => ("map_iter_start_call", 0, 0),
-        ProbeKind::MapIterNextCall => ("map_iter_next_call", 0, 0),
+        ProbeKind::SliceGrowCall => ("slice_grow_call", 0, 0, 0),
+        ProbeKind::MapIterStartCall => ("map_iter_start_call", 0, 0, 0),
+        ProbeKind::MapIterNextCall => ("map_iter_next_call", 0, 0, 0),
         ProbeKind::MapWriteCall(op) => {
             let op = match op {
                 MapWriteOp::Assign => MapOp::Assign,
                 MapWriteOp::Delete => MapOp::Delete,
                 MapWriteOp::Clear => MapOp::Clear,
             };
-            ("map_write_call", op as u8, 0)
+            ("map_write_call", op as u8, 0, 0)
         }
-        ProbeKind::ListRemoveEnter { list_reg, elem_reg } => ("list_remove_enter", list_reg, elem_reg),
-        ProbeKind::ListRemoveExit => ("list_remove_exit", 0, 0),
-        ProbeKind::MapWriteExit => ("map_write_exit", 0, 0),
+        ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp, op } => {
+            ("list_remove_enter", list_reg, if op.checks_element() { elem_reg } else { list_disp }, op as u8)
+        }
+        ProbeKind::ListRemoveExit => ("list_remove_exit", 0, 0, 0),
+        ProbeKind::MapWriteExit => ("map_write_exit", 0, 0, 0),
     }
 }
 
@@ -110,8 +112,8 @@ impl ProbeTable {
         let slot = hit_slot(ids.start);
         ids.filter_map(|id| {
             let probe = &self.probes.get(id as usize)?.probe;
-            let (program, aux0, aux1) = program_of(&probe.kind);
-            Some((id, program, probe.file_offset, cookie(id, aux0, aux1, slot)))
+            let (program, aux0, aux1, nibble) = program_of(&probe.kind);
+            Some((id, program, probe.file_offset, cookie(id, aux0, aux1, nibble, slot)))
         })
         .collect()
     }

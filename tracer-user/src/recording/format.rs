@@ -135,8 +135,8 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
         EventKind::MapWriteOverlap { map, op, writing, other } => {
             (RecordKind::MapWriteOverlap, [map, map_op(op) as u64, u64::from(writing), other, 0])
         }
-        EventKind::ListRemoveEnter { list, elem, elem_list } => {
-            (RecordKind::ListRemoveEnter, [list, elem, elem_list, 0, 0])
+        EventKind::ListRemoveEnter { list, elem, elem_list, op } => {
+            (RecordKind::ListRemoveEnter, [list, elem, elem_list, op as u64, 0])
         }
         EventKind::ListRemoveExit { list, elem } => (RecordKind::ListRemoveExit, [list, elem, 0, 0, 0]),
     };
@@ -171,7 +171,7 @@ mod tests {
             EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },
             EventKind::MapWriteInRange { map: 1, op: MapWriteOp::Assign, iter: 2 },
             EventKind::MapWriteOverlap { map: 1, op: MapWriteOp::Delete, writing: true, other: 4 },
-            EventKind::ListRemoveEnter { list: 1, elem: 2, elem_list: 3 },
+            EventKind::ListRemoveEnter { list: 1, elem: 2, elem_list: 3, op: tracer_common::ListOp::MoveBefore },
             EventKind::ListRemoveExit { list: 1, elem: 2 },
         ];
         for (i, kind) in kinds.into_iter().enumerate() {

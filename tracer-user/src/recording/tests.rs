@@ -213,7 +213,8 @@ fn any_event() -> impl Strategy<Value = Event> {
         (0..2u64, 0..3u64).prop_map(|(l, e)| EventKind::ListRemoveEnter {
             list: 0xb000 + l,
             elem: 0xc000,
-            elem_list: [0xb000 + l, 0, 1][e as usize]
+            elem_list: [0xb000 + l, 0, 1][e as usize],
+            op: tracer_common::ListOp::ALL[e as usize * 5],
         }),
         (0..2u64).prop_map(|l| EventKind::ListRemoveExit { list: 0xb000 + l, elem: 0 }),
     ];
