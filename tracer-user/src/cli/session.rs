@@ -205,7 +205,7 @@ impl Session {
         let undetermined = plan.list_sites.iter().filter(|s| s.registers.is_err()).count();
         if undetermined > 0 {
             tracing::warn!(
-                "{undetermined} of {} inlined list Remove sites are not probed (registers undetermined; `ghostrace inspect {}` says why)",
+                "{undetermined} of {} inlined list mutation sites are not probed (registers undetermined; `ghostrace inspect {}` says why)",
                 plan.list_sites.len(),
                 self.path.display()
             );
