@@ -183,56 +183,7 @@ struct BatchAttr {
     flags: u64,
 }
 
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
-
-/// Reads keys `first..first + count` of the array map `map` in one system call
-/// (in as few as the kernel needs): `value_size` bytes a key (for a per-CPU map,
-/// 8-byte aligned values of every possible CPU). Instead of one call a key: the
-/// governor reads every probe's counters each cycle, tens of thousands of them.
-pub fn array_lookup_batch(map: std::os::fd::BorrowedFd<'_>, first: u32, count: u32, value_size: usize) -> io::Result<Vec<u8>> {
-    use std::os::fd::AsRawFd;
-    let mut values = vec![0u8; count as usize * value_size];
-    let mut keys = vec![0u32; count as usize];
-    let mut done = 0u32;
-    // The kernel resumes after the key in `in_batch`: the one before `first`.
-    let mut cursor = first.wrapping_sub(1);
-    let mut out = 0u32;
-    while done < count {
-        let mut attr = BatchAttr {
-            in_batch: if done == 0 && first == 0 { 0 } else { (&raw const cursor) as u64 },
-            out_batch: (&raw mut out) as u64,
-            keys: keys[done as usize..].as_mut_ptr() as u64,
-            values: values[done as usize * value_size..].as_mut_ptr() as u64,
-            count: count - done,
-            map_fd: map.as_raw_fd() as u32,
-            ..BatchAttr::default()
-        };
-        // SAFETY: the attribute points at buffers of `count - done` keys and values
-        // that outlive the call; the kernel writes no more than `attr.count` of each.
-        let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_LOOKUP_BATCH, &raw mut attr, size_of::<BatchAttr>()) };
-        let err = (rc < 0).then(io::Error::last_os_error);
-        done += attr.count;
-        cursor = out;
-        match err {
-            // ENOENT: the map ends before `count` keys.
-            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
-            Some(e) => return Err(e),
-            None if attr.count == 0 => break,
-            None => {}
-        }
-    }
-    values.truncate(done as usize * value_size);
-    Ok(values)
-}
-
-/// Writes `values` (`value_size` bytes a key, as [`array_lookup_batch`] reads them)
-/// to keys `first..` of the array map `map` in one system call.
-pub fn array_update_batch(map: std::os::fd::BorrowedFd<'_>, first: u32, values: &[u8], value_size: usize) -> io::Result<()> {
-    let count = (values.len() / value_size) as u32;
-    let keys: Vec<u32> = (first..first + count).collect();
-    array_update_keys(map, &keys, values)
-}
 
 /// Writes `values` (an equal share of bytes a key) to `keys` of the array map `map`
 /// in one system call: one call a key cost 100 k calls to attach a large program.

@@ -53,6 +53,15 @@ fn podman_or_skip(test: &str) -> bool {
     false
 }
 
+/// The DaemonSet the daemon's container is run as, when podman and the manifests'
+/// reader are here (else the test skips).
+fn daemonset_or_skip(test: &str) -> Option<Value> {
+    if !podman_or_skip(test) {
+        return None;
+    }
+    kubernetes_validate(test).map(|site| daemonset(&site))
+}
+
 /// Runs a command to completion; panics with its stderr if it fails.
 fn checked(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -338,12 +347,7 @@ fn findings_total(daemon: &Daemon, labels: &[String]) -> Option<f64> {
 #[test]
 fn daemon_in_podman_traces_a_podman_container_and_the_host() {
     let test = "daemon_in_podman_traces_a_podman_container_and_the_host";
-    if !podman_or_skip(test) {
-        return;
-    }
-    let Some(site) = kubernetes_validate(test) else {
-        return;
-    };
+    let Some(ds) = daemonset_or_skip(test) else { return };
     let Some(tc) = newest_go(test) else { return };
     let _serial = serial();
     let started = Instant::now();
@@ -368,7 +372,6 @@ fn daemon_in_podman_traces_a_podman_container_and_the_host() {
     let (image, _image) = load_image();
     let name = format!("ghostrace-daemon-{me}");
     let _daemon_container = Cleanup::podman_container(&name);
-    let ds = daemonset(&site);
     let seccomp = seccomp_for_capabilities(&dir);
     let daemon = Daemon::start_command(
         daemon_container(&image, &ds, &name, &seccomp, None),
@@ -433,16 +436,10 @@ fn daemon_in_podman_traces_a_podman_container_and_the_host() {
 #[test]
 fn daemon_in_podman_names_a_missing_capability() {
     let test = "daemon_in_podman_names_a_missing_capability";
-    if !podman_or_skip(test) {
-        return;
-    }
-    let Some(site) = kubernetes_validate(test) else {
-        return;
-    };
+    let Some(ds) = daemonset_or_skip(test) else { return };
     let _serial = serial();
     let started = Instant::now();
     let (image, _image) = load_image();
-    let ds = daemonset(&site);
     let name = format!("ghostrace-caps-{}", std::process::id());
     let _container = Cleanup::podman_container(&name);
     let dir = test_dir("capabilities");
@@ -535,12 +532,7 @@ impl Drop for KubeletCgroup {
 #[test]
 fn daemon_in_podman_labels_a_containerd_pod() {
     let test = "daemon_in_podman_labels_a_containerd_pod";
-    if !podman_or_skip(test) {
-        return;
-    }
-    let Some(site) = kubernetes_validate(test) else {
-        return;
-    };
+    let Some(ds) = daemonset_or_skip(test) else { return };
     let Some(tc) = newest_go(test) else { return };
     let _serial = serial();
     let started = Instant::now();
@@ -560,7 +552,6 @@ fn daemon_in_podman_labels_a_containerd_pod() {
     let (image, _image) = load_image();
     let daemon_name = format!("ghostrace-daemon-{me}");
     let _daemon_container = Cleanup::podman_container(&daemon_name);
-    let ds = daemonset(&site);
     let seccomp = seccomp_for_capabilities(&dir);
     let daemon = Daemon::start_command(
         daemon_container(&image, &ds, &daemon_name, &seccomp, None),

@@ -376,19 +376,17 @@ impl Fleet {
         self.changed = true;
     }
 
-    /// Executables no process has run for `keep_idle` (all idle ones with `now` at
-    /// the end of time), oldest first.
-    fn idle_before(&self, until: Instant) -> Vec<FileId> {
+    /// Executables no process has run for at least `at_least`, oldest first.
+    fn idle_for(&self, at_least: Duration) -> Vec<FileId> {
         let mut idle: Vec<(Instant, FileId)> =
-            self.binaries.iter().filter_map(|(&file, b)| b.idle_since.filter(|&t| t + self.options.keep_idle <= until).map(|t| (t, file))).collect();
+            self.binaries.iter().filter_map(|(&file, b)| b.idle_since.filter(|t| t.elapsed() >= at_least).map(|t| (t, file))).collect();
         idle.sort();
         idle.into_iter().map(|(_, file)| file).collect()
     }
 
     /// Detaches kept executables, oldest first, until `probes` fit in the table.
     fn make_room(&mut self, tracer: &mut Tracer, probes: usize) {
-        let everything = Instant::now() + self.options.keep_idle;
-        for file in self.idle_before(everything) {
+        for file in self.idle_for(Duration::ZERO) {
             if tracer.table.room() >= probes {
                 break;
             }
@@ -445,7 +443,7 @@ impl Fleet {
     /// Lets every binary's governor switch what is due; returns when to call again.
     pub fn govern(&mut self, tracer: &mut Tracer) -> Instant {
         let now = Instant::now();
-        for file in self.idle_before(now) {
+        for file in self.idle_for(self.options.keep_idle) {
             self.detach(tracer, file);
         }
         let mut next = now + crate::governor::CYCLE;
@@ -512,7 +510,7 @@ impl Fleet {
         for pid in pids {
             self.untrace(tracer, pid, false);
         }
-        for file in self.idle_before(Instant::now() + self.options.keep_idle) {
+        for file in self.idle_for(Duration::ZERO) {
             self.detach(tracer, file);
         }
         self.untraced.clear();
