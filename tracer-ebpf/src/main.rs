@@ -2,6 +2,7 @@
 //! iteration and writes, and `container/list` removals to user space.
 #![no_std]
 #![no_main]
+#![feature(asm_experimental_arch)]
 
 /// Declares one program twice over one body: `$multi` in a `uprobe.multi` section,
 /// for uprobe-multi links (Linux 6.6+), and `$single` in a plain `uprobe` section,
@@ -22,6 +23,7 @@ macro_rules! uprobe_twins {
     };
 }
 
+mod atomic;
 mod emit;
 mod gc_mark_termination;
 mod hit_cache;

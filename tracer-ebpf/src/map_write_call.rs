@@ -3,14 +3,15 @@
 //! it is sent as an overlap.
 
 use aya_ebpf::{
-    bindings::BPF_F_USER_STACK,
+    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
     programs::{ProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{MapOp, RECORD_REPLAYED, Record, RecordKind};
 
 use crate::{
+    atomic,
     emit::{self, Hit},
-    maps::{Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, STACKS, orphaned, swap_writing_map},
+    maps::{Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, STACKS, WriteSlot, orphaned, swap_writing_map},
     regs::args5,
 };
 
@@ -51,54 +52,84 @@ fn on_hit(ctx: ProbeContext) -> u32 {
     if prev != 0 {
         crate::map_write_exit::end_write(&hit.key(RecordKind::MapWriteOverlap, prev), hit.goid);
     }
-    let (other, in_write) = write_in_progress(&ctx, &hit, &wkey, &key);
+    let (other, slot) = claim_write(&ctx, &hit, &wkey, &key);
     let kind = if other != 0 { RecordKind::MapWriteOverlap } else { RecordKind::MapWrite };
     let mut rec = hit.record(kind, [map, hit.aux[0] as u64, writing, other, 0]);
     let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0 || other != 0, |_| {
         emit::Relation::SameObject
     });
-    let held = Held { rec, sent: sent as u64 };
-    // Kept and written in place: an LRU insert allocates.
-    match in_write {
-        // SAFETY: the entry stays valid while this program runs (RCU); another
-        // goroutine's write racing this one can tear it, and then only which of the
-        // two overlapping writers is named.
-        Some(entry) => unsafe { *entry = held },
+    let start = Held { rec, sent: sent as u64 };
+    match slot {
+        // SAFETY: the entry stays valid while this program runs (RCU); a write
+        // racing this one can tear `start`, and then only which of the two
+        // overlapping writers is named.
+        Some(slot) => unsafe { (*slot).start = start },
+        // Kept and written in place otherwise: an LRU insert allocates.
         None => {
-            let _ = IN_WRITE.insert(&wkey, &held, 0);
+            let _ = IN_WRITE.insert(&wkey, &WriteSlot { writer: hit.goid, start }, 0);
         }
     }
     hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
     0
 }
 
-/// The goroutine whose write to the map started and has not returned (0: none, or
-/// this goroutine's own stale entry), and the map's entry for writes in progress if
-/// it has one. The other write's start record goes out first if it has not.
+/// Claims the map's write slot for this goroutine: returns the goroutine whose write
+/// to the map started and has not returned (0: none), and the map's slot (none: no
+/// slot could be made). An overlapping write takes the slot over (the later one
+/// ends later, as far as anyone can tell); the other write's start record goes out
+/// first if it has not.
 #[inline(always)]
-fn write_in_progress(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey) -> (u64, Option<*mut Held>) {
-    let Some(entry) = IN_WRITE.get_ptr_mut(wkey) else { return (0, None) };
-    // SAFETY: the entry stays valid while this program runs (RCU).
-    let held = unsafe { &mut *entry };
-    // goid 0: the write there ended (map_write_exit::end_write).
-    if held.rec.goid == 0 || held.rec.goid == hit.goid || orphaned(&held.rec) {
-        return (0, Some(entry));
+fn claim_write(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey) -> (u64, Option<*mut WriteSlot>) {
+    let slot = match IN_WRITE.get_ptr_mut(wkey) {
+        Some(slot) => slot,
+        None => {
+            // The map's first write: of two at once, one insert wins, the other
+            // finds the winner's slot.
+            let fresh = WriteSlot { writer: hit.goid, start: Held { rec: hit.record(RecordKind::MapWrite, [0; 5]), sent: 1 } };
+            if IN_WRITE.insert(wkey, &fresh, BPF_NOEXIST as u64).is_ok() {
+                return (0, IN_WRITE.get_ptr_mut(wkey));
+            }
+            let Some(slot) = IN_WRITE.get_ptr_mut(wkey) else { return (0, None) };
+            slot
+        }
+    };
+    // SAFETY: the entry stays valid while this program runs (RCU); `writer`, and
+    // `start.sent` once the slot exists, are only ever accessed atomically.
+    let writer = unsafe { &raw mut (*slot).writer };
+    let start = unsafe { &mut (*slot).start };
+    let mut seen = unsafe { atomic::load(writer) };
+    // Bounded: each failed swap means another write claimed the slot meanwhile.
+    for _ in 0..3 {
+        // The slot is free where its writer ended, is this goroutine's own stale
+        // claim, or a write the governor may have cut the exit probe of.
+        let free = seen == 0 || seen == hit.goid || (start.rec.goid == seen && orphaned(&start.rec));
+        if !free {
+            break;
+        }
+        match unsafe { atomic::compare_exchange(writer, seen, hit.goid) } {
+            Ok(_) => return (0, Some(slot)),
+            Err(now) => seen = now,
+        }
     }
-    if held.sent == 0 {
-        held.sent = 1;
-        let mut start = held.rec;
-        start.flags |= RECORD_REPLAYED;
-        hit.send(ctx, &mut start);
+    if seen == 0 || seen == hit.goid {
+        return (0, Some(slot));
+    }
+    unsafe { atomic::store(writer, hit.goid) };
+    // The other writer's record is there unless its program is still writing it.
+    if start.rec.goid == seen && unsafe { atomic::swap(&raw mut start.sent, 1) } == 0 {
+        let mut replay = start.rec;
+        replay.flags |= RECORD_REPLAYED;
+        hit.send(ctx, &mut replay);
         // The same hit may be held as the map's last one: it is out now.
         if let Some(last) = LAST_HIT.get_ptr_mut(key) {
             // SAFETY: as above.
             let last = unsafe { &mut *last };
-            if last.rec.goid == start.goid && last.rec.ts_ns == start.ts_ns {
+            if last.rec.goid == replay.goid && last.rec.ts_ns == replay.ts_ns {
                 last.sent = 1;
             }
         }
     }
-    (held.rec.goid, Some(entry))
+    (seen, Some(slot))
 }
 
 /// A write by the goroutine whose own range over the map is in progress is held

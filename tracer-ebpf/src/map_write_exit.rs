@@ -5,7 +5,7 @@
 //! later, but no other goroutine can be ordered between), else on the instruction
 //! after the call, rarely emulated (a full-price trap).
 
-use aya_ebpf::{programs::ProbeContext};
+use aya_ebpf::programs::ProbeContext;
 use tracer_common::{Counter, RecordKind};
 
 use crate::{
@@ -26,17 +26,14 @@ fn on_hit(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// Ends the map's write in progress if it is `goid`'s (a later writer's entry
-/// replaced it otherwise, and that one ends with its own exit), by marking the
-/// entry with goroutine 0, kept for the map's next write.
+/// Ends the map's write in progress if it is `goid`'s (a later writer took the slot
+/// otherwise, and that one ends with its own exit), leaving the slot for the map's
+/// next write.
 #[inline(always)]
 pub fn end_write(key: &crate::maps::ObjectKey, goid: u64) {
-    if let Some(held) = IN_WRITE.get_ptr_mut(key) {
-        // SAFETY: the entry stays valid while this program runs (RCU).
-        unsafe {
-            if (*held).rec.goid == goid {
-                (*held).rec.goid = 0;
-            }
-        }
+    if let Some(slot) = IN_WRITE.get_ptr_mut(key) {
+        // SAFETY: the entry stays valid while this program runs (RCU); the word is
+        // only ever accessed atomically.
+        let _ = unsafe { crate::atomic::compare_exchange(&raw mut (*slot).writer, goid, 0) };
     }
 }

@@ -134,11 +134,22 @@ pub struct GoroutineKey {
 #[map]
 pub static REMOVING: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(16384, 0);
 
-/// Map → the write in progress on it (started, not returned), with its start record
-/// (key kind `MapWriteOverlap`). Only goroutines running a write are in it, at most
-/// one per thread, so it stays small.
+/// A map's write in progress. `writer` (0: none) is claimed with a compare-and-swap
+/// before anything else: when two goroutines start writing at once, the runtime
+/// kills the process at once, and the two CPUs' programs run side by side; one claim
+/// then always sees the other. `start` is the writer's start record, written after
+/// the claim (so it may still be the previous writer's: compare its goid).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WriteSlot {
+    pub writer: u64,
+    pub start: Held,
+}
+
+/// Map → its write in progress (key kind `MapWriteOverlap`); an ended write leaves
+/// the slot with no writer, for the map's next write. Maps being written stay few.
 #[map]
-pub static IN_WRITE: LruHashMap<ObjectKey, Held> = LruHashMap::with_max_entries(4096, 0);
+pub static IN_WRITE: LruHashMap<ObjectKey, WriteSlot> = LruHashMap::with_max_entries(4096, 0);
 
 /// (tgid, goid) → the map that goroutine is writing, for the exit probe (the map
 /// pointer is gone from the registers after the call).
