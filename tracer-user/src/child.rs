@@ -1,5 +1,6 @@
 //! The traced child process: started held at a gate so that it cannot run before
-//! the probes are attached, waited for, and sent the signals ghostrace receives.
+//! the probes are attached, waited for, and sent the signals ghostrace receives
+//! (`event_loop::ChildSignals` catches them).
 #![forbid(unsafe_code)]
 
 use std::{
@@ -11,12 +12,11 @@ use std::{
     },
     path::Path,
     process::ExitStatus,
-    sync::atomic::{AtomicI32, Ordering},
 };
 
 use thiserror::Error;
 
-use crate::sys::{self, SignalAction};
+use crate::sys;
 
 #[derive(Debug, Error)]
 pub enum ChildError {
@@ -54,9 +54,6 @@ pub fn spawn_gated(program: &Path, argv0: &OsStr, args: &[OsString]) -> Result<G
     let (exec_seen, exec_notify) = std::io::pipe().map_err(spawn_err)?;
     let pid = sys::fork_gated_exec(&path, &argv_ptrs, gate_read.as_raw_fd(), gate_write.as_raw_fd()).map_err(spawn_err)?;
     drop((gate_read, exec_notify));
-    // From now on ghostrace must outlive the child to detach its probes: a SIGTERM
-    // meant for it goes to the child, held or running, whose status then tells.
-    forward_signals_to(pid);
     Ok(GatedChild { pid, gate: Some(OwnedFd::from(gate_write).into()), exec_seen: Some(exec_seen), reaped: false })
 }
 
@@ -70,8 +67,6 @@ impl GatedChild {
     /// reports how it ended.
     pub fn release(&mut self) -> Result<(), ChildError> {
         let pid = self.pid();
-        // From here on ghostrace must outlive the child to detach: a SIGTERM goes to it.
-        forward_signals_to(self.pid);
         let mut gate = self.gate.take().expect("released once");
         match gate.write_all(&[1]) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -88,30 +83,22 @@ impl GatedChild {
         }
     }
 
-    /// Waits for the child, forwarding SIGTERM/SIGHUP to it meanwhile (SIGINT from a
-    /// terminal already reaches the whole process group, so ghostrace ignores it;
-    /// SIGHUP stays ghostrace's own where it reloads a budget file).
-    pub fn wait(self) -> Result<ExitStatus, ChildError> {
-        self.wait_by(sys::wait_child)
+    /// The child's status if it has exited (reaped then), without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, ChildError> {
+        if self.reaped {
+            return Ok(None);
+        }
+        let status = sys::try_wait_child(self.pid).map_err(|source| ChildError::Wait { pid: self.pid(), source })?;
+        self.reaped = status.is_some();
+        Ok(status.map(ExitStatus::from_raw))
     }
 
-    /// [`GatedChild::wait`], calling `between` until the child exits; `between` should
-    /// return within a fraction of a second (it sets how soon the exit is seen).
-    pub fn wait_with(self, mut between: impl FnMut()) -> Result<ExitStatus, ChildError> {
-        self.wait_by(|pid| loop {
-            match sys::try_wait_child(pid)? {
-                Some(status) => return Ok(status),
-                None => between(),
-            }
-        })
-    }
-
-    fn wait_by(mut self, wait: impl FnOnce(libc::pid_t) -> io::Result<i32>) -> Result<ExitStatus, ChildError> {
-        forward_signals_to(self.pid);
-        let status = wait(self.pid).map(ExitStatus::from_raw).map_err(|source| ChildError::Wait { pid: self.pid(), source });
-        forward_signals_to(0);
-        self.reaped = true;
-        status
+    /// Sends `sig` to the child, held or running, unless it has been reaped (its pid
+    /// may be another process's by then).
+    pub fn signal(&self, sig: libc::c_int) {
+        if !self.reaped {
+            sys::send_signal(self.pid, sig);
+        }
     }
 }
 
@@ -121,7 +108,6 @@ impl Drop for GatedChild {
         // reaping it leaves no zombie.
         if self.gate.take().is_some() && !self.reaped {
             let _ = sys::wait_child(self.pid);
-            forward_signals_to(0);
         }
     }
 }
@@ -131,53 +117,7 @@ pub fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = FORWARD_TO.load(Ordering::Relaxed);
-    if pid > 0 {
-        sys::send_signal(pid, sig);
-    }
-}
-
-fn forward_signals_to(pid: libc::pid_t) {
-    FORWARD_TO.store(pid, Ordering::Relaxed);
-    let (forwarded, interrupt) =
-        if pid > 0 { (SignalAction::Handle(forward), SignalAction::Ignore) } else { (SignalAction::Default, SignalAction::Default) };
-    sys::set_signal_action(libc::SIGTERM, forwarded);
-    if RELOAD_ON_HUP.load(Ordering::Relaxed) == 0 {
-        sys::set_signal_action(libc::SIGHUP, forwarded);
-    }
-    sys::set_signal_action(libc::SIGINT, interrupt);
-}
-
-/// Set by SIGHUP where it asks for a reload (the daemon; run/attach with a budget file).
-static RELOAD: AtomicI32 = AtomicI32::new(0);
-
-/// SIGHUP asks for a reload, so `run` does not forward it to its child.
-static RELOAD_ON_HUP: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn request_reload(_sig: libc::c_int) {
-    RELOAD.store(1, Ordering::Relaxed);
-}
-
-/// Makes SIGHUP request a reload of the settings kept in files instead of stopping ghostrace.
-pub fn reload_on_sighup() {
-    RELOAD_ON_HUP.store(1, Ordering::Relaxed);
-    sys::set_signal_action(libc::SIGHUP, SignalAction::Handle(request_reload));
-}
-
-/// Whether SIGHUP arrived since the last call.
-pub fn reload_requested() -> bool {
-    RELOAD.swap(0, Ordering::Relaxed) != 0
-}
-
 /// Whether a process exists.
 pub fn alive(pid: u32) -> bool {
     sys::process_exists(pid)
-}
-
-/// Waits until `fd` is readable or `timeout_ms` passes.
-pub fn poll_readable(fd: i32, timeout_ms: i32) -> bool {
-    sys::poll_readable(fd, timeout_ms)
 }

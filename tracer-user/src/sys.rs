@@ -67,12 +67,17 @@ pub fn fork_gated_exec(
     assert!(argv.last().is_some_and(|p| p.is_null()), "argv must be null-terminated");
     let nofile = ORIGINAL_NOFILE.get().copied();
     // SAFETY: after fork the child only calls async-signal-safe functions (close,
-    // setrlimit, read, execv, _exit) on memory the parent prepared before forking.
+    // signal, setrlimit, read, execv, _exit) on memory the parent prepared before forking.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: as above; the child never returns from this block.
         unsafe {
             libc::close(gate_write);
+            // The parent's handlers (tokio's) would run here on its copies of their
+            // pipes: a held child takes these signals as any process does.
+            for sig in CAUGHT_SIGNALS {
+                libc::signal(sig, libc::SIG_DFL);
+            }
             if let Some(limit) = &nofile {
                 libc::setrlimit(libc::RLIMIT_NOFILE, limit);
             }
@@ -127,31 +132,8 @@ pub fn process_exists(pid: u32) -> bool {
     send_signal(pid as libc::pid_t, 0) || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// What a signal does.
-#[derive(Clone, Copy)]
-pub enum SignalAction {
-    Default,
-    Ignore,
-    /// A handler that only calls async-signal-safe functions.
-    Handle(extern "C" fn(libc::c_int)),
-}
-
-pub fn set_signal_action(sig: libc::c_int, action: SignalAction) {
-    let handler = match action {
-        SignalAction::Default => libc::SIG_DFL,
-        SignalAction::Ignore => libc::SIG_IGN,
-        SignalAction::Handle(f) => f as *const () as libc::sighandler_t,
-    };
-    // SAFETY: installs a disposition; handlers are async-signal-safe by contract.
-    unsafe { libc::signal(sig, handler) };
-}
-
-/// Waits until `fd` is readable or `timeout_ms` passes.
-pub fn poll_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
-}
+/// The signals ghostrace's event loops catch (through tokio), reset in a forked child.
+pub const CAUGHT_SIGNALS: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD];
 
 /// Clock ticks per second of the CPU times in /proc/PID/stat (`USER_HZ`).
 pub fn clock_ticks_per_second() -> u64 {
@@ -250,6 +232,8 @@ pub trait Pollable: std::os::fd::AsRawFd + sealed::Sealed {}
 
 impl sealed::Sealed for crate::probes::ProcEvents {}
 impl Pollable for crate::probes::ProcEvents {}
+impl sealed::Sealed for aya::maps::RingBuf<aya::maps::MapData> {}
+impl Pollable for aya::maps::RingBuf<aya::maps::MapData> {}
 
 /// Registers `inner` with the current tokio runtime, to wait until it is readable.
 pub fn when_readable<T: Pollable>(inner: T) -> io::Result<tokio::io::unix::AsyncFd<T>> {

@@ -386,6 +386,8 @@ enum Ending {
     Normal,
     ChildKilled,
     GhostraceTerminated,
+    /// SIGHUP without a budget file to reload goes on to the child, as SIGTERM does.
+    GhostraceHungUp,
 }
 
 fn assert_no_probe_left(bin: &Path, tag: &str) {
@@ -404,7 +406,7 @@ fn no_probe_outlives_ghostrace_run() {
         let built = build(&tc, FIXTURE, false);
         let bin: PathBuf = temp_file(&format!("probes-left-{}", tc.version));
         std::fs::copy(&built, &bin).expect("copy fixture");
-        for ending in [Ending::Normal, Ending::ChildKilled, Ending::GhostraceTerminated] {
+        for ending in [Ending::Normal, Ending::ChildKilled, Ending::GhostraceTerminated, Ending::GhostraceHungUp] {
             let tag = format!("Go {} {ending:?}", tc.version);
             let iterations = if matches!(ending, Ending::Normal) { "20" } else { "1000" };
             let mut gr = ghostrace()
@@ -428,6 +430,7 @@ fn no_probe_outlives_ghostrace_run() {
                 // SAFETY: kill has no memory preconditions; both pids are processes this test started.
                 Ending::ChildKilled => assert_eq!(unsafe { libc::kill(child_pid as i32, libc::SIGKILL) }, 0),
                 Ending::GhostraceTerminated => assert_eq!(unsafe { libc::kill(gr_pid as i32, libc::SIGTERM) }, 0),
+                Ending::GhostraceHungUp => assert_eq!(unsafe { libc::kill(gr_pid as i32, libc::SIGHUP) }, 0),
             }
             wait_until(&format!("{tag}: ghostrace exit"), Duration::from_secs(20), || gr.try_wait().expect("try_wait").map(|_| ()));
             let output = gr.wait_with_output().expect("ghostrace output");
@@ -437,6 +440,7 @@ fn no_probe_outlives_ghostrace_run() {
                 // The child's fate passes through as a shell would report it.
                 Ending::ChildKilled => assert_eq!(output.status.code(), Some(128 + 9), "{tag}: {stderr}"),
                 Ending::GhostraceTerminated => assert_eq!(output.status.code(), Some(128 + 15), "{tag}: {stderr}"),
+                Ending::GhostraceHungUp => assert_eq!(output.status.code(), Some(128 + 1), "{tag}: {stderr}"),
             }
             assert!(!Path::new(&format!("/proc/{gr_pid}")).exists(), "{tag}: ghostrace still exists");
             wait_until(&format!("{tag}: child gone"), Duration::from_secs(10), || {

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Result;
+use tokio::io::unix::AsyncFd;
 use tracer_common::{ProcConfig, ProcEventKind};
 
 use super::{TraceOptions, session::Session};
@@ -30,7 +31,7 @@ struct Planned {
 }
 
 pub struct Follower {
-    events: ProcEvents,
+    events: AsyncFd<ProcEvents>,
     root: u32,
     /// By executable file (a rebuilt file is another one); `None`: not traced
     /// (already noted).
@@ -39,19 +40,25 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Watches execs and exits from now on (before the root child is released).
+    /// Watches execs and exits from now on (before the root child is released);
+    /// inside a tokio runtime.
     pub fn start(session: &mut Session, root: u32) -> Result<Self> {
-        let events = session.tracer.watch_processes()?;
+        let events = crate::sys::when_readable(session.tracer.watch_processes()?)?;
         session.tracer.follow_descendants(root)?;
         Ok(Self { events, root, executables: HashMap::new(), followed: HashSet::new() })
     }
 
-    /// Handles the events that arrived, waiting up to `timeout_ms` for the first.
-    pub fn poll(&mut self, session: &mut Session, options: &TraceOptions, timeout_ms: i32) {
-        if !self.events.wait(timeout_ms) {
-            return;
+    /// Completes when events may wait (then [`Self::handle_events`]).
+    pub async fn readable(&mut self) {
+        // Cleared before the drain: an event after it wakes the loop again.
+        if let Ok(mut ready) = self.events.readable_mut().await {
+            ready.clear_ready();
         }
-        while let Some((kind, pid)) = self.events.next_event() {
+    }
+
+    /// Handles the events that arrived.
+    pub fn handle_events(&mut self, session: &mut Session, options: &TraceOptions) {
+        while let Some((kind, pid)) = self.events.get_mut().next_event() {
             match kind {
                 ProcEventKind::Exec => {
                     self.exec(session, options, pid);

@@ -76,12 +76,10 @@ impl TraceOptions {
         run
     }
 
-    /// Where SIGHUP reads a new budget from: SIGHUP then reloads instead of
-    /// stopping ghostrace (it still stops a run without a budget file).
-    pub fn listen_for_budget_changes(&self) {
-        if self.overhead_budget_file.is_some() {
-            crate::child::reload_on_sighup();
-        }
+    /// Whether SIGHUP reads the budget file again (where one is given) rather than
+    /// stopping the traced program (`run`) or ghostrace (`attach`).
+    pub fn reloads_on_hangup(&self) -> bool {
+        self.overhead_budget_file.is_some()
     }
     /// The scope; `**` is refused in one line.
     pub fn scope(&self) -> Result<Scope, crate::gobin::ScopeError> {

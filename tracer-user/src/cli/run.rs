@@ -8,9 +8,12 @@ use super::{TraceOptions, session};
 use crate::{
     child,
     daemon::procfs,
-    event_loop::{StopSignals, until},
+    event_loop::{ChildSignals, Heard, StopSignals, until},
 };
-use tokio::time;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time,
+};
 
 /// Resolves CMD like a shell does: a path as given, a bare name through $PATH.
 fn resolve(program: &OsString) -> Result<PathBuf> {
@@ -33,6 +36,11 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     let options = &options.for_run();
     let path = resolve(&command[0])?;
     let mut session = session::prepare(&path, options)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _in_runtime = runtime.enter();
+    // Caught before the fork: from then on ghostrace must outlive the child to detach.
+    let mut signals = ChildSignals::new()?;
+    let reload = options.reloads_on_hangup();
     let mut child = child::spawn_gated(&path, &command[0], &command[1..])?;
     // The child is held before exec: if attaching fails it is dropped, and the
     // closed gate makes it exit without running.
@@ -47,10 +55,13 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
         session.attach_time.as_secs_f64() * 1e3,
         session.tracer.attach_mode().name()
     );
-    options.listen_for_budget_changes();
     let mut follower = super::follow::Follower::start(&mut session, child.pid())
         .map_err(|e| tracing::warn!("Go programs started by pid {} will not be traced: {e:#}", child.pid()))
         .ok();
+    // A stop that came while attaching reaches the child still held: it never runs.
+    while let Some(heard) = runtime.block_on(signals.pending(reload)) {
+        obey(heard, &child, &mut session, options);
+    }
     // A child killed at the gate cannot be released: its status says what happened.
     if let Err(e) = child.release() {
         tracing::warn!("{e}");
@@ -64,13 +75,28 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
             tracing::warn!("call sites of pid {} stay unsymbolized: {e:#}", child.pid());
         }
     }
-    let status = child.wait_with(|| {
-        // The governor's next switch bounds the wait (10 ms at the finest).
-        session.reload_budget_if_asked(options);
-        let wait = session.govern().min(Duration::from_millis(100)).max(Duration::from_millis(1));
-        match &mut follower {
-            Some(follower) => follower.poll(&mut session, options, wait.as_millis() as i32),
-            None => std::thread::sleep(wait),
+    let status = runtime.block_on(async {
+        loop {
+            if let Some(status) = child.try_wait()? {
+                break anyhow::Ok(status);
+            }
+            // The governor's next switch bounds the wait (1 ms at the finest), and so
+            // does the check for the child's exit, should a SIGCHLD be missed.
+            let wake = session.govern().clamp(Duration::from_millis(1), Duration::from_millis(100));
+            tokio::select! {
+                heard = signals.next(reload) => obey(heard, &child, &mut session, options),
+                () = async {
+                    match &mut follower {
+                        Some(follower) => follower.readable().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(follower) = &mut follower {
+                        follower.handle_events(&mut session, options);
+                    }
+                }
+                () = time::sleep(wake) => {}
+            }
         }
     })?;
     if follower.is_some() {
@@ -78,6 +104,15 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
     }
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(child::exit_code(status), options))
+}
+
+/// Does what a signal asks while the child lives.
+fn obey(heard: Heard, child: &child::GatedChild, session: &mut session::Session, options: &TraceOptions) {
+    match heard {
+        Heard::Forward(sig) => child.signal(sig),
+        Heard::Reload => session.reload_budget(options),
+        Heard::ChildChanged | Heard::Ignored => {}
+    }
 }
 
 /// Traces `pid` until Ctrl-C, SIGTERM, its exit or `duration`.
@@ -90,6 +125,10 @@ pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> R
     let mut session = session::prepare(&exe, options)?;
     session.name = procfs::exe_path(pid).unwrap_or(exe);
     let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _in_runtime = runtime.enter();
+    let mut stop = StopSignals::new()?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let attached = session.start(pid, load_bias, options)?;
     tracing::info!(
         "{} probes on pid {pid} ({}, {} links); Ctrl-C to stop",
@@ -97,23 +136,25 @@ pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> R
         session.binary.go_version(),
         session.tracer.attach_mode().name()
     );
-    options.listen_for_budget_changes();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let mut stop = StopSignals::new()?;
         let deadline = duration.map(|d| time::Instant::now() + d);
         while child::alive(pid) {
-            session.reload_budget_if_asked(options);
             // The governor's next switch bounds the wait, and so does the check for the process's exit.
             let wake = session.govern().min(Duration::from_millis(100));
             tokio::select! {
                 () = stop.requested() => break,
                 () = until(deadline) => break,
+                _ = hangup.recv() => {
+                    // Without a budget file to read, SIGHUP stops as SIGTERM does.
+                    if !options.reloads_on_hangup() {
+                        break;
+                    }
+                    session.reload_budget(options);
+                }
                 () = time::sleep(wake) => {}
             }
         }
-        anyhow::Ok(())
-    })?;
+    });
     let outcome = session.finish(options)?;
     Ok(outcome.exit_code(0, options))
 }

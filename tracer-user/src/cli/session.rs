@@ -240,7 +240,7 @@ impl Session {
             by_goroutine: HashMap::new(),
             joining,
         };
-        self.reader = Some(pipeline::start(self.tracer.take_records()?, collector));
+        self.reader = Some(pipeline::start(self.tracer.take_records()?, collector).context("starting the record reader")?);
         self.process = Some(process);
         self.add_governor(pid, 0..self.tracer.table.len() as u32);
         Ok(attached)
@@ -274,11 +274,9 @@ impl Session {
         }
     }
 
-    /// Reads the budget file again if SIGHUP asked for it.
-    pub fn reload_budget_if_asked(&mut self, options: &TraceOptions) {
-        if crate::child::reload_requested()
-            && let Some(budget) = governor::reload_budget(options.overhead_budget_file.as_deref())
-        {
+    /// Reads the budget file again (SIGHUP asked for it).
+    pub fn reload_budget(&mut self, options: &TraceOptions) {
+        if let Some(budget) = governor::reload_budget(options.overhead_budget_file.as_deref()) {
             self.set_budget(budget);
         }
     }

@@ -139,7 +139,7 @@ async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
             let by_address = all.get(&f.process.binary)?;
             crate::stats::finding_coverage(by_address, f)
         }));
-    let reader = crate::pipeline::start(tracer.take_records()?, findings);
+    let reader = crate::pipeline::start(tracer.take_records()?, findings).map_err(DaemonError::EventLoop)?;
     let server = http::serve(listener, shared.clone(), http::Limits::default())
         .map_err(|source| DaemonError::Listen { addr: listening.clone(), source })?;
     let mut stop = StopSignals::new().map_err(DaemonError::EventLoop)?;

@@ -54,11 +54,6 @@ impl ProcEvents {
             }
         }
     }
-
-    /// Waits up to `timeout_ms` for an event.
-    pub fn wait(&self, timeout_ms: i32) -> bool {
-        crate::child::poll_readable(self.ring.as_raw_fd(), timeout_ms)
-    }
 }
 
 /// Readable when an event waits: an event loop polls it (tokio's `AsyncFd`).

@@ -11,7 +11,7 @@ mod table;
 use std::{
     num::NonZeroU32,
     ops::Range,
-    os::fd::{AsFd, AsRawFd},
+    os::fd::AsFd,
     path::Path,
 };
 
@@ -390,9 +390,4 @@ fn errno_in_chain(e: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool
         source = s.source();
     }
     false
-}
-
-/// Waits up to `timeout_ms` for records to be readable.
-pub fn wait_readable(ring: &RingBuf<MapData>, timeout_ms: i32) -> bool {
-    crate::child::poll_readable(ring.as_raw_fd(), timeout_ms)
 }
