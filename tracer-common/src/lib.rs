@@ -5,7 +5,7 @@
 pub mod hit_cache;
 
 /// What a [`Record`] describes; the first field of every record.
-#[repr(u32)]
+#[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
     /// A slice's backing array is about to grow (`runtime.growslice` and siblings).
@@ -56,10 +56,22 @@ impl RecordKind {
 /// The write a [`RecordKind::MapWrite`] record announces.
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum MapOp {
     Assign = 0,
     Delete = 1,
     Clear = 2,
+}
+
+impl MapOp {
+    pub fn from_u64(v: u64) -> Option<Self> {
+        Some(match v {
+            0 => Self::Assign,
+            1 => Self::Delete,
+            2 => Self::Clear,
+            _ => return None,
+        })
+    }
 }
 
 /// The `*list.List` method a [`RecordKind::ListRemoveEnter`] record announces
@@ -177,6 +189,82 @@ pub const RECORD_REPLAYED: u16 = 2;
 pub const RECORD_REPEATED: u16 = 4;
 
 pub const RECORD_SIZE: usize = 88;
+
+// The kernel writes a `Record` as it lies in memory, and user space reads it field by
+// field at the struct's own offsets: no padding may hide between fields.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<Record>() == RECORD_SIZE);
+    assert!(offset_of!(Record, flags) == offset_of!(Record, kind) + size_of::<u16>());
+    assert!(offset_of!(Record, probe) == offset_of!(Record, flags) + size_of::<u16>());
+    assert!(offset_of!(Record, ts_ns) == offset_of!(Record, probe) + size_of::<u32>());
+    assert!(offset_of!(Record, tgid) == offset_of!(Record, ts_ns) + size_of::<u64>());
+    assert!(offset_of!(Record, tid) == offset_of!(Record, tgid) + size_of::<u32>());
+    assert!(offset_of!(Record, goid) == offset_of!(Record, tid) + size_of::<u32>());
+    assert!(offset_of!(Record, pc) == offset_of!(Record, goid) + size_of::<u64>());
+    assert!(offset_of!(Record, stack_id) == offset_of!(Record, pc) + size_of::<u64>());
+    assert!(offset_of!(Record, args) == offset_of!(Record, stack_id) + size_of::<i64>());
+    assert!(offset_of!(Record, args) + size_of::<[u64; RECORD_ARGS]>() == RECORD_SIZE);
+};
+
+/// Reads and writes one field of a record's bytes at the field's offset in [`Record`].
+macro_rules! record_bytes {
+    (get $b:ident, $field:ident: $ty:ty) => {{
+        let at = core::mem::offset_of!(Record, $field);
+        const LEN: usize = core::mem::size_of::<$ty>();
+        let mut v = [0u8; LEN];
+        v.copy_from_slice(&$b[at..at + LEN]);
+        <$ty>::from_le_bytes(v)
+    }};
+    (put $b:ident, $field:ident, $value:expr) => {{
+        let at = core::mem::offset_of!(Record, $field);
+        let v = $value.to_le_bytes();
+        $b[at..at + v.len()].copy_from_slice(&v);
+    }};
+}
+
+impl Record {
+    /// The record as the ring buffer and recordings carry it: its memory on a
+    /// little-endian machine.
+    pub fn to_bytes(&self) -> [u8; RECORD_SIZE] {
+        let mut b = [0u8; RECORD_SIZE];
+        record_bytes!(put b, kind, self.kind);
+        record_bytes!(put b, flags, self.flags);
+        record_bytes!(put b, probe, self.probe);
+        record_bytes!(put b, ts_ns, self.ts_ns);
+        record_bytes!(put b, tgid, self.tgid);
+        record_bytes!(put b, tid, self.tid);
+        record_bytes!(put b, goid, self.goid);
+        record_bytes!(put b, pc, self.pc);
+        record_bytes!(put b, stack_id, self.stack_id);
+        let args = core::mem::offset_of!(Record, args);
+        for (i, a) in self.args.iter().enumerate() {
+            b[args + 8 * i..args + 8 * (i + 1)].copy_from_slice(&a.to_le_bytes());
+        }
+        b
+    }
+
+    /// The inverse of [`Record::to_bytes`].
+    pub fn from_bytes(b: &[u8; RECORD_SIZE]) -> Self {
+        let args = core::mem::offset_of!(Record, args);
+        Self {
+            kind: record_bytes!(get b, kind: u16),
+            flags: record_bytes!(get b, flags: u16),
+            probe: record_bytes!(get b, probe: u32),
+            ts_ns: record_bytes!(get b, ts_ns: u64),
+            tgid: record_bytes!(get b, tgid: u32),
+            tid: record_bytes!(get b, tid: u32),
+            goid: record_bytes!(get b, goid: u64),
+            pc: record_bytes!(get b, pc: u64),
+            stack_id: record_bytes!(get b, stack_id: i64),
+            args: core::array::from_fn(|i| {
+                let mut v = [0u8; 8];
+                v.copy_from_slice(&b[args + 8 * i..args + 8 * (i + 1)]);
+                u64::from_le_bytes(v)
+            }),
+        }
+    }
+}
 const _: () = assert!(core::mem::size_of::<Record>() == RECORD_SIZE);
 const _: () = assert!(core::mem::offset_of!(Record, args) == 48);
 

@@ -10,7 +10,7 @@ use std::{hint::black_box, time::Instant};
 use criterion::{BatchSize, Criterion, Throughput};
 use tracer_user::{
     detect::{Config, Engine},
-    events::{Event, EventKind, MapWriteOp},
+    events::{Event, EventKind, MapOp},
 };
 
 struct Rng(u64);
@@ -72,7 +72,7 @@ impl World {
         let kind = match self.rng.below(10) {
             0 => EventKind::MapIterStart { map, iter },
             1..7 => EventKind::MapIterNext { map, iter, writing: false, unseen_until: 0 },
-            _ => EventKind::MapWrite { map, op: MapWriteOp::Assign, writing: false },
+            _ => EventKind::MapWrite { map, op: MapOp::Assign, writing: false },
         };
         self.event(goid, 0x4b_0000 + m % 32 * 0x10, kind)
     }

@@ -580,7 +580,7 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::MapWriteOp;
+    use crate::events::MapOp;
 
     /// docs/metrics.md counts and lists the values of the `probe` label.
     #[test]
@@ -590,7 +590,7 @@ mod tests {
             ProbeKind::SliceGrowCall,
             ProbeKind::MapIterStartCall,
             ProbeKind::MapIterNextCall,
-            ProbeKind::MapWriteCall(MapWriteOp::Assign),
+            ProbeKind::MapWriteCall(MapOp::Assign),
             ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg: 3, list_disp: 0, op: tracer_common::ListOp::PushBack },
             ProbeKind::ListRemoveExit,
             ProbeKind::MapWriteExit,

@@ -11,7 +11,7 @@ use super::{
 };
 use tracer_common::ListOp;
 
-use crate::events::{Event, MapWriteOp};
+use crate::events::{Event, MapOp};
 
 const NO_STACK: u32 = u32::MAX;
 
@@ -58,9 +58,9 @@ pub(crate) enum Detail {
     /// than the order of records) showed it; `prior` the op of the write `b` had
     /// started, when known (`map_concurrent_write`).
     Write {
-        op: MapWriteOp,
+        op: MapOp,
         flag: bool,
-        prior: Option<MapWriteOp>,
+        prior: Option<MapOp>,
     },
     /// An iteration step saw the map's writing flag set.
     WritingFlag,
@@ -212,7 +212,7 @@ fn materialize(agg: &Aggregate, processes: &BTreeMap<u32, ProcessInfo>, sym: &dy
 mod tests {
     use super::*;
     use crate::detect::symbols::NoSymbols;
-    use crate::events::MapWriteOp;
+    use crate::events::MapOp;
 
     fn touch(goid: u64, pc: u64, ts: u64) -> Touch {
         Touch { ts, goid, pc, tid: goid as u32, stack: NO_STACK }
@@ -245,10 +245,10 @@ mod tests {
         let detail = |op, prior| Detail::Write { op, flag: false, prior: Some(prior) };
         let mut d = Dedup::new(10);
         let mut first = sighting(Detector::MapConcurrentWrite, touch(7, 0x20, 5), touch(49, 0x10, 4));
-        first.detail = detail(MapWriteOp::Delete, MapWriteOp::Assign);
+        first.detail = detail(MapOp::Delete, MapOp::Assign);
         d.add(first, 1);
         let mut again = sighting(Detector::MapConcurrentWrite, touch(49, 0x10, 9), touch(7, 0x20, 8));
-        again.detail = detail(MapWriteOp::Assign, MapWriteOp::Delete);
+        again.detail = detail(MapOp::Assign, MapOp::Delete);
         d.add(again, 1);
         let f = d.findings(&BTreeMap::new(), &NoSymbols);
         assert_eq!(f.len(), 1);

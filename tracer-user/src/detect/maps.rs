@@ -21,12 +21,12 @@ use super::{
     finding::Detector,
     table::{Key, Table},
 };
-use crate::events::{Event, MapWriteOp};
+use crate::events::{Event, MapOp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct WriteMark {
     at: Touch,
-    op: MapWriteOp,
+    op: MapOp,
 }
 
 /// The map's latest records form an unbroken run of one goroutine: a step of
@@ -197,7 +197,7 @@ impl Maps {
         }
     }
 
-    pub fn on_write(&mut self, ev: &Event, map: u64, op: MapWriteOp, writing: bool, now: u64, out: &mut Dedup) {
+    pub fn on_write(&mut self, ev: &Event, map: u64, op: MapOp, writing: bool, now: u64, out: &mut Dedup) {
         if ev.goid == 0 {
             self.ignored += 1;
             return;
@@ -229,7 +229,7 @@ impl Maps {
             // Deleting during one's own range is deterministic (deleted keys are not
             // produced later) and idiomatic: it keeps the run but is not reported.
             Some(run) if run.goid == t.goid => {
-                Some(OwnRun { write: run.write.or((op != MapWriteOp::Delete).then_some(w)), ..run })
+                Some(OwnRun { write: run.write.or((op != MapOp::Delete).then_some(w)), ..run })
             }
             _ => None,
         };
@@ -239,7 +239,7 @@ impl Maps {
 
     /// A write the kernel saw inside the goroutine's own range over `iter`; the
     /// range's next step follows.
-    pub fn on_write_in_range(&mut self, ev: &Event, map: u64, op: MapWriteOp, iter: u64, now: u64, out: &mut Dedup) {
+    pub fn on_write_in_range(&mut self, ev: &Event, map: u64, op: MapOp, iter: u64, now: u64, out: &mut Dedup) {
         self.on_write(ev, map, op, false, now, out);
         if let Some(ms) = self.maps.peek_mut(Key::new(ev.tgid, map))
             && ev.goid != 0
@@ -252,7 +252,7 @@ impl Maps {
     /// A write that started inside goroutine `other`'s write interval on the map (the
     /// kernel follows intervals from each write's CALL to the instruction after it).
     /// `other`'s start record came first; the overlap subsumes a writing flag.
-    pub fn on_write_overlap(&mut self, ev: &Event, map: u64, op: MapWriteOp, other: u64, now: u64, out: &mut Dedup) {
+    pub fn on_write_overlap(&mut self, ev: &Event, map: u64, op: MapOp, other: u64, now: u64, out: &mut Dedup) {
         let mkey = Key::new(ev.tgid, map);
         let started = self.maps.peek_mut(mkey).and_then(|ms| ms.writes.iter().flatten().find(|w| w.at.goid == other).copied());
         self.on_write(ev, map, op, false, now, out);

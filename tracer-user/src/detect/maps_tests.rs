@@ -6,7 +6,7 @@ use crate::detect::{
 };
 use crate::events::{
     EventKind,
-    MapWriteOp::{Assign, Clear, Delete},
+    MapOp::{Assign, Clear, Delete},
 };
 
 const M: u64 = 0xc0_0020_0000;

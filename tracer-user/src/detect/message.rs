@@ -5,7 +5,7 @@ use super::{
     dedup::{Detail, Sighting},
     finding::{Detector, Role},
 };
-use crate::events::MapWriteOp;
+use crate::events::MapOp;
 
 /// The parts the two goroutines of a sighting play, `a` then `b`.
 pub(crate) fn roles(d: Detector) -> (Role, Role) {
@@ -23,16 +23,16 @@ pub(crate) fn roles(d: Detector) -> (Role, Role) {
     }
 }
 
-fn op_name(op: MapWriteOp) -> &'static str {
+fn op_name(op: MapOp) -> &'static str {
     match op {
-        MapWriteOp::Assign => "assign",
-        MapWriteOp::Delete => "delete",
-        MapWriteOp::Clear => "clear",
+        MapOp::Assign => "assign",
+        MapOp::Delete => "delete",
+        MapOp::Clear => "clear",
     }
 }
 
 /// ` (assign)` when the other side's op is known.
-fn prior_op(op: Option<MapWriteOp>) -> String {
+fn prior_op(op: Option<MapOp>) -> String {
     op.map_or_else(String::new, |op| format!(" ({})", op_name(op)))
 }
 
@@ -155,9 +155,9 @@ mod tests {
             Detail::Overlap { bytes: 16, elem: 8 },
             Detail::Length { len: 4 },
             Detail::Gap { ns: 2_500_000_000 },
-            Detail::Write { op: MapWriteOp::Assign, flag: false, prior: None },
-            Detail::Write { op: MapWriteOp::Delete, flag: true, prior: Some(MapWriteOp::Assign) },
-            Detail::Write { op: MapWriteOp::Clear, flag: true, prior: None },
+            Detail::Write { op: MapOp::Assign, flag: false, prior: None },
+            Detail::Write { op: MapOp::Delete, flag: true, prior: Some(MapOp::Assign) },
+            Detail::Write { op: MapOp::Clear, flag: true, prior: None },
             Detail::ElemList { list: 0x10 },
             Detail::None,
             Detail::None,

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::{Config, Finding, NoSymbols, detect_all, testkit::TGID};
-use crate::events::{Event, EventKind, MapWriteOp};
+use crate::events::{Event, EventKind, MapOp};
 
 /// Small address pools so that records collide on objects, sub-slices and iterators.
 fn kind(region: u64) -> impl Strategy<Value = EventKind> {
@@ -27,7 +27,7 @@ fn kind(region: u64) -> impl Strategy<Value = EventKind> {
     let map = (0..2u64).prop_map(move |m| base + 0x10_0000 + m * 0x100);
     let iter = (0..3u64).prop_map(move |i| base + 0x20_0000 + i * 0x100);
     let list = (0..2u64).prop_map(move |l| base + 0x30_0000 + l * 0x100);
-    let op = prop_oneof![Just(MapWriteOp::Assign), Just(MapWriteOp::Delete), Just(MapWriteOp::Clear)];
+    let op = prop_oneof![Just(MapOp::Assign), Just(MapOp::Delete), Just(MapOp::Clear)];
     prop_oneof![
         3 => grow,
         1 => (map.clone(), iter.clone()).prop_map(|(map, iter)| EventKind::MapIterStart { map, iter }),
@@ -147,7 +147,7 @@ fn concurrent_stream(scripts: &[Vec<Action>]) -> Vec<Event> {
                     }
                 }
                 Action::Write { op, us } => {
-                    let op = [MapWriteOp::Assign, MapWriteOp::Delete, MapWriteOp::Clear][op as usize];
+                    let op = [MapOp::Assign, MapOp::Delete, MapOp::Clear][op as usize];
                     events.push(ev(t, 0x20 + goid, EventKind::MapWrite { map: MAP, op, writing: false }));
                     writes.push((t, t + u64::from(us) * 1_000));
                 }

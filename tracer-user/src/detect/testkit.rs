@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::{Config, Detector, Finding, NoSymbols, Severity, Stats, detect_all};
 use tracer_common::ListOp;
 
-use crate::events::{Event, EventKind, MapWriteOp};
+use crate::events::{Event, EventKind, MapOp};
 
 pub(crate) const TGID: u32 = 100;
 
@@ -65,12 +65,12 @@ impl Stream {
         self.push(ts_us, goid, pc, EventKind::MapIterNext { map, iter, writing: false, unseen_until })
     }
 
-    pub fn write(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapWriteOp, writing: bool) -> &mut Self {
+    pub fn write(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapOp, writing: bool) -> &mut Self {
         self.push(ts_us, goid, pc, EventKind::MapWrite { map, op, writing })
     }
 
     /// A write start the kernel found inside `other`'s write interval.
-    pub fn overlap(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapWriteOp, other: u64) -> &mut Self {
+    pub fn overlap(&mut self, ts_us: f64, goid: u64, pc: u64, map: u64, op: MapOp, other: u64) -> &mut Self {
         self.push(ts_us, goid, pc, EventKind::MapWriteOverlap { map, op, writing: false, other })
     }
 
@@ -258,7 +258,7 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
                         ranges.remove(&map);
                     }
                     Some(run)
-                        if run.held.is_none() && !sent && op != MapWriteOp::Delete && !run.reported.contains(&ev.pc) =>
+                        if run.held.is_none() && !sent && op != MapOp::Delete && !run.reported.contains(&ev.pc) =>
                     {
                         run.held = Some(Event { kind: EventKind::MapWriteInRange { map, op, iter: run.iter }, ..*ev });
                         run.latest = ev.ts_ns;

@@ -2,7 +2,8 @@
 #![forbid(unsafe_code)]
 
 use thiserror::Error;
-use tracer_common::{GC_CYCLE_SHIFT, ListOp, MapOp, RECORD_REPEATED, RECORD_SIZE, Record, RecordKind};
+pub use tracer_common::MapOp;
+use tracer_common::{GC_CYCLE_SHIFT, ListOp, RECORD_REPEATED, RECORD_SIZE, Record, RecordKind};
 
 /// One decoded probe hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,13 +47,13 @@ pub enum EventKind {
         #[serde(default)]
         unseen_until: u64,
     },
-    MapWrite { map: u64, op: MapWriteOp, writing: bool },
+    MapWrite { map: u64, op: MapOp, writing: bool },
     /// A write the kernel saw inside the writing goroutine's own range over the map
     /// (`iter`): its next step followed. The step's record comes right after.
-    MapWriteInRange { map: u64, op: MapWriteOp, iter: u64 },
+    MapWriteInRange { map: u64, op: MapOp, iter: u64 },
     /// A write that started while goroutine `other`'s write to the map had started
     /// and not returned; `other`'s start record came before this one.
-    MapWriteOverlap { map: u64, op: MapWriteOp, writing: bool, other: u64 },
+    MapWriteOverlap { map: u64, op: MapOp, writing: bool, other: u64 },
     /// A mutating list method started (`op`; Remove in recordings made before the
     /// others were traced). `elem` is the element or mark whose list the method
     /// checks (0 for PushBack, Init…; `elem_list` is then the list).
@@ -64,14 +65,6 @@ pub enum EventKind {
         op: ListOp,
     },
     ListRemoveExit { list: u64, elem: u64 },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MapWriteOp {
-    Assign,
-    Delete,
-    Clear,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -123,45 +116,14 @@ impl EventKind {
     }
 }
 
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
 /// Decodes one record as the kernel wrote it (little-endian `Record`).
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-    if bytes.len() != RECORD_SIZE {
-        return Err(DecodeError::Size { len: bytes.len() });
-    }
-    let rec = Record {
-        kind: le_u16(bytes, 0),
-        flags: le_u16(bytes, 2),
-        probe: le_u32(bytes, 4),
-        ts_ns: le_u64(bytes, 8),
-        tgid: le_u32(bytes, 16),
-        tid: le_u32(bytes, 20),
-        goid: le_u64(bytes, 24),
-        pc: le_u64(bytes, 32),
-        stack_id: le_u64(bytes, 40) as i64,
-        args: core::array::from_fn(|i| le_u64(bytes, 48 + 8 * i)),
-    };
-    from_record(&rec)
+    let bytes: &[u8; RECORD_SIZE] = bytes.try_into().map_err(|_| DecodeError::Size { len: bytes.len() })?;
+    from_record(&Record::from_bytes(bytes))
 }
 
-fn map_op(op: u64) -> Result<MapWriteOp, DecodeError> {
-    Ok(match op {
-        x if x == MapOp::Assign as u64 => MapWriteOp::Assign,
-        x if x == MapOp::Delete as u64 => MapWriteOp::Delete,
-        x if x == MapOp::Clear as u64 => MapWriteOp::Clear,
-        op => return Err(DecodeError::MapOp { op }),
-    })
+fn map_op(op: u64) -> Result<MapOp, DecodeError> {
+    MapOp::from_u64(op).ok_or(DecodeError::MapOp { op })
 }
 
 pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
@@ -221,26 +183,9 @@ mod tests {
         }
     }
 
-    fn to_bytes(r: &Record) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend(r.kind.to_le_bytes());
-        v.extend(r.flags.to_le_bytes());
-        v.extend(r.probe.to_le_bytes());
-        v.extend(r.ts_ns.to_le_bytes());
-        v.extend(r.tgid.to_le_bytes());
-        v.extend(r.tid.to_le_bytes());
-        v.extend(r.goid.to_le_bytes());
-        v.extend(r.pc.to_le_bytes());
-        v.extend(r.stack_id.to_le_bytes());
-        for a in r.args {
-            v.extend(a.to_le_bytes());
-        }
-        v
-    }
-
     #[test]
     fn decodes_slice_growth_and_its_array_end() {
-        let ev = decode(&to_bytes(&grow_record())).unwrap();
+        let ev = decode(&grow_record().to_bytes()).unwrap();
         assert_eq!(ev.goid, 42);
         assert_eq!(ev.stack_id, None);
         assert_eq!(ev.kind.object(), 0x1000 + 4 * 8);
@@ -252,6 +197,6 @@ mod tests {
         assert_eq!(decode(&[0; 10]), Err(DecodeError::Size { len: 10 }));
         let mut r = grow_record();
         r.kind = 99;
-        assert_eq!(decode(&to_bytes(&r)), Err(DecodeError::Kind { kind: 99 }));
+        assert_eq!(decode(&r.to_bytes()), Err(DecodeError::Kind { kind: 99 }));
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use tracer_common::{LIST_REG_NONE, ListOp};
 
-use crate::events::MapWriteOp;
+use crate::events::MapOp;
 
 use super::disasm::{self, CallSite};
 use super::scope::{ScopeFilter, goroot_src, package_of, tested_packages, unescape_package};
@@ -28,7 +28,7 @@ pub enum ProbeKind {
     /// CALL to `mapiternext` / `mapIterNext`.
     MapIterNextCall,
     /// CALL to a map write (`mapassign*`, `mapdelete*`, `mapclear`).
-    MapWriteCall(MapWriteOp),
+    MapWriteCall(MapOp),
     /// First instruction of an inlined body of a mutating `container/list.List`
     /// method, `op` (or a CALL of an out-of-line one); the list and the element (or
     /// mark) are in these registers: x86 hardware numbers on amd64 (AX=0 CX=1 DX=2
@@ -326,9 +326,9 @@ fn call_kind(name: &str, role: Role, arch: super::Arch) -> Option<ProbeKind> {
         Role::SliceGrow => ProbeKind::SliceGrowCall,
         Role::MapIterStart => ProbeKind::MapIterStartCall,
         Role::MapIterNext => ProbeKind::MapIterNextCall,
-        Role::MapAssign => ProbeKind::MapWriteCall(MapWriteOp::Assign),
-        Role::MapDelete => ProbeKind::MapWriteCall(MapWriteOp::Delete),
-        Role::MapClear => ProbeKind::MapWriteCall(MapWriteOp::Clear),
+        Role::MapAssign => ProbeKind::MapWriteCall(MapOp::Assign),
+        Role::MapDelete => ProbeKind::MapWriteCall(MapOp::Delete),
+        Role::MapClear => ProbeKind::MapWriteCall(MapOp::Clear),
         Role::GcMarkTermination => return None,
     })
 }
@@ -510,7 +510,7 @@ mod tests {
         assert_eq!(signature("runtime.growsliceBufNoAlias", Role::SliceGrow, v127), Signature::GrowsliceBuf);
         assert_eq!(signature("runtime.mapIterStart", Role::MapIterStart, v127), Signature::MapIterStart);
         let amd64 = crate::gobin::Arch::Amd64;
-        assert_eq!(call_kind("runtime.mapclear", Role::MapClear, amd64), Some(ProbeKind::MapWriteCall(MapWriteOp::Clear)));
+        assert_eq!(call_kind("runtime.mapclear", Role::MapClear, amd64), Some(ProbeKind::MapWriteCall(MapOp::Clear)));
         assert_eq!(call_kind("runtime.gcMarkTermination", Role::GcMarkTermination, amd64), None);
         let list = |m: &str, arch| call_kind(&format!("container/list.(*List).{m}"), Role::ListMutation, arch);
         let enter = |elem_reg, op| Some(ProbeKind::ListRemoveEnter { list_reg: 0, elem_reg, list_disp: 0, op });
@@ -542,7 +542,7 @@ mod tests {
             signature: Signature::MapWrite,
             after: None,
         };
-        let assign = ProbeKind::MapWriteCall(MapWriteOp::Assign);
+        let assign = ProbeKind::MapWriteCall(MapOp::Assign);
         let mut plan = ProbePlan {
             probes: vec![
                 probe(ProbeKind::SliceGrowCall, "main.a"),

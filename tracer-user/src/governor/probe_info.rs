@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn paired_probes_are_switched_together() {
-        use crate::{events::MapWriteOp, gobin::{Probe, ProbeKind, Signature}};
+        use crate::{events::MapOp, gobin::{Probe, ProbeKind, Signature}};
         let probe = |kind, caller: &str| Probe {
             kind,
             address: 0x1000,
@@ -62,7 +62,7 @@ mod tests {
             signature: Signature::MapWrite,
             after: None,
         };
-        let start = probe_info(&probe(ProbeKind::MapWriteCall(MapWriteOp::Assign), "main.put"));
+        let start = probe_info(&probe(ProbeKind::MapWriteCall(MapOp::Assign), "main.put"));
         let exit = probe_info(&probe(ProbeKind::MapWriteExit, "main.put"));
         assert_eq!(start.unit.as_deref(), Some("map_write main.put"));
         assert_eq!(exit.unit.as_deref(), Some("map_write main.put"));

@@ -7,13 +7,10 @@ use std::{
     sync::Arc,
 };
 
-use tracer_common::{MapOp, cookie, hit_slot};
+use tracer_common::{cookie, hit_slot};
 
 use super::ProbeError;
-use crate::{
-    events::MapWriteOp,
-    gobin::{Probe, ProbeKind, ProbePlan},
-};
+use crate::gobin::{Probe, ProbeKind, ProbePlan};
 
 /// A probe placed in a binary.
 #[derive(Clone, Debug)]
@@ -36,14 +33,7 @@ fn program_of(kind: &ProbeKind) -> (&'static str, u8, u8, u8) {
         ProbeKind::SliceGrowCall => ("slice_grow_call", 0, 0, 0),
         ProbeKind::MapIterStartCall => ("map_iter_start_call", 0, 0, 0),
         ProbeKind::MapIterNextCall => ("map_iter_next_call", 0, 0, 0),
-        ProbeKind::MapWriteCall(op) => {
-            let op = match op {
-                MapWriteOp::Assign => MapOp::Assign,
-                MapWriteOp::Delete => MapOp::Delete,
-                MapWriteOp::Clear => MapOp::Clear,
-            };
-            ("map_write_call", op as u8, 0, 0)
-        }
+        ProbeKind::MapWriteCall(op) => ("map_write_call", op as u8, 0, 0),
         ProbeKind::ListRemoveEnter { list_reg, elem_reg, list_disp, op } => {
             ("list_remove_enter", list_reg, if op.checks_element() { elem_reg } else { list_disp }, op as u8)
         }

@@ -1,9 +1,9 @@
 //! The on-disk layout of a recording, version 1 (docs/findings-schema.md has the
 //! table): constants, the header, chunk tags, and the record encoding.
 
-use tracer_common::{MapOp, RECORD_REPEATED, RECORD_SIZE, RecordKind};
+use tracer_common::{RECORD_REPEATED, RECORD_SIZE, Record, RecordKind};
 
-use crate::events::{Event, EventKind, MapWriteOp};
+use crate::events::{Event, EventKind};
 
 /// First 8 bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"GHOSTREC";
@@ -102,14 +102,6 @@ impl Tag {
     }
 }
 
-fn map_op(op: MapWriteOp) -> MapOp {
-    match op {
-        MapWriteOp::Assign => MapOp::Assign,
-        MapWriteOp::Delete => MapOp::Delete,
-        MapWriteOp::Clear => MapOp::Clear,
-    }
-}
-
 /// A decoded event back in the kernel's record layout (only the flags the decoder
 /// reads): how synthetic streams and tests make recordings.
 pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
@@ -127,40 +119,38 @@ pub fn encode(ev: &Event) -> [u8; RECORD_SIZE] {
             (RecordKind::MapIterNext, [map, iter, u64::from(writing), unseen_until, 0])
         }
         EventKind::MapWrite { map, op, writing } => {
-            (RecordKind::MapWrite, [map, map_op(op) as u64, u64::from(writing), 0, 0])
+            (RecordKind::MapWrite, [map, op as u64, u64::from(writing), 0, 0])
         }
         EventKind::MapWriteInRange { map, op, iter } => {
-            (RecordKind::MapWriteInRange, [map, map_op(op) as u64, 0, iter, 0])
+            (RecordKind::MapWriteInRange, [map, op as u64, 0, iter, 0])
         }
         EventKind::MapWriteOverlap { map, op, writing, other } => {
-            (RecordKind::MapWriteOverlap, [map, map_op(op) as u64, u64::from(writing), other, 0])
+            (RecordKind::MapWriteOverlap, [map, op as u64, u64::from(writing), other, 0])
         }
         EventKind::ListRemoveEnter { list, elem, elem_list, op } => {
             (RecordKind::ListRemoveEnter, [list, elem, elem_list, op as u64, 0])
         }
         EventKind::ListRemoveExit { list, elem } => (RecordKind::ListRemoveExit, [list, elem, 0, 0, 0]),
     };
-    let mut b = [0u8; RECORD_SIZE];
-    b[0..2].copy_from_slice(&(kind as u16).to_le_bytes());
-    b[2..4].copy_from_slice(&flags.to_le_bytes());
-    b[4..8].copy_from_slice(&ev.probe.to_le_bytes());
-    b[8..16].copy_from_slice(&ev.ts_ns.to_le_bytes());
-    b[16..20].copy_from_slice(&ev.tgid.to_le_bytes());
-    b[20..24].copy_from_slice(&ev.tid.to_le_bytes());
-    b[24..32].copy_from_slice(&ev.goid.to_le_bytes());
-    b[32..40].copy_from_slice(&ev.pc.to_le_bytes());
-    let stack = ev.stack_id.map_or(-1, i64::from);
-    b[40..48].copy_from_slice(&stack.to_le_bytes());
-    for (i, a) in args.iter().enumerate() {
-        b[48 + 8 * i..56 + 8 * i].copy_from_slice(&a.to_le_bytes());
+    Record {
+        kind: kind as u16,
+        flags,
+        probe: ev.probe,
+        ts_ns: ev.ts_ns,
+        tgid: ev.tgid,
+        tid: ev.tid,
+        goid: ev.goid,
+        pc: ev.pc,
+        stack_id: ev.stack_id.map_or(-1, i64::from),
+        args,
     }
-    b
+    .to_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::decode;
+    use crate::events::{MapOp, decode};
 
     #[test]
     fn encode_is_the_inverse_of_decode() {
@@ -168,9 +158,9 @@ mod tests {
             EventKind::SliceGrow { old_ptr: 1, old_len: 2, old_cap: 3, new_len: 4, elem_size: 5, gc_cycle: 6, repeated: true },
             EventKind::MapIterStart { map: 1, iter: 2 },
             EventKind::MapIterNext { map: 1, iter: 2, writing: true, unseen_until: 3 },
-            EventKind::MapWrite { map: 1, op: MapWriteOp::Clear, writing: true },
-            EventKind::MapWriteInRange { map: 1, op: MapWriteOp::Assign, iter: 2 },
-            EventKind::MapWriteOverlap { map: 1, op: MapWriteOp::Delete, writing: true, other: 4 },
+            EventKind::MapWrite { map: 1, op: MapOp::Clear, writing: true },
+            EventKind::MapWriteInRange { map: 1, op: MapOp::Assign, iter: 2 },
+            EventKind::MapWriteOverlap { map: 1, op: MapOp::Delete, writing: true, other: 4 },
             EventKind::ListRemoveEnter { list: 1, elem: 2, elem_list: 3, op: tracer_common::ListOp::MoveBefore },
             EventKind::ListRemoveExit { list: 1, elem: 2 },
         ];

@@ -23,7 +23,7 @@ fn mixed() -> Stream {
         4,
         0x4b_2000,
         0xc000_9000,
-        crate::events::MapWriteOp::Assign,
+        crate::events::MapOp::Assign,
         false,
     );
     s.iter_next(20.0, 3, 0x4b_1010, 0xc000_9000, 0xc00f_0000, false);
@@ -196,17 +196,17 @@ fn any_event() -> impl Strategy<Value = Event> {
         }),
         (0..2u64, any::<bool>()).prop_map(|(m, w)| EventKind::MapWrite {
             map: 0x9000 + m,
-            op: crate::events::MapWriteOp::Assign,
+            op: crate::events::MapOp::Assign,
             writing: w
         }),
         (0..2u64, 0..2u64).prop_map(|(m, i)| EventKind::MapWriteInRange {
             map: 0x9000 + m,
-            op: crate::events::MapWriteOp::Assign,
+            op: crate::events::MapOp::Assign,
             iter: 0xa000 + i
         }),
         (0..2u64, 1..4u64).prop_map(|(m, g)| EventKind::MapWriteOverlap {
             map: 0x9000 + m,
-            op: crate::events::MapWriteOp::Delete,
+            op: crate::events::MapOp::Delete,
             writing: false,
             other: g
         }),
@@ -259,7 +259,7 @@ fn the_complete_stream_flag_travels_with_the_recording() {
     // A goroutine assigning inside its own range: reported only from a complete stream.
     let mut s = Stream::new();
     s.iter_start(0.0, 1, 0x10, 0xc000_9000, 0xc00f_0000).iter_next(10.0, 1, 0x11, 0xc000_9000, 0xc00f_0000, false);
-    s.write(15.0, 1, 0x20, 0xc000_9000, crate::events::MapWriteOp::Assign, false);
+    s.write(15.0, 1, 0x20, 0xc000_9000, crate::events::MapOp::Assign, false);
     s.iter_next(20.0, 1, 0x11, 0xc000_9000, 0xc00f_0000, false);
     for complete in [false, true] {
         let mut w = Writer::new(Vec::new(), Header { complete_stream: complete, ..Header::default() }).unwrap();
