@@ -2,6 +2,7 @@
 //! and the per-process configuration the kernel side reads.
 #![no_std]
 
+pub mod filter;
 pub mod hit_cache;
 
 /// What a [`Record`] describes; the first field of every record.

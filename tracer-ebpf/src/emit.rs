@@ -8,7 +8,8 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::{ProbeContext, tracing::StackIdContext},
 };
-use tracer_common::{Counter, counter_index, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
+pub use tracer_common::filter::Relation;
+use tracer_common::{Counter, filter, counter_index, ProcConfig, RECORD_ARGS, RECORD_REPEATED, RECORD_REPLAYED, RECORD_SAMPLED, Record, RecordKind};
 
 use crate::{
     maps::{COUNTER_STRIDE, GoroutineKey, Held, ObjectKey, PROBE_COUNTERS, PROCS, RECORDS, STACKS, TOTAL_HITS},
@@ -149,15 +150,11 @@ impl Hit {
         }
     }
 
-    /// The transition filter: `rec` is sent when the last hit on the same object came
-    /// from another goroutine (together with that held hit, if it was not sent yet),
-    /// or when `force` says the hit matters on its own. `relate` tells how the held hit
-    /// relates to this one (only slice arrays have lives and headers, and may turn out
-    /// private: `relate` runs only when there is a held hit, so a costly test can wait
-    /// until it could change the outcome). A goroutine
-    /// repeating its own hit, or any hit repeating one of an earlier GC cycle, marks
-    /// the record [`RECORD_REPEATED`], so that the evidence of by-value copies
-    /// survives the filtering of the repeats. Returns whether it was sent.
+    /// The transition filter (`tracer_common::filter`) on `rec`, keyed by `key` in
+    /// `table`; `force` says the hit matters on its own. `relate` tells how the held
+    /// hit relates to this one (only slice arrays have lives and headers, and may turn
+    /// out private: `relate` runs only when there is a held hit, so a costly test can
+    /// wait until it could change the outcome). Returns whether it was sent.
     #[inline(always)]
     pub fn send_on_transition(
         &self,
@@ -168,38 +165,30 @@ impl Hit {
         force: bool,
         relate: impl Fn(&Record) -> Relation,
     ) -> bool {
-        let mut send = force || self.sampled;
-        if let Some(mut prev) = table.last(key) {
-            let relation = relate(&prev.rec);
-            let repeat = match relation {
-                Relation::Private => {
-                    self.send_if_sampled(ctx, rec);
-                    return self.sampled;
-                }
-                Relation::OtherLife => false,
-                Relation::EarlierLifeSameHit => true,
-                _ if prev.rec.goid != self.goid => {
-                    if prev.sent == 0 {
-                        prev.rec.flags |= RECORD_REPLAYED;
-                        self.send(ctx, &mut prev.rec);
-                    }
-                    send = true;
-                    false
-                }
-                Relation::SameHit => true,
-                Relation::SameObject => prev.rec.flags & RECORD_REPEATED != 0,
-            };
-            if repeat {
-                rec.flags |= RECORD_REPEATED;
-            }
+        let last = table.last(key);
+        let seen = last.map(|prev| {
+            let held = filter::Held { goid: prev.rec.goid, sent: prev.sent != 0, repeated: prev.rec.flags & RECORD_REPEATED != 0 };
+            (held, relate(&prev.rec))
+        });
+        let verdict = filter::decide(seen, self.goid, force || self.sampled);
+        if verdict.replay_held
+            && let Some(mut prev) = last
+        {
+            prev.rec.flags |= RECORD_REPLAYED;
+            self.send(ctx, &mut prev.rec);
         }
-        if send {
+        if verdict.repeated {
+            rec.flags |= RECORD_REPEATED;
+        }
+        if verdict.send {
             self.send(ctx, rec);
         } else {
             count(self.probe, Counter::Filtered);
         }
-        table.set(key, &Held { rec: *rec, sent: send as u64 });
-        send
+        if verdict.keep {
+            table.set(key, &Held { rec: *rec, sent: verdict.send as u64 });
+        }
+        verdict.send
     }
 }
 
@@ -222,24 +211,4 @@ impl LastHits for LruHashMap<ObjectKey, Held> {
     fn set(&self, key: &ObjectKey, held: &Held) {
         let _ = self.insert(key, held, 0);
     }
-}
-
-/// How a held hit relates to a new one on the same key.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Relation {
-    /// The new hit's object is private to its goroutine (a slice array on its own
-    /// stack): no identity to follow, so the hit is neither a transition nor kept.
-    Private,
-    /// An earlier object at the same address (a slice array's earlier life), or an
-    /// interval that is over (a `Remove` whose exit probe was switched off).
-    OtherLife,
-    /// Maybe an earlier object, but reached through the very same arguments (a slice
-    /// header of the same start, length and element size, before a GC cycle ended):
-    /// most likely the same object copied by value, and at worst an evidence that
-    /// suppresses a finding, never one that makes it.
-    EarlierLifeSameHit,
-    /// The same object.
-    SameObject,
-    /// The same object through the same arguments (a slice: the same header).
-    SameHit,
 }

@@ -4,7 +4,7 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
-use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RECORD_ARGS, Record, RecordKind};
+use tracer_common::{GC_CYCLE_SHIFT, GrowAbi, RecordKind, filter};
 
 use crate::{
     emit::{self, Relation},
@@ -49,27 +49,6 @@ fn elem_size(probe: u32, tgid: u32, et: u64) -> u64 {
     size
 }
 
-/// How a held growth at the same end address relates to one with arguments `now`. It
-/// was of the same array when it had the same element size and GC count (the last word
-/// of both): an
-/// address only holds a new array after a sweep freed the old one, and a sweep follows
-/// a mark termination; within one count the array at the address is the one that was
-/// grown. Across counts a new array at the address (a goroutine-local one succeeding
-/// another: half of all local growths in allocation-heavy code) looks exactly like a
-/// header kept past the array's move, so neither is a transition. The same start and
-/// length is the same header grown again.
-#[inline(always)]
-fn relate(held: &Record, now: &[u64; RECORD_ARGS]) -> Relation {
-    let same_header = held.args[0] == now[0] && held.args[1] == now[1];
-    let same_elem = held.args[4] as u32 == now[4] as u32;
-    match (held.args[4] == now[4], same_header) {
-        (true, true) => Relation::SameHit,
-        (true, false) => Relation::SameObject,
-        (false, true) if same_elem => Relation::EarlierLifeSameHit,
-        (false, _) => Relation::OtherLife,
-    }
-}
-
 crate::uprobe_twins!(slice_grow_call, slice_grow_call_single, on_hit);
 
 #[inline(always)]
@@ -97,7 +76,7 @@ fn on_hit(ctx: ProbeContext) -> u32 {
         // reused by the next goroutine given the same stack, with no GC in between):
         // no identity to follow. Tested only where the answer matters: when kept, its
         // growth is only ever found again by hits on that stack, which test it too.
-        match relate(held, &now) {
+        match filter::relate_growths(&held.args, &now) {
             Relation::OtherLife => Relation::OtherLife,
             _ if on_own_stack(&ctx, old_ptr) => Relation::Private,
             relation => relation,

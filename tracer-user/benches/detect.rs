@@ -80,7 +80,7 @@ impl World {
     fn remove(&mut self, goid: u64, shared: bool, out: &mut Vec<Event>) {
         let l = if shared { self.rng.below(20) } else { 100 + goid * 4 + self.rng.below(4) };
         let list = 0xc400_0000_0000 + l * 0x100;
-        out.push(self.event(goid, 0x4c_0000, EventKind::ListRemoveEnter { list, elem: list + 0x40, elem_list: list }));
+        out.push(self.event(goid, 0x4c_0000, EventKind::ListRemoveEnter { list, elem: list + 0x40, elem_list: list, op: tracer_common::ListOp::Remove }));
         self.ts += 30;
         out.push(self.event(goid, 0x4c_0040, EventKind::ListRemoveExit { list, elem: 0 }));
     }

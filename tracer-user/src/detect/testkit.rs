@@ -1,13 +1,17 @@
-//! Test support: a builder for synthetic event streams (timestamps in µs) and a
-//! model of the kernel's transition filter, so every pattern can be checked on the
-//! full stream and on what the kernel actually sends.
+//! Test support: a builder for synthetic event streams (timestamps in µs) and the
+//! kernel's transition filter over them (its decisions are `tracer_common::filter`'s,
+//! the code the eBPF programs run; the tables it keeps are modelled here), so every
+//! pattern can be checked on the full stream and on what the kernel actually sends.
 
 use std::collections::HashMap;
 
 use super::{Config, Detector, Finding, NoSymbols, Severity, Stats, detect_all};
-use tracer_common::ListOp;
+use tracer_common::{
+    ListOp,
+    filter::{self, Relation},
+};
 
-use crate::events::{Event, EventKind, MapOp};
+use crate::events::{Event, EventKind, MapOp, to_record};
 
 pub(crate) const TGID: u32 = 100;
 
@@ -137,28 +141,13 @@ struct Held {
     sent: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Relation {
-    OtherLife,
-    EarlierLifeSameHit,
-    SameObject,
-    SameHit,
-}
-
-/// How the kernel relates a held hit to a new one on the same object
-/// (tracer-ebpf `emit::Relation`): growths at one end address are of one array with
-/// the same element size and GC count, the same hit with the same start and length.
+/// How the kernel relates a held hit to a new one on the same object: only growths
+/// have lives and headers (their stack-private test needs a real stack).
 fn relate(held: &Event, ev: &Event) -> Relation {
     match (held.kind, ev.kind) {
-        (
-            EventKind::SliceGrow { old_ptr: pa, old_len: la, elem_size: ea, gc_cycle: ga, .. },
-            EventKind::SliceGrow { old_ptr: pb, old_len: lb, elem_size: eb, gc_cycle: gb, .. },
-        ) => match (ea == eb, ga == gb, pa == pb && la == lb) {
-            (true, true, true) => Relation::SameHit,
-            (true, true, false) => Relation::SameObject,
-            (true, false, true) => Relation::EarlierLifeSameHit,
-            _ => Relation::OtherLife,
-        },
+        (EventKind::SliceGrow { .. }, EventKind::SliceGrow { .. }) => {
+            filter::relate_growths(&to_record(held).args, &to_record(ev).args)
+        }
         _ => Relation::SameObject,
     }
 }
@@ -197,31 +186,28 @@ pub(crate) fn kernel_filter(events: &[Event]) -> Vec<Event> {
     let mut removing: HashMap<u64, u64> = HashMap::new();
     let mut out = Vec::new();
     let on_transition = |table: &mut HashMap<Obj, Held>, key: Obj, ev: &Event, force: bool, out: &mut Vec<Event>| {
-        let mut send = force;
         let mut ev = *ev;
-        if let Some(prev) = table.get(&key) {
-            let repeat = match relate(&prev.ev, &ev) {
-                Relation::OtherLife => false,
-                Relation::EarlierLifeSameHit => true,
-                _ if prev.ev.goid != ev.goid => {
-                    if !prev.sent {
-                        out.push(prev.ev);
-                    }
-                    send = true;
-                    false
-                }
-                Relation::SameHit => true,
-                Relation::SameObject => matches!(prev.ev.kind, EventKind::SliceGrow { repeated: true, .. }),
-            };
-            if repeat {
-                mark_repeated(&mut ev);
-            }
+        let last = table.get(&key).copied();
+        let seen = last.map(|prev| {
+            let repeated = matches!(prev.ev.kind, EventKind::SliceGrow { repeated: true, .. });
+            (filter::Held { goid: prev.ev.goid, sent: prev.sent, repeated }, relate(&prev.ev, &ev))
+        });
+        let verdict = filter::decide(seen, ev.goid, force);
+        if verdict.replay_held
+            && let Some(prev) = last
+        {
+            out.push(prev.ev);
         }
-        if send {
+        if verdict.repeated {
+            mark_repeated(&mut ev);
+        }
+        if verdict.send {
             out.push(ev);
         }
-        table.insert(key, Held { ev, sent: send });
-        send
+        if verdict.keep {
+            table.insert(key, Held { ev, sent: verdict.send });
+        }
+        verdict.send
     };
     let mut ranges: HashMap<u64, OwnRange> = HashMap::new();
     for ev in events {

@@ -164,6 +164,45 @@ pub fn from_record(rec: &Record) -> Result<Event, DecodeError> {
     })
 }
 
+/// An event back in the kernel's record layout (only the flags the decoder reads).
+pub fn to_record(ev: &Event) -> Record {
+    let mut flags = 0u16;
+    let (kind, args) = match ev.kind {
+        EventKind::SliceGrow { old_ptr, old_len, old_cap, new_len, elem_size, gc_cycle, repeated } => {
+            if repeated {
+                flags |= RECORD_REPEATED;
+            }
+            let packed = (elem_size & 0xffff_ffff) | u64::from(gc_cycle) << GC_CYCLE_SHIFT;
+            (RecordKind::SliceGrow, [old_ptr, old_len, old_cap, new_len, packed])
+        }
+        EventKind::MapIterStart { map, iter } => (RecordKind::MapIterStart, [map, iter, 0, 0, 0]),
+        EventKind::MapIterNext { map, iter, writing, unseen_until } => {
+            (RecordKind::MapIterNext, [map, iter, u64::from(writing), unseen_until, 0])
+        }
+        EventKind::MapWrite { map, op, writing } => (RecordKind::MapWrite, [map, op as u64, u64::from(writing), 0, 0]),
+        EventKind::MapWriteInRange { map, op, iter } => (RecordKind::MapWriteInRange, [map, op as u64, 0, iter, 0]),
+        EventKind::MapWriteOverlap { map, op, writing, other } => {
+            (RecordKind::MapWriteOverlap, [map, op as u64, u64::from(writing), other, 0])
+        }
+        EventKind::ListRemoveEnter { list, elem, elem_list, op } => {
+            (RecordKind::ListRemoveEnter, [list, elem, elem_list, op as u64, 0])
+        }
+        EventKind::ListRemoveExit { list, elem } => (RecordKind::ListRemoveExit, [list, elem, 0, 0, 0]),
+    };
+    Record {
+        kind: kind as u16,
+        flags,
+        probe: ev.probe,
+        ts_ns: ev.ts_ns,
+        tgid: ev.tgid,
+        tid: ev.tid,
+        goid: ev.goid,
+        pc: ev.pc,
+        stack_id: ev.stack_id.map_or(-1, i64::from),
+        args,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
