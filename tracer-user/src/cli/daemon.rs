@@ -85,9 +85,11 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
     let options = Options {
         budget,
         selector: Selector::new(args.select),
-        scope: Scope::from_words(&args.scope)?,
-        sample_every: args.sample_every,
-        stacks: !args.no_stacks,
+        trace: crate::probes::Settings {
+            scope: Scope::from_words(&args.scope)?,
+            sample_every: args.sample_every,
+            stacks: !args.no_stacks,
+        },
         keep_idle: args.keep_idle,
     };
     let detect = Config { window: args.window, complete_stream: args.sample_every == 1, ..Config::default() };

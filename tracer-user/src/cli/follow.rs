@@ -12,11 +12,11 @@ use anyhow::Result;
 use tokio::io::unix::AsyncFd;
 use tracer_common::{ProcConfig, ProcEventKind};
 
-use super::{TraceOptions, session::Session};
+use super::session::Session;
 use crate::{
     daemon::procfs::{self, FileStamp},
-    gobin::{GoBinary, GobinError, ProbePlan},
-    probes::{self, ProcEvents},
+    gobin::{GoBinary, ProbePlan},
+    probes::{self, ProcEvents, Target, TargetError},
 };
 
 /// Ancestors looked at before giving up on a pid (a deeper tree is not followed).
@@ -57,11 +57,11 @@ impl Follower {
     }
 
     /// Handles the events that arrived.
-    pub fn handle_events(&mut self, session: &mut Session, options: &TraceOptions) {
+    pub fn handle_events(&mut self, session: &mut Session) {
         while let Some((kind, pid)) = self.events.get_mut().next_event() {
             match kind {
                 ProcEventKind::Exec => {
-                    self.exec(session, options, pid);
+                    self.exec(session, pid);
                     // Held at its exec by the kernel side: its probes are up (or it is
                     // not traced), it runs on.
                     session.tracer.continue_held(pid);
@@ -79,14 +79,14 @@ impl Follower {
         }
     }
 
-    fn exec(&mut self, session: &mut Session, options: &TraceOptions, pid: u32) {
+    fn exec(&mut self, session: &mut Session, pid: u32) {
         if pid == self.root || !descends_from(pid, self.root) {
             return;
         }
         // It ran something else before: that program is gone.
         self.exit(session, pid);
         let (Ok(file), Ok(path)) = (procfs::file_of(pid), std::fs::read_link(procfs::exe_link(pid))) else { return };
-        let planned = self.executables.entry(file).or_insert_with(|| plan(pid, path, options));
+        let planned = self.executables.entry(file).or_insert_with(|| plan(pid, path, &session.settings));
         let Some(p) = planned else { return };
         match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config) {
             Ok(probes) => {
@@ -101,26 +101,18 @@ impl Follower {
 
 /// Opens and plans the executable of `pid`; `None` (with a one-line note) when it is
 /// not a Go program ghostrace can trace.
-fn plan(pid: u32, path: PathBuf, options: &TraceOptions) -> Option<Planned> {
-    let binary = match GoBinary::open(&procfs::exe_link(pid)) {
-        Ok(binary) => binary,
-        Err(GobinError::NotGo { .. } | GobinError::NotElf { .. }) => {
+fn plan(pid: u32, path: PathBuf, settings: &probes::Settings) -> Option<Planned> {
+    match probes::prepare_target(&procfs::exe_link(pid), settings) {
+        Ok(Target { binary, plan, config }) => Some(Planned { path, binary: Arc::new(binary), plan, config }),
+        Err(TargetError::NotGo(_)) => {
             tracing::warn!("pid {pid} runs {}, not a Go program: not followed", path.display());
-            return None;
+            None
         }
         Err(e) => {
             tracing::warn!("not following pid {pid} ({}): {e}", path.display());
-            return None;
+            None
         }
-    };
-    if let Err(e) = probes::check_traceable(&binary) {
-        tracing::warn!("not following pid {pid} ({}): {e}", path.display());
-        return None;
     }
-    // session::prepare refused a bad scope before anything ran.
-    let plan = binary.probe_plan(&options.scope().ok()?);
-    let config = probes::proc_config(&binary, options.sample_every, !options.no_stacks);
-    Some(Planned { path, binary: Arc::new(binary), plan, config })
 }
 
 /// Whether `root` is an ancestor of `pid` (through /proc/PID/stat's parent pids).

@@ -86,6 +86,11 @@ impl TraceOptions {
         Scope::from_words(&self.scope)
     }
 
+    /// How an executable is planned and traced.
+    pub fn trace_settings(&self) -> Result<crate::probes::Settings, crate::gobin::ScopeError> {
+        Ok(crate::probes::Settings { scope: self.scope()?, sample_every: self.sample_every, stacks: !self.no_stacks })
+    }
+
     /// The detection engine's settings; `complete` when every hit reaches user space.
     pub fn detect_config(&self) -> Config {
         Config { window: self.window, complete_stream: self.sample_every == 1, ..Config::default() }

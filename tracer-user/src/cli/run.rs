@@ -92,7 +92,7 @@ pub fn run(options: &TraceOptions, command: &[OsString]) -> Result<i32> {
                     }
                 } => {
                     if let Some(follower) = &mut follower {
-                        follower.handle_events(&mut session, options);
+                        follower.handle_events(&mut session);
                     }
                 }
                 () = time::sleep(wake) => {}

@@ -28,7 +28,7 @@ use crate::{
     daemon::procfs,
     live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
-    probes::{self, Tracer},
+    probes::{self, Target, Tracer},
     recording::{ClockAnchor, Header, Writer},
     stats::SiteStats,
     symbolize::BinarySymbols,
@@ -110,6 +110,9 @@ const FOLLOW_ROOM: u32 = 16_384;
 pub struct Session {
     pub binary: Arc<GoBinary>,
     plan: ProbePlan,
+    config: ProcConfig,
+    /// How the programs it follows are planned too.
+    pub settings: probes::Settings,
     /// Where the executable is opened and probed.
     pub path: PathBuf,
     /// What findings and recordings call it: a path `replay` can open later.
@@ -156,19 +159,20 @@ impl Outcome {
 /// Opens and plans `path`, and loads the probes (not attached yet): everything that
 /// can fail before a process is touched.
 pub fn prepare(path: &Path, options: &TraceOptions) -> Result<Session> {
-    let scope = options.scope()?;
-    let binary = GoBinary::open(path).with_context(|| format!("{}", path.display()))?;
-    probes::check_traceable(&binary).with_context(|| format!("{}", path.display()))?;
+    let settings = options.trace_settings()?;
+    let Target { binary, plan, config } =
+        probes::prepare_target(path, &settings).with_context(|| format!("{}", path.display()))?;
     options.detect_config().validate()?;
     let budget = governor::starting_budget(options.budget(), options.overhead_budget_file.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let plan = binary.probe_plan(&scope);
     let capacity = u32::try_from(plan.probes.len()).unwrap_or(u32::MAX).saturating_add(FOLLOW_ROOM);
     let mut tracer = Tracer::load(options.ring_bytes, capacity)?;
     let cost = governor::calibrate::at_startup(&mut tracer);
     Ok(Session {
         binary: Arc::new(binary),
         plan,
+        config,
+        settings,
         path: path.to_path_buf(),
         name: path.to_path_buf(),
         tracer,
@@ -210,7 +214,7 @@ impl Session {
                 self.path.display()
             );
         }
-        let config = probes::proc_config(&self.binary, options.sample_every, !options.no_stacks);
+        let config = self.config;
         let process =
             ProcessInfo { pid, binary: self.name.display().to_string(), go_version: self.binary.go_version().into(), load_bias };
         let mut engine = Engine::new(options.detect_config())?;

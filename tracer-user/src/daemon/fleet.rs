@@ -23,9 +23,9 @@ use crate::{
     container::{self, Container},
     detect::ProcessInfo,
     export::prometheus::{AttachFailure, Metrics},
-    gobin::{GoBinary, GobinError, ProbeKind, Scope},
+    gobin::{GoBinary, ProbeKind},
     governor::{Budget, Governor, HitCost},
-    probes::{self, Attachment, ProbeCounters, ProbeError, Tracer},
+    probes::{self, Attachment, ProbeCounters, ProbeError, Target, TargetError, Tracer},
 };
 
 /// Files found not to be Go programs (or not traceable) remembered at most; the
@@ -53,9 +53,7 @@ impl Source {
 /// What is traced and how.
 pub struct Options {
     pub selector: Selector,
-    pub scope: Scope,
-    pub sample_every: u32,
-    pub stacks: bool,
+    pub trace: probes::Settings,
     pub budget: Budget,
     /// How long an executable's probes stay attached once its last process is gone:
     /// a program run every few seconds or minutes (a backup job, a CNI plugin at each
@@ -254,13 +252,13 @@ impl Fleet {
         // process exits while it is analysed and attached.
         let Ok(file) = std::fs::File::open(procfs::exe_link(process.pid)) else { return Err(None) };
         let link = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        let binary = match GoBinary::open(&link) {
-            Ok(binary) => binary,
-            Err(GobinError::NotGo { .. } | GobinError::NotElf { .. } | GobinError::Directory { .. }) => {
+        let Target { binary, plan, config } = match probes::prepare_target(&link, &self.options.trace) {
+            Ok(target) => target,
+            Err(TargetError::NotGo(_)) => {
                 self.metrics.ignored_binaries.inc();
                 return Err(Some(Verdict::NotGo));
             }
-            Err(GobinError::Io { .. }) => return Err(None),
+            Err(TargetError::Unreadable(_)) => return Err(None),
             Err(e) => {
                 tracing::warn!("not tracing {} (pid {}): {e}", process.exe, process.pid);
                 self.metrics.attach_failed(AttachFailure::Unsupported);
@@ -268,13 +266,6 @@ impl Fleet {
                 return Err(Some(Verdict::Failed(e.to_string().into())));
             }
         };
-        if let Err(e) = probes::check_traceable(&binary) {
-            tracing::warn!("not tracing {} (pid {}): {e}", process.exe, process.pid);
-            self.metrics.attach_failed(AttachFailure::Unsupported);
-            self.last_failure = Some(e.to_string());
-            return Err(Some(Verdict::Failed(e.to_string().into())));
-        }
-        let plan = binary.probe_plan(&self.options.scope);
         self.make_room(tracer, plan.probes.len());
         let (plan, left_out) = tracer.fit(&plan, Path::new(&process.exe));
         let attached = if plan.probes.is_empty() && left_out > 0 {
@@ -302,7 +293,6 @@ impl Fleet {
             .map(|id| tracer.table.get(id).map_or("unknown", |p| kind_label(&p.probe.kind)))
             .collect::<Vec<_>>();
         let label = procfs::label_of(&process.exe);
-        let config = probes::proc_config(&binary, self.options.sample_every, self.options.stacks);
         let probes = attachment.ids.clone().filter_map(|id| tracer.table.get(id).map(|p| crate::governor::probe_info(&p.probe)));
         let governor = Governor::new(self.options.budget, self.cost, attachment.ids.clone(), probes, Instant::now());
         self.binaries.insert(

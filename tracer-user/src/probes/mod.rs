@@ -7,6 +7,7 @@ pub mod kernel;
 mod lifecycle;
 mod links;
 mod table;
+mod target;
 
 use std::{
     num::NonZeroU32,
@@ -28,6 +29,7 @@ pub use self::{
     config::{check_traceable, proc_config},
     lifecycle::{Attachment, ProcEvents},
     table::{PlacedProbe, ProbeTable, program_name},
+    target::{Settings, Target, TargetError, prepare as prepare_target},
 };
 use crate::gobin::{ProbePlan, Role};
 
