@@ -16,7 +16,6 @@ use tracer_common::ProcConfig;
 
 use super::{
     findings::Control,
-    procfs::{self, FileId, FileStamp},
     select::{Candidate, Selector},
 };
 use crate::{
@@ -26,6 +25,7 @@ use crate::{
     gobin::{GoBinary, GobinError, ProbeKind, Scope},
     governor::{Budget, Governor, HitCost},
     probes::{self, Attachment, ProbeCounters, ProbeError, Tracer},
+    procfs::{self, FileId, FileStamp},
 };
 
 /// Files found not to be Go programs (or not traceable) remembered at most; the
@@ -253,7 +253,7 @@ impl Fleet {
         // Held open, the file stays reachable through /proc/self/fd even if the
         // process exits while it is analysed and attached.
         let Ok(file) = std::fs::File::open(procfs::exe_link(process.pid)) else { return Err(None) };
-        let link = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let link = procfs::own_fd_path(file.as_raw_fd());
         let binary = match GoBinary::open(&link) {
             Ok(binary) => binary,
             Err(GobinError::NotGo { .. } | GobinError::NotElf { .. } | GobinError::Directory { .. }) => {
