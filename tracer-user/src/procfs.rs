@@ -209,9 +209,9 @@ pub fn pids() -> io::Result<Vec<u32>> {
     Ok(all.filter_map(|p| u32::try_from(p.ok()?.pid).ok()).collect())
 }
 
-/// This process's `/proc/self/status`; `None` when /proc cannot tell.
-pub fn own_status() -> Option<Status> {
-    myself().ok()?.status().ok()
+/// `/proc/PID/status`; `None` when /proc cannot tell.
+pub fn status(pid: u32) -> Option<Status> {
+    process(pid).ok()?.status().ok()
 }
 
 /// The file descriptors this process holds open now (0 when /proc cannot tell).
@@ -310,6 +310,7 @@ mod tests {
         assert_eq!(process.file.id, stamp(&sleep).unwrap().id);
         assert_eq!(process.cgroup, cgroup(me).unwrap(), "a child starts in its parent's cgroup");
         assert_eq!(parent_of(pid), Some(me));
+        assert_eq!(status(pid).map(|s| (s.name, s.ppid)), Some(("sleep".into(), i32::try_from(me).unwrap())));
         assert!(pids().unwrap().contains(&pid));
         assert!(cpu_seconds(pid).is_some_and(|s| s >= 0.0));
         assert_eq!(namespace(pid, "uts"), namespace(me, "uts"));
@@ -326,7 +327,7 @@ mod tests {
         assert_eq!(read(pid, true).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(exe(pid).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert!(file_of(pid).is_err() && cgroup(pid).is_err());
-        assert!(stat(pid).is_none() && parent_of(pid).is_none() && cpu_seconds(pid).is_none());
+        assert!(stat(pid).is_none() && status(pid).is_none() && parent_of(pid).is_none() && cpu_seconds(pid).is_none());
         assert!(!is_stopped(pid) && exe_path(pid).is_none() && namespace(pid, "uts").is_none());
         assert!(!pids().unwrap().contains(&pid));
     }
@@ -345,8 +346,9 @@ mod tests {
 
     #[test]
     fn reads_its_own_status_files_and_code() {
-        let status = own_status().unwrap();
+        let status = status(std::process::id()).unwrap();
         assert_eq!(u32::try_from(status.tgid).unwrap(), std::process::id());
+        assert_eq!(status.name, read(std::process::id(), false).unwrap().comm);
         assert_eq!(own_uid(), Some(run("id", &["-u"]).parse().unwrap()));
 
         let before = own_open_files();

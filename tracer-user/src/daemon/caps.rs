@@ -44,7 +44,7 @@ pub fn missing(mask: u64) -> Vec<Capability> {
 /// The needed capabilities this process lacks; empty when /proc cannot tell (the
 /// kernel will then say what it refuses).
 pub fn missing_here() -> Vec<Capability> {
-    crate::procfs::own_status().map(|s| missing(s.capeff)).unwrap_or_default()
+    crate::procfs::status(std::process::id()).map(|s| missing(s.capeff)).unwrap_or_default()
 }
 
 #[cfg(test)]

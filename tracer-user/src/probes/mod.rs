@@ -82,7 +82,7 @@ impl ProbeError {
     /// A refusal to load: under a seccomp filter, the filter is the likelier cause
     /// (the daemon checks its capabilities before it loads anything).
     pub fn refused(why: String) -> Self {
-        let filtered = crate::procfs::own_status().is_some_and(|s| s.seccomp == Some(libc::SECCOMP_MODE_FILTER));
+        let filtered = crate::procfs::status(std::process::id()).is_some_and(|s| s.seccomp == Some(libc::SECCOMP_MODE_FILTER));
         if filtered { ProbeError::Seccomp(why) } else { ProbeError::Permission(why) }
     }
 }
