@@ -10,6 +10,8 @@ use std::{fs, io::Read, path::Path};
 
 use serde::{Deserialize, Serialize};
 
+use crate::procfs;
+
 /// Longest OCI `config.json` read (they are a few KiB).
 const MAX_BUNDLE_CONFIG: u64 = 1 << 20;
 /// Longest `/proc/PID/environ` read.
@@ -108,10 +110,10 @@ pub fn identify(pid: u32, cgroup: &str, host_roots: &[&Path]) -> Option<Containe
             return Some(c);
         }
     }
-    let environ = read_bounded(Path::new(&format!("/proc/{pid}/environ")), MAX_ENVIRON).unwrap_or_default();
+    let environ = read_bounded(&procfs::environ_path(pid), MAX_ENVIRON).unwrap_or_default();
     let mut names = names_from_environ(&environ, !shares_host_hostname(pid));
     if names.namespace.is_none() {
-        let file = format!("/proc/{pid}/root/var/run/secrets/kubernetes.io/serviceaccount/namespace");
+        let file = procfs::root_of(pid).join("var/run/secrets/kubernetes.io/serviceaccount/namespace");
         names.namespace = fs::read_to_string(file).ok().and_then(|s| k8s_name(s.trim()));
     }
     if names != Names::default() {
@@ -132,8 +134,7 @@ impl Container {
 /// Whether the process shares the host's UTS namespace (a `hostNetwork` pod does):
 /// its `HOSTNAME` is then the node's name. Unknown reads as not shared.
 fn shares_host_hostname(pid: u32) -> bool {
-    let uts = |p: &str| fs::read_link(format!("/proc/{p}/ns/uts")).ok();
-    uts(&pid.to_string()).is_some_and(|ns| Some(ns) == uts("1"))
+    procfs::namespace(pid, "uts").is_some_and(|ns| Some(ns) == procfs::namespace(1, "uts"))
 }
 
 /// Kubernetes names of a container.

@@ -14,6 +14,7 @@ pub mod live;
 pub mod logging;
 pub mod pipeline;
 pub mod probes;
+pub mod procfs;
 pub mod recording;
 pub mod stats;
 pub mod symbolize;

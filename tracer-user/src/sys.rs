@@ -36,7 +36,7 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse::<libc::rlim_t>().ok());
+    let ceiling = crate::procfs::kernel_setting("fs/nr_open").and_then(|t| t.parse::<libc::rlim_t>().ok());
     let hard = ceiling.filter(|&c| c > limit.rlim_max).map_or(limit.rlim_max, |c| {
         let wider = libc::rlimit { rlim_cur: limit.rlim_cur, rlim_max: c };
         // SAFETY: setrlimit reads one rlimit through a valid pointer; refused without CAP_SYS_RESOURCE.

@@ -348,10 +348,7 @@ fn started_here(pid: u32) -> bool {
     let me = std::process::id();
     let mut at = pid;
     while at > 1 {
-        // The parent is the 4th field of /proc/PID/stat, after the ")" ending the name.
-        let stat = std::fs::read_to_string(format!("/proc/{at}/stat")).unwrap_or_default();
-        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        match parent {
+        match tracer_user::procfs::parent_of(at) {
             Some(p) if p == me => return true,
             Some(p) => at = p,
             None => return false,

@@ -13,7 +13,10 @@ use std::{
 
 use daemon_support::{Daemon, Guard, install, newest_go, test_dir};
 use support::{bpf_or_skip, build};
-use tracer_user::daemon::caps::{self, NEEDED};
+use tracer_user::{
+    daemon::caps::{self, NEEDED},
+    procfs,
+};
 
 const CAPSH: &str = "/usr/sbin/capsh";
 const DETECTOR: &str = "list_stale_remove";
@@ -58,8 +61,7 @@ fn daemon_traces_with_only_the_documented_capabilities() {
     let daemon = Daemon::start_command(capsh_keeping(&needed_names()), &dir, &[]);
 
     // capsh exec'd the daemon: its effective set is exactly the documented one.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.guard.pid())).unwrap();
-    let effective = caps::effective(&status).expect("CapEff");
+    let effective = procfs::status(daemon.guard.pid()).expect("the daemon's status").capeff;
     assert!(caps::missing(effective).is_empty(), "CapEff {effective:#x}");
     assert_eq!(effective.count_ones(), NEEDED.len() as u32, "CapEff {effective:#x} holds more than {NEEDED:?}");
 

@@ -14,9 +14,9 @@ use tracer_common::{ProcConfig, ProcEventKind};
 
 use super::session::Session;
 use crate::{
-    daemon::procfs::{self, FileStamp},
     gobin::{GoBinary, ProbePlan},
     probes::{self, ProcEvents, Target, TargetError},
+    procfs::{self, FileStamp},
 };
 
 /// Ancestors looked at before giving up on a pid (a deeper tree is not followed).
@@ -85,7 +85,7 @@ impl Follower {
         }
         // It ran something else before: that program is gone.
         self.exit(session, pid);
-        let (Ok(file), Ok(path)) = (procfs::file_of(pid), std::fs::read_link(procfs::exe_link(pid))) else { return };
+        let (Ok(file), Ok(path)) = (procfs::file_of(pid), procfs::exe(pid)) else { return };
         let planned = self.executables.entry(file).or_insert_with(|| plan(pid, path, &session.settings));
         let Some(p) = planned else { return };
         match session.add_child(pid, &p.path, &p.binary, &p.plan, p.config) {
@@ -118,16 +118,11 @@ fn plan(pid: u32, path: PathBuf, settings: &probes::Settings) -> Option<Planned>
 /// Whether `root` is an ancestor of `pid` (through /proc/PID/stat's parent pids).
 fn descends_from(mut pid: u32, root: u32) -> bool {
     for _ in 0..MAX_DEPTH {
-        match parent_of(pid) {
+        match procfs::parent_of(pid) {
             Some(parent) if parent == root => return true,
             Some(parent) if parent > 1 => pid = parent,
             _ => return false,
         }
     }
     false
-}
-
-/// The parent pid of `pid` (field 4 of /proc/PID/stat).
-fn parent_of(pid: u32) -> Option<u32> {
-    procfs::stat_fields(pid)?.get(1)?.parse().ok()
 }

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use super::{TraceOptions, session};
 use crate::{
     child,
-    daemon::procfs,
     event_loop::{ChildSignals, Heard, StopSignals, until},
+    procfs,
 };
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -121,7 +121,7 @@ pub fn attach(options: &TraceOptions, pid: u32, duration: Option<Duration>) -> R
         bail!("no process with pid {pid}");
     }
     // /proc/PID/exe reaches the binary even in another mount namespace.
-    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    let exe = procfs::exe_link(pid);
     let mut session = session::prepare(&exe, options)?;
     session.name = procfs::exe_path(pid).unwrap_or(exe);
     let load_bias = procfs::load_bias(pid, &session.binary).with_context(|| format!("locating the program of pid {pid}"))?;

@@ -25,10 +25,10 @@ use crate::{
     export,
     gobin::{GoBinary, ProbePlan},
     governor::{self, Budget, Coverage, Governor, HitCost},
-    daemon::procfs,
     live::Live,
     pipeline::{self, ReadStats, Reader, Sink},
     probes::{self, Target, Tracer},
+    procfs,
     recording::{ClockAnchor, Header, Writer},
     stats::SiteStats,
     symbolize::BinarySymbols,
@@ -233,7 +233,7 @@ impl Session {
         let started = std::time::Instant::now();
         let attached = self.tracer.attach(&self.path, &plan, Some(pid))?;
         (self.attached, self.attach_time) = (attached, started.elapsed());
-        self.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+        self.open_fds = procfs::own_open_files();
         let (join, joining) = std::sync::mpsc::channel();
         self.join = Some(join);
         let collector = Collector {

@@ -33,12 +33,6 @@ pub const NEEDED: [Capability; 3] = [
     },
 ];
 
-/// The `CapEff` mask of a `/proc/PID/status` text.
-pub fn effective(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
-    u64::from_str_radix(hex, 16).ok()
-}
-
 /// The needed capabilities missing from an effective mask. CAP_SYS_ADMIN stands in
 /// for CAP_BPF and CAP_PERFMON, as the kernel allows (and as kernels before 5.8,
 /// which lack both, require).
@@ -50,7 +44,7 @@ pub fn missing(mask: u64) -> Vec<Capability> {
 /// The needed capabilities this process lacks; empty when /proc cannot tell (the
 /// kernel will then say what it refuses).
 pub fn missing_here() -> Vec<Capability> {
-    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| effective(&s)).map(missing).unwrap_or_default()
+    crate::procfs::status(std::process::id()).map(|s| missing(s.capeff)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -59,15 +53,6 @@ mod tests {
 
     fn names(mask: u64) -> Vec<&'static str> {
         missing(mask).iter().map(|c| c.name).collect()
-    }
-
-    #[test]
-    fn reads_the_effective_mask() {
-        let status =
-            "Name:\tghostrace\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000000c000080000\n";
-        assert_eq!(effective(status), Some(0xc0_0008_0000));
-        assert_eq!(effective("Name: x\n"), None);
-        assert_eq!(effective("CapEff:\tzz\n"), None);
     }
 
     #[test]

@@ -16,7 +16,6 @@ use tracer_common::ProcConfig;
 
 use super::{
     findings::Control,
-    procfs::{self, FileId, FileStamp},
     select::{Candidate, Selector},
 };
 use crate::{
@@ -26,6 +25,7 @@ use crate::{
     gobin::{GoBinary, ProbeKind},
     governor::{Budget, Governor, HitCost},
     probes::{self, Attachment, ProbeCounters, ProbeError, Target, TargetError, Tracer},
+    procfs::{self, FileId, FileStamp},
 };
 
 /// Files found not to be Go programs (or not traceable) remembered at most; the
@@ -251,7 +251,7 @@ impl Fleet {
         // Held open, the file stays reachable through /proc/self/fd even if the
         // process exits while it is analysed and attached.
         let Ok(file) = std::fs::File::open(procfs::exe_link(process.pid)) else { return Err(None) };
-        let link = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let link = procfs::own_fd_path(file.as_raw_fd());
         let Target { binary, plan, config } = match probes::prepare_target(&link, &self.options.trace) {
             Ok(target) => target,
             Err(TargetError::NotGo(_)) => {

@@ -15,7 +15,6 @@ mod findings;
 mod fleet;
 mod http;
 mod podseries;
-pub mod procfs;
 mod ratelimit;
 pub mod select;
 
@@ -148,7 +147,7 @@ async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut events = crate::sys::when_readable(events).map_err(DaemonError::EventLoop)?;
 
     let me = std::process::id();
-    for pid in procfs::pids().map_err(DaemonError::Proc)? {
+    for pid in crate::procfs::pids().map_err(DaemonError::Proc)? {
         if pid != me {
             fleet.exec(&mut tracer, pid, Source::Scan);
         }

@@ -5,7 +5,6 @@
 use std::{
     fs::File,
     hint::black_box,
-    io::Read,
     os::unix::fs::FileExt,
     path::PathBuf,
 };
@@ -80,27 +79,15 @@ fn run_calls() -> u64 {
     thread_cpu_ns().saturating_sub(start)
 }
 
-/// The file offset of this process's code at `addr` (from /proc/self/maps).
-fn file_offset_of(addr: u64) -> Option<u64> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_ascii_whitespace();
-        let (range, _perms, offset) = (fields.next()?, fields.next()?, fields.next()?);
-        let (start, end) = range.split_once('-')?;
-        let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
-        (start..end).contains(&addr).then(|| u64::from_str_radix(offset, 16).ok().map(|o| addr - start + o))?
-    })
-}
-
 /// File offsets of an emulated and a single-stepped instruction of the target.
 fn probe_points() -> Result<(u64, u64), CalibrateError> {
     if std::env::consts::ARCH != "x86_64" {
         return Err(CalibrateError::Arch);
     }
     let addr = calibration_target as *const () as u64;
-    let offset = file_offset_of(addr).ok_or(CalibrateError::NotMapped)?;
+    let offset = crate::procfs::own_file_offset(addr).ok_or(CalibrateError::NotMapped)?;
     let mut code = [0u8; 96];
-    let exe = File::open("/proc/self/exe").map_err(CalibrateError::Read)?;
+    let exe = File::open(crate::procfs::own_exe()).map_err(CalibrateError::Read)?;
     let n = exe.read_at(&mut code, offset).map_err(CalibrateError::Read)?;
     let (mut emulated, mut stepped) = (None, None);
     for insn in &mut Decoder::with_ip(64, &code[..n], offset, DecoderOptions::NONE) {
@@ -141,7 +128,7 @@ pub fn cache_path() -> Option<PathBuf> {
     let dir = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         // /proc/self belongs to the effective user: root writes to /var/cache.
-        None if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) => {
+        None if crate::procfs::own_uid() == Some(0) => {
             PathBuf::from("/var/cache")
         }
         None => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
@@ -157,14 +144,8 @@ struct Cached {
     cost: HitCost,
 }
 
-fn boot_id() -> String {
-    let mut id = String::new();
-    let _ = File::open("/proc/sys/kernel/random/boot_id").and_then(|mut f| f.read_to_string(&mut id));
-    id.trim().to_string()
-}
-
 fn key() -> (String, String) {
-    (boot_id(), env!("CARGO_PKG_VERSION").to_string())
+    (crate::procfs::boot_id(), env!("CARGO_PKG_VERSION").to_string())
 }
 
 fn load() -> Option<HitCost> {

@@ -21,7 +21,7 @@ use std::{
 
 pub use self::budget::{Budget, reload_budget, starting_budget};
 pub use self::calibrate::HitCost;
-pub use self::cpu::cpu_seconds;
+use crate::procfs::cpu_seconds;
 use self::cpu::SwitchCpu;
 pub use self::probe_info::{ProbeInfo, RangeRole, probe_info};
 use self::control::{Controller, Estimate, ProbeCycle};
@@ -544,7 +544,7 @@ impl Governor {
 /// one process cannot be attached once it has exited, and that is no failure.
 fn note(first: &mut Option<String>, result: Result<(), crate::probes::ProbeError>, pids: &[u32]) {
     if let Err(e) = result
-        && pids.iter().any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        && pids.iter().copied().any(crate::procfs::is_listed)
     {
         first.get_or_insert_with(|| e.to_string());
     }

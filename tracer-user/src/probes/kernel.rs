@@ -161,7 +161,7 @@ impl KernelSupport {
             .iter()
             .map(|&f| (f, if hidden.contains(&f.name()) { Found::No } else { probe_feature(f) }))
             .collect();
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |r| r.trim().to_string());
+        let release = crate::procfs::kernel_setting("kernel/osrelease").unwrap_or_else(|| "unknown".into());
         KernelSupport { release, features }
     }
 

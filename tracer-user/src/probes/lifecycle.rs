@@ -126,7 +126,7 @@ impl Tracer {
             let _ = followed.remove(pid);
         }
         for (pid, how) in entries {
-            if how == Followed::Held as u32 && crate::daemon::procfs::is_stopped(pid) {
+            if how == Followed::Held as u32 && crate::procfs::is_stopped(pid) {
                 crate::sys::send_signal(pid as libc::pid_t, libc::SIGCONT);
             }
         }

@@ -14,7 +14,7 @@ use std::{
     fs::File,
     num::NonZeroU32,
     os::fd::AsRawFd,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -100,7 +100,7 @@ fn attach_error(program: &'static str, count: usize, name: &str, e: impl std::fm
 
 impl Tracer {
     fn link_up(&mut self, program: &'static str, target: &Target, points: &[(u64, Option<u64>)]) -> Result<Attached, ProbeError> {
-        let path = PathBuf::from(format!("/proc/self/fd/{}", target.file.as_raw_fd()));
+        let path = crate::procfs::own_fd_path(target.file.as_raw_fd());
         self.attach_points(program, &path, &target.name, target.scope, points)
     }
 
@@ -306,7 +306,7 @@ impl Tracer {
     pub fn attach_to_self(&mut self, program: &'static str, offset: u64) -> Result<u32, ProbeError> {
         let owner = self.links.new_owner();
         let pid = NonZeroU32::new(std::process::id()).expect("a pid is never 0");
-        self.add_plain(program, Path::new("/proc/self/exe"), UProbeScope::OneProcess(pid), offset, owner)?;
+        self.add_plain(program, crate::procfs::own_exe(), UProbeScope::OneProcess(pid), offset, owner)?;
         Ok(owner)
     }
 

@@ -84,8 +84,7 @@ impl ProbeError {
     /// A refusal to load: under a seccomp filter, the filter is the likelier cause
     /// (the daemon checks its capabilities before it loads anything).
     pub fn refused(why: String) -> Self {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let filtered = status.lines().any(|l| l.strip_prefix("Seccomp:").is_some_and(|m| m.trim() == "2"));
+        let filtered = crate::procfs::status(std::process::id()).is_some_and(|s| s.seccomp == Some(libc::SECCOMP_MODE_FILTER));
         if filtered { ProbeError::Seccomp(why) } else { ProbeError::Permission(why) }
     }
 }
