@@ -59,6 +59,18 @@ pub fn read_u8(addr: u64) -> Option<u8> {
     unsafe { bpf_probe_read_user(addr as *const u8) }.ok()
 }
 
+/// The id of the user stack in `STACKS` (-1: none captured).
+#[inline(always)]
+pub fn user_stack(ctx: &ProbeContext, probe: u32) -> i64 {
+    match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
+        Ok(id) => id,
+        Err(err) => {
+            crate::log::no_stack(probe, err);
+            -1
+        }
+    }
+}
+
 /// Starts handling a hit: `None` for processes nobody traces.
 #[inline(always)]
 pub fn begin(ctx: &ProbeContext) -> Option<Hit> {
@@ -77,6 +89,7 @@ pub fn begin(ctx: &ProbeContext) -> Option<Hit> {
         Some(goid) => goid,
         None => {
             count(probe, Counter::ReadErrors);
+            crate::log::no_goid(probe, regs::g(ctx));
             0
         }
     };
@@ -132,11 +145,14 @@ impl Hit {
     #[inline(always)]
     pub fn send(&self, ctx: &ProbeContext, rec: &mut Record) {
         if self.cfg.stacks != 0 && rec.flags & RECORD_REPLAYED == 0 {
-            rec.stack_id = ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64).unwrap_or(-1);
+            rec.stack_id = user_stack(ctx, rec.probe);
         }
         match RECORDS.output(rec, 0) {
             Ok(()) => count(rec.probe, Counter::Emitted),
-            Err(_) => count(rec.probe, Counter::Lost),
+            Err(_) => {
+                crate::log::record_lost(rec.probe);
+                count(rec.probe, Counter::Lost)
+            }
         };
     }
 
@@ -209,6 +225,6 @@ impl LastHits for LruHashMap<ObjectKey, Held> {
 
     #[inline(always)]
     fn set(&self, key: &ObjectKey, held: &Held) {
-        let _ = self.insert(key, held, 0);
+        crate::log::update(self.insert(key, held, 0), "last-hit table");
     }
 }

@@ -34,7 +34,7 @@ fn on_hit(ctx: ProbeContext) -> u32 {
     // Remove(e), MoveToFront(e), InsertBefore(v, mark)… do nothing unless the
     // element's list is l: a stale or foreign element is misuse.
     let misuse = elem_list != list;
-    let _ = REMOVING.insert(&hit.goroutine_key(), &list, 0);
+    crate::log::update(REMOVING.insert(&hit.goroutine_key(), &list, 0), "REMOVING");
     let key = hit.key(RecordKind::ListRemoveEnter, list);
     // A Remove whose exit the governor may have switched off is over.
     hit.send_on_transition(&ctx, &IN_REMOVE, &key, &mut rec, misuse, |held| {

@@ -29,6 +29,7 @@ mod gc_mark_termination;
 mod hit_cache;
 mod list_remove_enter;
 mod list_remove_exit;
+mod log;
 mod map_iter_next_call;
 mod map_iter_start_call;
 mod map_write_call;

@@ -58,6 +58,6 @@ fn own_range_step(ctx: &ProbeContext, hit: &Hit, map: u64, iter: u64, rec: &trac
         }
     }
     let range = OwnRange { goid: hit.goid, iter, pending: 0, write: *rec, reported: [0; 2] };
-    let _ = OWN_RANGES.insert(&key, &range, 0);
+    crate::log::update(OWN_RANGES.insert(&key, &range, 0), "OWN_RANGES");
     false
 }

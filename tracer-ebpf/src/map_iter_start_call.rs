@@ -21,7 +21,7 @@ fn on_hit(ctx: ProbeContext) -> u32 {
     }
     let mut rec = hit.record(RecordKind::MapIterStart, [map, iter, 0, 0, 0]);
     let range = OwnRange { goid: hit.goid, iter, pending: 0, write: rec, reported: [0; 2] };
-    let _ = OWN_RANGES.insert(&hit.key(RecordKind::MapIterStart, map), &range, 0);
+    crate::log::update(OWN_RANGES.insert(&hit.key(RecordKind::MapIterStart, map), &range, 0), "OWN_RANGES");
     hit.send_on_transition(&ctx, &LAST_HIT, &hit.key(RecordKind::MapWrite, map), &mut rec, false, |_| emit::Relation::SameObject);
     0
 }

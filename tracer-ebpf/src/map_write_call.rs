@@ -2,16 +2,13 @@
 //! interval lasts until `map_write_exit`; another goroutine's write starting inside
 //! it is sent as an overlap.
 
-use aya_ebpf::{
-    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
-    programs::{ProbeContext, tracing::StackIdContext},
-};
+use aya_ebpf::{bindings::BPF_NOEXIST, programs::ProbeContext};
 use tracer_common::{MapOp, RECORD_REPLAYED, Record, RecordKind};
 
 use crate::{
     atomic,
     emit::{self, Hit},
-    maps::{Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, STACKS, WriteSlot, orphaned, swap_writing_map},
+    maps::{Held, IN_WRITE, LAST_HIT, OWN_RANGES, ObjectKey, WriteSlot, orphaned, swap_writing_map},
     regs::args5,
 };
 
@@ -64,7 +61,9 @@ fn on_hit(ctx: ProbeContext) -> u32 {
         // racing this one can tear `start`, and then only which of the two
         // overlapping writers is named.
         Some(slot) => unsafe { (*slot).start = start },
-        // Kept and written in place otherwise: an LRU insert allocates.
+        // Kept and written in place otherwise: an LRU insert allocates. A failure is
+        // not logged: the call kept the slot's copy apart on the stack, 72 bytes that
+        // took the program past the 512-byte limit on Linux 6.1.
         None => {
             let _ = IN_WRITE.insert(&wkey, &WriteSlot { writer: hit.goid, start }, 0);
         }
@@ -154,7 +153,7 @@ fn hold_if_in_own_range(ctx: &ProbeContext, hit: &Hit, map: u64, rec: &Record, s
     held.args[3] = range.iter;
     held.args[4] = map_len(map);
     if hit.cfg.stacks != 0 {
-        held.stack_id = ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64).unwrap_or(-1);
+        held.stack_id = emit::user_stack(ctx, hit.probe);
     }
     range.write = held;
     range.pending = 1;

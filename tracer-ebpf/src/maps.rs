@@ -164,7 +164,7 @@ pub fn swap_writing_map(key: &GoroutineKey, map: u64) -> u64 {
         // SAFETY: the entry stays valid while this program runs (RCU).
         Some(slot) => unsafe { core::mem::replace(&mut *slot, map) },
         None => {
-            let _ = WRITING_MAP.insert(key, &map, 0);
+            crate::log::update(WRITING_MAP.insert(key, &map, 0), "WRITING_MAP");
             0
         }
     }

@@ -20,7 +20,7 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: read_at copies from the record with bpf_probe_read, which checks the address.
     if let Ok(child) = unsafe { ctx.read_at::<i32>(at as usize) } {
-        let _ = FOLLOWED.insert(&(child as u32), &(Followed::Held as u32), 0);
+        crate::log::update(FOLLOWED.insert(&(child as u32), &(Followed::Held as u32), 0), "FOLLOWED");
     }
     0
 }

@@ -5,12 +5,17 @@
 use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::{
     EnvFilter,
     filter::LevelFilter,
     fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter, format::Writer},
     registry::LookupSpan,
 };
+
+/// The target of the eBPF programs' lines (`tracer-ebpf/src/log.rs`): their module
+/// paths start with it.
+pub const BPF_TARGET: &str = "tracer_ebpf";
 
 /// How messages are written.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,9 +28,23 @@ pub enum LogFormat {
 }
 
 /// Installs the process's logger, filtered by `RUST_LOG`; a second call changes nothing.
-pub fn init(format: LogFormat) {
+/// The eBPF programs' lines come only with `bpf_log` or when `RUST_LOG` names them.
+pub fn init(format: LogFormat, bpf_log: bool) {
     let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+    let named = std::env::var("RUST_LOG").is_ok_and(|v| v.contains(BPF_TARGET));
+    let filter = bpf_filter(filter, bpf_log, named);
     let _ = tracing::subscriber::set_global_default(subscriber(format, filter, std::io::stderr));
+}
+
+/// `filter` with the eBPF programs' target on (all their lines) or off, unless
+/// `RUST_LOG` `named` it.
+fn bpf_filter(filter: EnvFilter, bpf_log: bool, named: bool) -> EnvFilter {
+    let level = match (bpf_log, named) {
+        (true, _) => "debug",
+        (false, true) => return filter,
+        (false, false) => "off",
+    };
+    filter.add_directive(format!("{BPF_TARGET}={level}").parse().expect("a valid directive"))
 }
 
 fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync>
@@ -49,7 +68,12 @@ where
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         write!(writer, "ghostrace: ")?;
-        match *event.metadata().level() {
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if meta.target().starts_with(BPF_TARGET) {
+            write!(writer, "bpf: ")?;
+        }
+        match *meta.level() {
             Level::DEBUG => write!(writer, "debug: ")?,
             Level::TRACE => write!(writer, "trace: ")?,
             _ => {}
@@ -83,9 +107,12 @@ mod tests {
 
     /// What `emit` logs through a subscriber of `format` filtered by `directives`.
     fn logged(format: LogFormat, directives: &str, emit: impl FnOnce()) -> String {
+        logged_through(format, EnvFilter::builder().parse(directives).unwrap(), emit)
+    }
+
+    fn logged_through(format: LogFormat, filter: EnvFilter, emit: impl FnOnce()) -> String {
         let buffer = Buffer::default();
         let sink = buffer.clone();
-        let filter = EnvFilter::builder().parse(directives).unwrap();
         tracing::subscriber::with_default(subscriber(format, filter, move || sink.clone()), emit);
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -101,6 +128,18 @@ mod tests {
         assert_eq!(logged(LogFormat::Text, "info", emit), "ghostrace: tracing pid 42 (svc)\nghostrace: not tracing pid 7: gone\n");
         assert!(logged(LogFormat::Text, "debug", emit).ends_with("\nghostrace: debug: a detail\n"));
         assert_eq!(logged(LogFormat::Text, "error", emit), "");
+    }
+
+    #[test]
+    fn the_programs_lines_come_only_when_asked_for() {
+        let line = |directives: &str, bpf_log, named| {
+            let filter = bpf_filter(EnvFilter::builder().parse(directives).unwrap(), bpf_log, named);
+            logged_through(LogFormat::Text, filter, || tracing::warn!(target: "tracer_ebpf::emit", "probe 3: record lost"))
+        };
+        assert_eq!(line("info", false, false), "", "off by default");
+        assert_eq!(line("info", true, false), "ghostrace: bpf: probe 3: record lost\n", "--bpf-log");
+        assert_eq!(line("error,tracer_ebpf=warn", false, true), "ghostrace: bpf: probe 3: record lost\n", "RUST_LOG naming them");
+        assert_eq!(line("tracer_ebpf=error", false, true), "", "RUST_LOG naming them at a lower level");
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub struct DaemonArgs {
     /// filters them (default `info`; `debug` says more).
     #[arg(long, env = "GHOSTRACE_LOG_FORMAT", value_enum, default_value = "text", value_name = "FORMAT")]
     pub log_format: crate::logging::LogFormat,
+    /// Write the eBPF programs' lines for rare events (a lost record, a failed map
+    /// update, a stack not captured) among ghostrace's own messages; off by default,
+    /// also on when `RUST_LOG` names `tracer_ebpf`.
+    #[arg(long, env = "GHOSTRACE_BPF_LOG")]
+    pub bpf_log: bool,
     /// Stop after this long (default: run until SIGINT or SIGTERM).
     #[arg(long, env = "GHOSTRACE_DURATION", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,

@@ -83,10 +83,12 @@ enum Command {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    crate::logging::init(match &cli.command {
-        Command::Daemon(args) => args.log_format,
-        _ => crate::logging::LogFormat::Text,
-    });
+    let (format, bpf_log) = match &cli.command {
+        Command::Daemon(args) => (args.log_format, args.bpf_log),
+        Command::Run { options, .. } | Command::Attach { options, .. } => (crate::logging::LogFormat::Text, options.bpf_log),
+        _ => (crate::logging::LogFormat::Text, false),
+    };
+    crate::logging::init(format, bpf_log);
     let result = match cli.command {
         Command::Inspect { binary, json, scope, calibrate } => {
             let calibrated = if calibrate { self::calibrate(json) } else { Ok(0) };

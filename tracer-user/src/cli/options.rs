@@ -44,6 +44,11 @@ pub struct TraceOptions {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, default_value_t = 1 << 22, value_parser = parse_ring_bytes, value_name = "BYTES")]
     pub ring_bytes: u32,
+    /// Write the eBPF programs' lines for rare events (a lost record, a failed map
+    /// update, a stack not captured) among ghostrace's own messages; off by default,
+    /// also on when `RUST_LOG` names `tracer_ebpf`.
+    #[arg(long)]
+    pub bpf_log: bool,
     /// Keep the estimated cost of the probes under this (docs/governor.md): a share
     /// of the traced process's own CPU time (`1%`), CPU time per second (`5ms/s`),
     /// or `off`. The hottest probes are attached only part of the time. Default: 1%;

@@ -2,6 +2,7 @@
 //! only code that touches `aya::programs`.
 
 mod attach;
+pub mod bpf_log;
 mod config;
 pub mod kernel;
 mod lifecycle;
@@ -110,6 +111,9 @@ pub struct Tracer {
     /// clock read around each run, host-wide): the governor weighs hits with them.
     run_stats: Option<std::os::fd::OwnedFd>,
     run_stats_wanted: bool,
+    /// Writes the programs' rare-event lines, when the logger takes them; dropped
+    /// after the probes are detached, with the last lines.
+    _bpf_log: Option<bpf_log::BpfLog>,
 }
 
 /// `PROBE_COUNTERS` as mapped into this process.
@@ -140,7 +144,13 @@ impl Tracer {
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| counter_err(e))?.get() as u32;
         let capacity = capacity.clamp(1, u32::MAX / COUNTER_COUNT / cpus);
         let stride = capacity * COUNTER_COUNT;
-        let mut ebpf = EbpfLoader::new()
+        let log_level = bpf_log::level();
+        let mut loader = EbpfLoader::new();
+        if log_level == 0 {
+            loader.map_max_entries("AYA_LOGS", bpf_log::IDLE_RING_BYTES);
+        }
+        let mut ebpf = loader
+            .override_global(aya_log::LEVEL, &log_level, true)
             .map_max_entries("RECORDS", ring_bytes)
             .map_max_entries("PROBE_COUNTERS", stride * cpus)
             .override_global("COUNTER_STRIDE", &stride, true)
@@ -159,6 +169,7 @@ impl Tracer {
                 .map_err(|e| ProbeError::Load(format!("{name}: {e}")))?;
             program.load().map_err(|e| ProbeError::Load(format!("{name}: {e:#}")))?;
         }
+        let bpf_log = if log_level == 0 { None } else { Some(bpf_log::BpfLog::start(&mut ebpf)?) };
         let aya::maps::Map::Array(data) = ebpf.map("PROBE_COUNTERS").expect("PROBE_COUNTERS map") else {
             unreachable!("PROBE_COUNTERS is an array")
         };
@@ -171,6 +182,7 @@ impl Tracer {
             table: ProbeTable::with_capacity(capacity),
             run_stats: None,
             run_stats_wanted: false,
+            _bpf_log: bpf_log,
         })
     }
 
