@@ -234,6 +234,8 @@ impl sealed::Sealed for crate::probes::ProcEvents {}
 impl Pollable for crate::probes::ProcEvents {}
 impl sealed::Sealed for aya::maps::RingBuf<aya::maps::MapData> {}
 impl Pollable for aya::maps::RingBuf<aya::maps::MapData> {}
+impl<T> sealed::Sealed for aya_log::EbpfLogger<T> {}
+impl<T> Pollable for aya_log::EbpfLogger<T> {}
 
 /// Registers `inner` with the current tokio runtime, to wait until it is readable.
 pub fn when_readable<T: Pollable>(inner: T) -> io::Result<tokio::io::unix::AsyncFd<T>> {

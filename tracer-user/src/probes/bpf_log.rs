@@ -1,17 +1,11 @@
 //! The eBPF programs' lines for rare events (`tracer-ebpf/src/log.rs`), when asked
 //! for: read from their ring on a thread of their own, written through `tracing`.
 
-use std::{
-    os::fd::AsRawFd,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
-};
+use std::{sync::Arc, thread::JoinHandle};
 
 use aya::Ebpf;
 use aya_log::{EbpfLogger, Level};
+use tokio::sync::Notify;
 use tracing::Level as Tracing;
 
 use super::ProbeError;
@@ -42,26 +36,42 @@ pub fn level() -> u8 {
 
 /// The thread writing the programs' lines until dropped.
 pub struct BpfLog {
-    stop: Arc<AtomicBool>,
+    stop: Arc<Notify>,
     reader: Option<JoinHandle<()>>,
 }
 
 impl BpfLog {
-    /// Takes the log ring out of `ebpf` and starts reading it.
+    /// Takes the log ring out of `ebpf` and starts reading it: a runtime of its own
+    /// waits for the ring to be readable (`AsyncFd`).
     pub fn start(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
         let err = |reason: String| ProbeError::Map { map: "AYA_LOGS", reason };
-        let mut logger = EbpfLogger::init_with_logger(ebpf, tracing_log::LogTracer::new()).map_err(|e| err(e.to_string()))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let logger = EbpfLogger::init_with_logger(ebpf, tracing_log::LogTracer::new()).map_err(|e| err(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| err(e.to_string()))?;
+        let mut logger = {
+            let _in_runtime = runtime.enter();
+            crate::sys::when_readable(logger).map_err(|e| err(e.to_string()))?
+        };
+        let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
         let reader = std::thread::Builder::new()
             .name("bpf-log".into())
             .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    crate::sys::poll_readable(logger.as_raw_fd(), 100);
-                    logger.flush();
-                }
-                // The lines of the programs' last runs.
-                logger.flush();
+                runtime.block_on(async move {
+                    loop {
+                        tokio::select! {
+                            ready = logger.readable_mut() => {
+                                // Cleared before the flush: a line after it wakes us again.
+                                if let Ok(mut ready) = ready {
+                                    ready.clear_ready();
+                                }
+                                logger.get_mut().flush();
+                            }
+                            () = stopped.notified() => break,
+                        }
+                    }
+                    // The lines of the programs' last runs.
+                    logger.get_mut().flush();
+                });
             })
             .map_err(|e| err(e.to_string()))?;
         Ok(Self { stop, reader: Some(reader) })
@@ -70,7 +80,8 @@ impl BpfLog {
 
 impl Drop for BpfLog {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // A stored permit if the reader is not waiting: it is not lost.
+        self.stop.notify_one();
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
