@@ -60,9 +60,13 @@ func (c *lru) Put(key, price int) {
 	}
 	c.items[key] = c.order.PushFront(&entry{key, price})
 	if c.order.Len() > c.cap {
+		// Links crossed by the readers can make Back() the list's own root (no
+		// value): the damage is the story, not a crash of the cache.
 		if last := c.order.Back(); last != nil {
 			c.order.Remove(last)
-			delete(c.items, last.Value.(*entry).key)
+			if ent, ok := last.Value.(*entry); ok {
+				delete(c.items, ent.key)
+			}
 		}
 	}
 }
