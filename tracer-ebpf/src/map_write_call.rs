@@ -55,18 +55,13 @@ fn on_hit(ctx: ProbeContext) -> u32 {
     let sent = hit.send_on_transition(&ctx, &LAST_HIT, &key, &mut rec, writing != 0 || other != 0, |_| {
         emit::Relation::SameObject
     });
-    let start = Held { rec, sent: sent as u64 };
-    match slot {
+    // No slot (the table full, its evictions racing this insert): the write goes
+    // unfollowed.
+    if let Some(slot) = slot {
         // SAFETY: the entry stays valid while this program runs (RCU); a write
         // racing this one can tear `start`, and then only which of the two
         // overlapping writers is named.
-        Some(slot) => unsafe { (*slot).start = start },
-        // Kept and written in place otherwise: an LRU insert allocates. A failure is
-        // not logged: the call kept the slot's copy apart on the stack, 72 bytes that
-        // took the program past the 512-byte limit on Linux 6.1.
-        None => {
-            let _ = IN_WRITE.insert(&wkey, &WriteSlot { writer: hit.goid, start }, 0);
-        }
+        unsafe { (*slot).start = Held { rec, sent: sent as u64 } };
     }
     hold_if_in_own_range(&ctx, &hit, map, &rec, sent);
     0
@@ -96,26 +91,25 @@ fn claim_write(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey)
     // `start.sent` once the slot exists, are only ever accessed atomically.
     let writer = unsafe { &raw mut (*slot).writer };
     let start = unsafe { &mut (*slot).start };
-    let mut seen = unsafe { atomic::load(writer) };
-    // Bounded: each failed swap means another write claimed the slot meanwhile.
-    for _ in 0..3 {
-        // The slot is free where its writer ended, is this goroutine's own stale
-        // claim, or a write the governor may have cut the exit probe of.
-        let free = seen == 0 || seen == hit.goid || (start.rec.goid == seen && orphaned(&start.rec));
-        if !free {
-            break;
-        }
+    let seen = unsafe { atomic::load(writer) };
+    // The slot is free where its writer ended, is this goroutine's own stale claim, or
+    // a write the governor may have cut the exit probe of. A failed swap means another
+    // write claimed it just now: that one is in progress.
+    let free = seen == 0 || seen == hit.goid || (start.rec.goid == seen && orphaned(&start.rec));
+    let other = if free {
         match unsafe { atomic::compare_exchange(writer, seen, hit.goid) } {
             Ok(_) => return (0, Some(slot)),
-            Err(now) => seen = now,
+            Err(now) => now,
         }
-    }
-    if seen == 0 || seen == hit.goid {
+    } else {
+        seen
+    };
+    unsafe { atomic::store(writer, hit.goid) };
+    if other == 0 || other == hit.goid {
         return (0, Some(slot));
     }
-    unsafe { atomic::store(writer, hit.goid) };
     // The other writer's record is there unless its program is still writing it.
-    if start.rec.goid == seen && unsafe { atomic::swap(&raw mut start.sent, 1) } == 0 {
+    if start.rec.goid == other && unsafe { atomic::swap(&raw mut start.sent, 1) } == 0 {
         let mut replay = start.rec;
         replay.flags |= RECORD_REPLAYED;
         hit.send(ctx, &mut replay);
@@ -128,7 +122,7 @@ fn claim_write(ctx: &ProbeContext, hit: &Hit, wkey: &ObjectKey, key: &ObjectKey)
             }
         }
     }
-    (seen, Some(slot))
+    (other, Some(slot))
 }
 
 /// A write by the goroutine whose own range over the map is in progress is held
